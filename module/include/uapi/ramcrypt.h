@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * ramcrypt.h - userspace ABI of /dev/ramcrypt (ramcrypt.ko)
+ *
+ * Every open() of /dev/ramcrypt is one encrypted memory region. Its pages are
+ * AES-XTS ciphertext in RAM (key in the CPU debug registers, see tresor.h)
+ * except for a window of at most window_pages plaintext frames, which are
+ * re-encrypted once idle for max_plaintext_age_ms.
+ *
+ * ioctl magic 0xD5, numbers 0x10-0x1f (tresor.h uses 0x00-0x0f).
+ */
+#ifndef _UAPI_LINUX_RAMCRYPT_H
+#define _UAPI_LINUX_RAMCRYPT_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define RAMCRYPT_DEVICE_PATH	"/dev/ramcrypt"
+#define RAMCRYPT_ABI_VERSION	1
+
+struct ramcrypt_stats {
+	__u32 abi_version;	/* RAMCRYPT_ABI_VERSION */
+	__u32 window_pages;	/* plaintext frame limit of this region */
+	__u64 size;		/* region size in bytes, 0 while unset */
+	__u64 plaintext_pages;	/* frames holding plaintext now */
+	__u64 encrypted_pages;	/* pages held as ciphertext now */
+	__u64 faults;
+	__u64 evictions_window;	/* evicted to make room in the window */
+	__u64 evictions_age;	/* evicted by the age scan */
+	__u64 evictions_flush;	/* evicted by RAMCRYPT_IOC_FLUSH */
+	__u64 skipped_referenced; /* victims skipped: extra page references */
+	__u64 oldest_plaintext_age_ms;
+	__u64 reserved[8];	/* zero */
+};
+
+#define RAMCRYPT_IOC_MAGIC	0xD5
+#define RAMCRYPT_IOC_SET_SIZE	_IOW(RAMCRYPT_IOC_MAGIC, 0x10, __u64)
+#define RAMCRYPT_IOC_SET_WINDOW	_IOW(RAMCRYPT_IOC_MAGIC, 0x11, __u32)
+#define RAMCRYPT_IOC_FLUSH	_IO(RAMCRYPT_IOC_MAGIC, 0x12)
+#define RAMCRYPT_IOC_STATS	_IOR(RAMCRYPT_IOC_MAGIC, 0x13, struct ramcrypt_stats)
+
+#endif /* _UAPI_LINUX_RAMCRYPT_H */

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Guest side of the serial protocol (host side: tests/harness/vm.py).
+#   host -> guest:  "@@CMD <id> <base64 of a shell script>"
+#   guest -> host:  "@@BEGIN <id>", the script's output, "@@END <id> <rc>"
+# The line is raw (-icanon), so scripts are not limited to 4 KiB.
+stty -F /dev/ttyS0 -echo -icanon min 1 time 0 -icrnl -opost 2>/dev/null
+exec 0</dev/ttyS0 1>/dev/ttyS0 2>&1
+echo "@@GUEST-READY $(uname -r)@@"
+while IFS= read -r line; do
+	case "$line" in
+	"@@CMD "*)
+		set -- $line
+		id=$2
+		echo "$3" | base64 -d > /tmp/.cmd-$id.sh
+		echo "@@BEGIN $id"
+		(cd /root && sh /tmp/.cmd-$id.sh) < /dev/null
+		rc=$?
+		echo "@@END $id $rc"
+		;;
+	esac
+done

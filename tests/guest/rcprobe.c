@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rcprobe - poke the tresor/ramcrypt ioctl ABI from tests.
+ *
+ *   rcprobe [--as-user UID] tresor-status
+ *   rcprobe [--as-user UID] ioctl DEVICE CMD      (CMD: number, e.g. 0xc0ded5ff)
+ *
+ * Prints the result as key=value words ("errno=ENOTTY", "key_loaded=0 ...")
+ * and exits 0 whenever the call was made, so tests compare the words.
+ * --as-user drops root (uid, gid, all capabilities) before opening.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <uapi/tresor.h>
+
+static int open_dev(const char *path)
+{
+	int fd = open(path, O_RDWR);
+
+	if (fd < 0) {
+		printf("open=%s\n", strerrorname_np(errno));
+		exit(0);
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+
+	if (argc > 2 && !strcmp(argv[1], "--as-user")) {
+		uid_t uid = atoi(argv[2]);
+
+		if (setgroups(0, NULL) || setresgid(uid, uid, uid) ||
+		    setresuid(uid, uid, uid)) {
+			perror("rcprobe: dropping root");
+			return 1;
+		}
+		i = 3;
+	}
+	if (argc - i == 1 && !strcmp(argv[i], "tresor-status")) {
+		struct tresor_status st;
+		int fd = open_dev(TRESOR_DEVICE_PATH);
+
+		memset(&st, 0xa5, sizeof(st));
+		if (ioctl(fd, TRESOR_IOC_GET_STATUS, &st) < 0) {
+			printf("errno=%s\n", strerrorname_np(errno));
+			return 0;
+		}
+		printf("abi=%u key_loaded=%u holders=%u valid_holders=%u "
+		       "check_failures=%llu forwarded=%llu peer_copies=%llu "
+		       "requests=%llu\n", st.abi_version,
+		       !!(st.flags & TRESOR_STATUS_KEY_LOADED), st.nr_holders,
+		       st.nr_valid_holders,
+		       (unsigned long long)st.check_failures,
+		       (unsigned long long)st.forwarded_requests,
+		       (unsigned long long)st.peer_copies,
+		       (unsigned long long)st.requests);
+		return 0;
+	}
+	if (argc - i == 3 && !strcmp(argv[i], "ioctl")) {
+		static unsigned char buf[65536];
+		unsigned long cmd = strtoul(argv[i + 2], NULL, 0);
+		int fd = open_dev(argv[i + 1]);
+
+		if (ioctl(fd, cmd, buf) < 0)
+			printf("errno=%s\n", strerrorname_np(errno));
+		else
+			printf("ok\n");
+		return 0;
+	}
+	fprintf(stderr, "usage: rcprobe [--as-user UID] tresor-status | "
+		"ioctl DEVICE CMD\n");
+	return 2;
+}

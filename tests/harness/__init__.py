@@ -1,0 +1,1 @@
+"""ramcrypt-host test bench: Debian kernels in QEMU, RAM dumps, key search."""

@@ -1,0 +1,47 @@
+"""Test registration: @unit_test and @vm_test decorators, Skip."""
+import os
+
+UNIT_TESTS = []
+VM_TESTS = []
+BENCHES = []
+
+
+class Skip(Exception):
+    """Raise with the reason: the test is counted as skipped, not passed."""
+
+
+class TestDef:
+    def __init__(self, func, name, **opts):
+        self.func = func
+        self.name = name or func.__name__.removeprefix("test_").replace("_", "-")
+        self.slow = opts.pop("slow", False)
+        self.timeout = opts.pop("timeout", 600)
+        self.kernels = opts.pop("kernels", None)  # None = every kernel
+        self.opts = opts
+
+
+def unit_test(name=None, **opts):
+    def deco(func):
+        UNIT_TESTS.append(TestDef(func, name, **opts))
+        return func
+    return deco
+
+
+def vm_test(name=None, **opts):
+    """A test run once per kernel; the function gets a harness.runner.Ctx."""
+    def deco(func):
+        VM_TESTS.append(TestDef(func, name, **opts))
+        return func
+    return deco
+
+
+def bench(name=None, **opts):
+    """A `make bench` figure: prints ratios, asserts nothing about speed."""
+    def deco(func):
+        BENCHES.append(TestDef(func, name, **opts))
+        return func
+    return deco
+
+
+def selftest_enabled():
+    return os.environ.get("RAMCRYPT_HARNESS_SELFTEST") == "1"

@@ -1,0 +1,219 @@
+"""Runs unit tests and VM tests, prints one line per test and the totals."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from . import initramfs, kernels, registry
+from .log import log
+from .registry import Skip
+from .vm import VM, GuestError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Results:
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+        self.lock = threading.Lock()
+
+    def report(self, status, name, secs, detail=""):
+        with self.lock:
+            if status == "PASS":
+                self.passed += 1
+            elif status == "FAIL":
+                self.failed += 1
+            else:
+                self.skipped += 1
+            print(f"{status} {name} ({secs:.1f}s)", flush=True)
+            if detail and status != "PASS":
+                for ln in detail.rstrip().splitlines():
+                    print("    " + ln)
+                sys.stdout.flush()
+
+    def summary(self):
+        s = f"{self.passed} passed, {self.failed} failed"
+        if self.skipped:
+            s += f", {self.skipped} skipped"
+        return s
+
+
+class Ctx:
+    """What a VM test gets: its kernel, a work dir, and VMs to boot."""
+
+    def __init__(self, kernel, base_initrd, workdir, module_dir):
+        self.kernel = kernel
+        self.base_initrd = base_initrd
+        self.workdir = Path(workdir)
+        self.module_dir = module_dir
+        self.vms = []
+        self.notes = []
+
+    def boot(self, name="vm", extra_files=None, **opts):
+        extra = initramfs.build_extra(extra_files) if extra_files else None
+        vm = VM(self.kernel, self.base_initrd, workdir=self.workdir,
+                name=name, extra_initrd=extra, **opts)
+        self.vms.append(vm)
+        return vm
+
+    def disk(self, name, size_mb):
+        p = self.workdir / name
+        with open(p, "wb") as f:
+            f.truncate(size_mb << 20)
+        return p
+
+    def note(self, msg):
+        """A figure worth showing even when the test passes."""
+        self.notes.append(msg)
+        print(f"    {msg}", flush=True)
+
+    def kill_all(self):
+        for vm in self.vms:
+            vm.kill()
+
+
+def _load_test_files(kind):
+    for path in sorted((REPO / "tests" / kind).glob("*.py")):
+        spec = importlib.util.spec_from_file_location(
+            f"rc_{kind}_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+
+
+def _run_one(results, label, func, timeout, on_timeout=None, *args):
+    t0 = time.monotonic()
+    timer = None
+    if on_timeout:
+        timer = threading.Timer(timeout, on_timeout)
+        timer.daemon = True
+        timer.start()
+    try:
+        func(*args)
+    except Skip as e:
+        results.report("SKIP", label, time.monotonic() - t0, f"skipped: {e}")
+    except (AssertionError, GuestError, RuntimeError, OSError,
+            subprocess.SubprocessError) as e:
+        msg = str(e) or type(e).__name__
+        if isinstance(e, AssertionError) and not str(e):
+            msg = traceback.format_exc(limit=3)
+        if timer and not timer.is_alive() and timeout:
+            msg = f"killed after the test's {timeout}s limit\n{msg}"
+        results.report("FAIL", label, time.monotonic() - t0, msg)
+    except Exception:
+        results.report("FAIL", label, time.monotonic() - t0,
+                       traceback.format_exc(limit=6))
+    else:
+        results.report("PASS", label, time.monotonic() - t0)
+    finally:
+        if timer:
+            timer.cancel()
+
+
+def run_unit(results, args):
+    _load_test_files("unit")
+    for t in registry.UNIT_TESTS:
+        if args.k and args.k not in "unit/" + t.name:
+            continue
+        _run_one(results, f"unit/{t.name}", t.func, 0)
+
+
+def prepare_kernel(results, release, args):
+    """Fetch the kernel, build modules and the base initramfs.
+
+    Reported as the test "<kver>/modules-build" (warnings fail it)."""
+    k = kernels.Kernel(release)
+    label = f"{k.short}/modules-build"
+    t0 = time.monotonic()
+    try:
+        k.fetch()
+        module_dir, warnings = k.build_modules()
+        key = initramfs.digest_inputs([module_dir / "tresor.ko",
+                                       module_dir / "ramcrypt.ko",
+                                       REPO / "tests" / "guest",
+                                       REPO / "tests" / "harness"
+                                       / "initramfs.py"])
+        base = k.dir / f"initrd-{key}.cpio"
+        if not base.exists():
+            for old in k.dir.glob("initrd-*.cpio"):
+                old.unlink()
+            log(f"building base initramfs for {release}")
+            initramfs.build_base(k, module_dir, base)
+    except Exception as e:  # the whole kernel is unusable
+        results.report("FAIL", label, time.monotonic() - t0,
+                       f"{e}\n(the VM tests of {release} were not run)")
+        return None
+    if warnings:
+        results.report("FAIL", label, time.monotonic() - t0,
+                       "compiler warnings:\n" + "\n".join(warnings))
+    else:
+        results.report("PASS", label, time.monotonic() - t0)
+    return k, base, module_dir
+
+
+def run_vm(results, args, defs):
+    for release in args.kernels:
+        prep = prepare_kernel(results, release, args)
+        if not prep:
+            continue
+        k, base, module_dir = prep
+        for t in defs:
+            label = f"{k.short}/{t.name}"
+            if args.k and args.k not in label:
+                continue
+            if args.quick and t.slow:
+                continue
+            if t.kernels and k.short not in t.kernels:
+                continue
+            workdir = Path(tempfile.mkdtemp(prefix=f"rc-{t.name}-",
+                                            dir=args.workroot))
+            ctx = Ctx(k, base, workdir, module_dir)
+            _run_one(results, label, t.func, t.timeout, ctx.kill_all, ctx)
+            for vm in ctx.vms:
+                vm.close()
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv):
+    import argparse
+    p = argparse.ArgumentParser(prog="tests/run")
+    p.add_argument("--quick", action="store_true",
+                   help="first kernel only, skip tests marked slow")
+    p.add_argument("--kernel", action="append", dest="kernels",
+                   help="kernel release to test (repeatable)")
+    p.add_argument("-k", help="run only tests whose name contains this")
+    p.add_argument("--bench", action="store_true", help="run benchmarks")
+    p.add_argument("--unit-only", action="store_true")
+    p.add_argument("--vm-only", action="store_true")
+    p.add_argument("--keep", action="store_true", help="keep work dirs")
+    p.add_argument("--print-kernels", action="store_true")
+    args = p.parse_args(argv)
+
+    if not args.kernels:
+        args.kernels = kernels.resolve_kernels()
+        if args.quick:
+            args.kernels = args.kernels[:1]
+    if args.print_kernels:
+        print(" ".join(args.kernels))
+        return 0
+    args.workroot = kernels.cache_dir() / "work"
+    args.workroot.mkdir(exist_ok=True)
+
+    results = Results()
+    if args.bench:
+        _load_test_files("bench")
+        run_vm(results, args, registry.BENCHES)
+    else:
+        if not args.vm_only:
+            run_unit(results, args)
+        if not args.unit_only:
+            _load_test_files("vm")
+            run_vm(results, args, registry.VM_TESTS)
+    print(results.summary(), flush=True)
+    return 1 if results.failed else 0

@@ -1,0 +1,248 @@
+"""One QEMU test guest: boot, run commands over the serial line, dump RAM."""
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .log import log
+
+
+class GuestError(Exception):
+    """A guest failed, hung or answered wrongly; carries the serial tail."""
+
+
+class Qmp:
+    def __init__(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise GuestError(f"QMP socket {path} never came up")
+                time.sleep(0.05)
+        self.file = self.sock.makefile("rwb", buffering=0)
+        self._read()  # greeting
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        line = self.file.readline()
+        if not line:
+            raise GuestError("QMP connection closed")
+        return json.loads(line)
+
+    def cmd(self, execute, **args):
+        msg = {"execute": execute}
+        if args:
+            msg["arguments"] = args
+        self.file.write(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = self._read()
+            if "return" in r:
+                return r["return"]
+            if "error" in r:
+                raise GuestError(f"QMP {execute}: {r['error']}")
+            # asynchronous events are ignored
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class VM:
+    """A booted guest. Use as a context manager; see run() and dump_ram()."""
+
+    def __init__(self, kernel, initrd, *, workdir, name, mem_mb=512, smp=2,
+                 disks=(), extra_initrd=None, append="", boot_timeout=120,
+                 qemu_args=()):
+        self.kernel = kernel
+        self.name = name
+        self.mem_mb = mem_mb
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.serial_log = self.workdir / f"{name}.serial.log"
+        self.boot_timeout = boot_timeout
+        self._lines = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._seq = 0
+        self.qmp = None
+        self.secrets = []  # strings never to appear in error messages
+
+        initrd_path = Path(initrd)
+        if extra_initrd:
+            combo = self.workdir / f"{name}.initrd"
+            combo.write_bytes(Path(initrd).read_bytes() + extra_initrd)
+            initrd_path = combo
+        self._sockdir = tempfile.mkdtemp(prefix="rcvm-")
+        self.qmp_path = Path(self._sockdir) / "qmp.sock"
+        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max",
+               "-machine", "q35", "-smp", str(smp), "-m", f"{mem_mb}M",
+               "-nodefaults", "-display", "none", "-no-reboot",
+               "-serial", "stdio", "-monitor", "none",
+               "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+               "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd_path),
+               "-append", "console=ttyS0 panic=-1 loglevel=4 "
+               "nokaslr " + append]
+        for i, d in enumerate(disks):
+            cmd += ["-drive", f"file={d},if=virtio,format=raw,cache=unsafe,"
+                    f"id=disk{i}"]
+        cmd += list(qemu_args)
+        self._logf = open(self.serial_log, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self._reader = threading.Thread(target=self._read_serial, daemon=True)
+        self._reader.start()
+
+    # -- serial ---------------------------------------------------------
+    def _read_serial(self):
+        buf = b""
+        while True:
+            chunk = self.proc.stdout.read1(65536)
+            if not chunk:
+                break
+            self._logf.write(chunk)
+            self._logf.flush()
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            with self._cond:
+                for ln in lines:
+                    self._lines.append(ln.replace(b"\r", b"")
+                                       .decode("utf-8", "replace"))
+                self._cond.notify_all()
+        with self._cond:
+            if buf:
+                self._lines.append(buf.decode("utf-8", "replace"))
+            self._eof = True
+            self._cond.notify_all()
+
+    def tail(self, n=40):
+        try:
+            text = self.serial_log.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.replace("\r", "").splitlines()[-n:])
+
+    def _wait_line(self, start, pred, timeout, what):
+        """Index of the first line >= start matching pred, or GuestError."""
+        deadline = time.monotonic() + timeout
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self._lines):
+                    if pred(self._lines[i]):
+                        return i
+                    i += 1
+                if self._eof:
+                    raise GuestError(f"guest exited while waiting for {what}"
+                                     f"\n--- serial tail ---\n{self.tail()}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise GuestError(self.redact(
+                        f"timeout after {timeout}s waiting for {what}\n"
+                        f"--- serial tail ---\n{self.tail()}"))
+                self._cond.wait(min(left, 1.0))
+
+    def wait_ready(self):
+        self._wait_line(0, lambda ln: ln.startswith("@@GUEST-READY"),
+                        self.boot_timeout, "the guest to boot")
+        self.qmp = Qmp(self.qmp_path)
+
+    def run(self, script, timeout=60, check=False):
+        """Run a shell script in the guest; return (rc, output)."""
+        self._seq += 1
+        cid = f"c{self._seq}"
+        b64 = base64.b64encode(script.encode()).decode()
+        with self._cond:
+            start = len(self._lines)
+        self.proc.stdin.write(f"@@CMD {cid} {b64}\n".encode())
+        self.proc.stdin.flush()
+        b = self._wait_line(start, lambda ln: ln == f"@@BEGIN {cid}", 30,
+                            f"command {cid} to start")
+        e = self._wait_line(b + 1, lambda ln: ln.startswith(f"@@END {cid} "),
+                            timeout, f"command {cid} to finish: {script[:80]!r}")
+        with self._cond:
+            out = "\n".join(self._lines[b + 1:e])
+            rc = int(self._lines[e].split()[2])
+        if check and rc != 0:
+            raise GuestError(self.redact(
+                f"guest command failed (rc={rc}): "
+                f"{script.strip()[:200]}\n--- output ---\n{out}"))
+        return rc, out
+
+    def redact(self, text):
+        """Hide test key material (hex or raw) from messages and logs."""
+        for s in self.secrets:
+            text = text.replace(s, "<redacted>")
+        return text
+
+    def sh(self, script, timeout=60):
+        """Run a script that must succeed; return its output."""
+        return self.run(script, timeout=timeout, check=True)[1]
+
+    # -- memory -------------------------------------------------------------
+    def dump_ram(self, path):
+        """Snapshot all guest RAM (pause, pmemsave from 0, resume)."""
+        path = Path(path)
+        self.qmp.cmd("stop")
+        try:
+            self.qmp.cmd("pmemsave", val=0, size=self.mem_mb << 20,
+                         filename=str(path))
+        finally:
+            self.qmp.cmd("cont")
+        if path.stat().st_size != self.mem_mb << 20:
+            raise GuestError(f"RAM dump {path} is truncated")
+        return path
+
+    # -- life cycle ---------------------------------------------------------
+    def poweroff(self, timeout=60):
+        """Clean shutdown (sync, poweroff -f); waits for QEMU to exit."""
+        try:
+            self.proc.stdin.write(b"@@CMD off "
+                                  + base64.b64encode(b"sync; poweroff -f")
+                                  + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise GuestError(f"guest did not power off in {timeout}s\n"
+                             f"--- serial tail ---\n{self.tail()}")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self):
+        self.kill()
+        if self.qmp:
+            self.qmp.close()
+            self.qmp = None
+        self._reader.join(5)
+        self._logf.close()
+        shutil.rmtree(self._sockdir, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
