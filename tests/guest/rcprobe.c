@@ -4,6 +4,12 @@
  *
  *   rcprobe [--as-user UID] tresor-status
  *   rcprobe [--as-user UID] ioctl DEVICE CMD      (CMD: number, e.g. 0xc0ded5ff)
+ *   rcprobe set-key-masked E_HEX M_HEX   load key E^M (32 bytes each)
+ *   rcprobe clear-key
+ *
+ * set-key-masked: the test key arrives XOR-split so that its bytes exist in
+ * guest RAM only in this process's locked buffer (wiped) and the kernel's
+ * SET_KEY buffer (wiped), like tresor-unlock's.
  *
  * Prints the result as key=value words ("errno=ENOTTY", "key_loaded=0 ...")
  * and exits 0 whenever the call was made, so tests compare the words.
@@ -17,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <uapi/tresor.h>
@@ -30,6 +37,38 @@ static int open_dev(const char *path)
 		exit(0);
 	}
 	return fd;
+}
+
+static int unhex32(const char *s, unsigned char out[32])
+{
+	if (strlen(s) != 64)
+		return -1;
+	for (int i = 0; i < 32; i++)
+		if (sscanf(s + 2 * i, "%2hhx", &out[i]) != 1)
+			return -1;
+	return 0;
+}
+
+static int set_key_masked(const char *e_hex, const char *m_hex)
+{
+	static struct tresor_key k;
+	unsigned char m[32];
+	int fd, ret;
+
+	if (mlock(&k, sizeof(k)))
+		perror("rcprobe: mlock");
+	if (unhex32(e_hex, k.key) || unhex32(m_hex, m)) {
+		fprintf(stderr, "rcprobe: keys must be 64 hex digits\n");
+		return 2;
+	}
+	for (int i = 0; i < 32; i++)
+		k.key[i] ^= m[i];
+	k.size = TRESOR_KEY_SIZE;
+	fd = open_dev(TRESOR_DEVICE_PATH);
+	ret = ioctl(fd, TRESOR_IOC_SET_KEY, &k);
+	explicit_bzero(&k, sizeof(k));
+	printf(ret < 0 ? "errno=%s\n" : "ok\n", strerrorname_np(errno));
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -66,6 +105,17 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.requests);
 		return 0;
 	}
+	if (argc - i == 3 && !strcmp(argv[i], "set-key-masked"))
+		return set_key_masked(argv[i + 1], argv[i + 2]);
+	if (argc - i == 1 && !strcmp(argv[i], "clear-key")) {
+		int fd = open_dev(TRESOR_DEVICE_PATH);
+
+		if (ioctl(fd, TRESOR_IOC_CLEAR_KEY) < 0)
+			printf("errno=%s\n", strerrorname_np(errno));
+		else
+			printf("ok\n");
+		return 0;
+	}
 	if (argc - i == 3 && !strcmp(argv[i], "ioctl")) {
 		static unsigned char buf[65536];
 		unsigned long cmd = strtoul(argv[i + 2], NULL, 0);
@@ -78,6 +128,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: rcprobe [--as-user UID] tresor-status | "
-		"ioctl DEVICE CMD\n");
+		"ioctl DEVICE CMD | set-key-masked E M | clear-key\n");
 	return 2;
 }

@@ -183,11 +183,20 @@ def _guest_programs():
     return sorted(p for p in (GUEST_DIR / "bin").iterdir() if p.is_file())
 
 
+def _ko_deps(path):
+    out = subprocess.run(["modinfo", "-F", "depends", str(path)],
+                         capture_output=True, text=True).stdout
+    return [d.replace("-", "_") for d in out.strip().split(",") if d]
+
+
 def build_base(kernel, module_dir, out_path):
     """Write the cached base initramfs for one kernel; return its path."""
     tree = kernel.module_tree()
     idx = ModuleIndex(tree)
+    ours = {ko: _ko_deps(Path(module_dir) / f"{ko}.ko")
+            for ko in ("tresor", "ramcrypt")}
     wanted = [m for m in GUEST_KMODS if m in idx.paths or m in idx.builtin]
+    wanted += [d for deps in ours.values() for d in deps]
     mods = idx.closure(wanted)
     c = Cpio()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev",
@@ -203,25 +212,25 @@ def build_base(kernel, module_dir, out_path):
     for a in applets:
         if a != "busybox":
             c.symlink("bin/" + a, "busybox")
-    rel = kernel.release
-    mdir = f"lib/modules/{rel}"
-    for m in mods:
-        src = idx.paths[m]
-        relpath = src.relative_to(tree).as_posix().split(".ko")[0] + ".ko"
-        c.file(f"{mdir}/{relpath}", idx.read(m))
-    for ko in ("tresor.ko", "ramcrypt.ko"):
-        c.host_file(f"{mdir}/extra/{ko}", Path(module_dir) / ko)
-    # modules.dep for busybox modprobe, in the layout depmod writes.
+    mdir = f"lib/modules/{kernel.release}"
+
+    def relpath(m):
+        return idx.paths[m].relative_to(tree).as_posix().split(".ko")[0] \
+            + ".ko"
+
+    def dep_line(path, deps):
+        # modules.dep as depmod writes it: every dependency, nearest last.
+        closure = idx.closure(deps) if deps else []
+        return f"{path}: {' '.join(relpath(d) for d in closure[::-1])}" \
+            .rstrip()
+
     dep_lines = []
     for m in mods:
-        relpath = idx.paths[m].relative_to(tree).as_posix().split(".ko")[0] \
-            + ".ko"
-        dep_paths = []
-        for d in idx.closure([m])[:-1][::-1]:
-            dep_paths.append(idx.paths[d].relative_to(tree).as_posix()
-                             .split(".ko")[0] + ".ko")
-        dep_lines.append(f"{relpath}: {' '.join(dep_paths)}".rstrip())
-    dep_lines += ["extra/tresor.ko:", "extra/ramcrypt.ko:"]
+        c.file(f"{mdir}/{relpath(m)}", idx.read(m))
+        dep_lines.append(dep_line(relpath(m), idx.closure([m])[:-1]))
+    for ko, deps in ours.items():
+        c.host_file(f"{mdir}/extra/{ko}.ko", Path(module_dir) / f"{ko}.ko")
+        dep_lines.append(dep_line(f"extra/{ko}.ko", deps))
     c.file(f"{mdir}/modules.dep", ("\n".join(dep_lines) + "\n").encode())
     for prog in _guest_programs():
         c.host_file("usr/bin/" + prog.name, prog, 0o755)

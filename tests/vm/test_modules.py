@@ -6,18 +6,26 @@ UNKNOWN_IOCTL = hex((2 << 30) | (64 << 16) | (0xD5 << 8) | 0x7f)
 TRESOR_SET_KEY = hex((1 << 30) | (40 << 16) | (0xD5 << 8) | 0x00)
 
 
+def sysfs_status(vm):
+    """/sys/kernel/tresor/* and ramcrypt's region count as a dict."""
+    out = vm.sh("cd /sys/kernel/tresor && for f in key_loaded nr_holders "
+                "nr_valid_holders holders valid_holders check_failures; do "
+                "echo \"$f=$(cat $f)\"; done; "
+                "echo \"regions=$(cat /sys/kernel/ramcrypt/regions)\"")
+    return dict(ln.split("=", 1) for ln in out.split("\n"))
+
+
 @vm_test()
 def test_modules_load_unload(ctx):
     with ctx.boot() as vm:
         vm.sh("modprobe tresor && modprobe ramcrypt")
-        out = vm.sh("stat -c '%F %a' /dev/tresor /dev/ramcrypt; "
-                    "cat /sys/kernel/tresor/key_loaded "
-                    "/sys/kernel/tresor/valid_holders "
-                    "/sys/kernel/ramcrypt/regions")
-        lines = out.split("\n")
-        assert lines[0] == "character special file 600", out
-        assert lines[1] == "character special file 660", out
-        assert lines[2:5] == ["0", "0", "0"], f"sysfs status: {lines[2:]}"
+        out = vm.sh("stat -c '%F %a' /dev/tresor /dev/ramcrypt")
+        assert out.split("\n") == ["character special file 600",
+                                   "character special file 660"], out
+        assert sysfs_status(vm) == {
+            "key_loaded": "0", "nr_holders": "0", "nr_valid_holders": "0",
+            "holders": "", "valid_holders": "", "check_failures": "0",
+            "regions": "0"}, sysfs_status(vm)
 
         st = vm.sh("rcprobe tresor-status")
         assert "abi=1 key_loaded=0 holders=0 valid_holders=0" in st, st

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tresor_keyregs.S - the only code that writes the key into DR0-DR3.
+ *
+ * In assembly so that no compiler can spill a key word: each word goes
+ * memory -> %rax -> DRn with interrupts off, and %rax is zeroed before
+ * interrupts come back on. Reading the key is in tresor_asm.h
+ * (TRESOR_LOAD_KEY), the only other place that touches it.
+ */
+#include <linux/linkage.h>
+
+.text
+
+/* void tresor_write_key_regs(const u8 key[32]): K1 -> DR0:DR1, K2 -> DR2:DR3 */
+SYM_FUNC_START(tresor_write_key_regs)
+	pushfq
+	cli
+	movq	(%rdi), %rax
+	movq	%rax, %dr0
+	movq	8(%rdi), %rax
+	movq	%rax, %dr1
+	movq	16(%rdi), %rax
+	movq	%rax, %dr2
+	movq	24(%rdi), %rax
+	movq	%rax, %dr3
+	xorl	%eax, %eax
+	popfq
+	RET
+SYM_FUNC_END(tresor_write_key_regs)
+
+/* void tresor_wipe_key_regs(void) */
+SYM_FUNC_START(tresor_wipe_key_regs)
+	xorl	%eax, %eax
+	movq	%rax, %dr0
+	movq	%rax, %dr1
+	movq	%rax, %dr2
+	movq	%rax, %dr3
+	RET
+SYM_FUNC_END(tresor_wipe_key_regs)

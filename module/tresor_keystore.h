@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef TRESOR_KEYSTORE_H
+#define TRESOR_KEYSTORE_H
+
+#include <linux/cpumask.h>
+#include <linux/types.h>
+
+#include <uapi/tresor.h>
+
+struct tresor_impl;
+
+int tresor_keystore_init(void);
+void tresor_keystore_exit(void);
+
+int tresor_key_set(const u8 key[TRESOR_KEY_SIZE]);
+int tresor_key_clear(void);
+bool tresor_key_loaded(void);
+void tresor_get_status(struct tresor_status *st);
+
+/* Transform accounting: the key cannot be cleared while a tfm exists. */
+void tresor_tfm_get(void);
+void tresor_tfm_put(void);
+
+/*
+ * Verify the local CPU's key against the stored check values.
+ * Call between kernel_fpu_begin() and kernel_fpu_end().
+ */
+bool tresor_local_key_ok(const struct tresor_impl *impl);
+void tresor_count_request(void);
+
+extern const struct attribute_group tresor_status_group;
+
+#endif /* TRESOR_KEYSTORE_H */
