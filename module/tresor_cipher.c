@@ -18,6 +18,7 @@
 #include <asm/cpufeature.h>
 #include <asm/fpu/api.h>
 
+#include "tresor_api.h"
 #include "tresor_asm.h"
 #include "tresor_cipher.h"
 #include "tresor_keystore.h"
@@ -126,6 +127,48 @@ static int tresor_xts_crypt(struct skcipher_request *req, bool enc)
 		tresor_count_request();
 	return err;
 }
+
+static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
+			     bool enc)
+{
+	const struct tresor_impl *impl = tresor_best_impl();
+	u8 tweak[AES_BLOCK_SIZE];
+	int ret = 0;
+
+	if (!tresor_key_loaded())
+		return -ENOKEY;
+	memcpy(tweak, iv, sizeof(tweak));
+	kernel_fpu_begin();
+	if (!tresor_local_key_ok(impl))
+		ret = -EIO;
+	else if (enc)
+		impl->encrypt(dst, src, TRESOR_PAGE_SIZE, tweak, 1);
+	else
+		impl->decrypt(dst, src, TRESOR_PAGE_SIZE, tweak, 1);
+	kernel_fpu_end();
+	memzero_explicit(tweak, sizeof(tweak));
+	if (!ret)
+		tresor_count_request();
+	return ret;
+}
+
+int tresor_encrypt_page(void *dst, const void *src, const u8 iv[16])
+{
+	return tresor_crypt_page(dst, src, iv, true);
+}
+EXPORT_SYMBOL_GPL(tresor_encrypt_page);
+
+int tresor_decrypt_page(void *dst, const void *src, const u8 iv[16])
+{
+	return tresor_crypt_page(dst, src, iv, false);
+}
+EXPORT_SYMBOL_GPL(tresor_decrypt_page);
+
+bool tresor_key_available(void)
+{
+	return tresor_key_loaded();
+}
+EXPORT_SYMBOL_GPL(tresor_key_available);
 
 static int tresor_xts_encrypt(struct skcipher_request *req)
 {

@@ -196,7 +196,7 @@ def build_base(kernel, module_dir, out_path):
     ours = {ko: _ko_deps(Path(module_dir) / f"{ko}.ko")
             for ko in ("tresor", "ramcrypt")}
     wanted = [m for m in GUEST_KMODS if m in idx.paths or m in idx.builtin]
-    wanted += [d for deps in ours.values() for d in deps]
+    wanted += [d for deps in ours.values() for d in deps if d not in ours]
     mods = idx.closure(wanted)
     c = Cpio()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev",
@@ -219,9 +219,13 @@ def build_base(kernel, module_dir, out_path):
             + ".ko"
 
     def dep_line(path, deps):
-        # modules.dep as depmod writes it: every dependency, nearest last.
-        closure = idx.closure(deps) if deps else []
-        return f"{path}: {' '.join(relpath(d) for d in closure[::-1])}" \
+        # modules.dep as depmod writes it: every dependency, nearest first.
+        own = [f"extra/{d}.ko" for d in deps if d in ours]
+        kdeps = [d for d in deps if d not in ours]
+        for d in deps:
+            kdeps += [x for x in ours.get(d, []) if x not in ours]
+        closure = idx.closure(kdeps) if kdeps else []
+        return f"{path}: {' '.join(own + [relpath(d) for d in closure[::-1]])}" \
             .rstrip()
 
     dep_lines = []

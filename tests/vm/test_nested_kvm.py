@@ -1,16 +1,7 @@
 """KVM inside the test guest, and the minimal VMM that later tests drive."""
 from harness.registry import vm_test
 
-LOAD_KVM = """
-if grep -qw svm /proc/cpuinfo; then modprobe kvm_amd;
-elif grep -qw vmx /proc/cpuinfo; then modprobe kvm_intel;
-else echo "no svm/vmx in the guest CPU"; exit 1; fi
-test -c /dev/kvm
-"""
-
-
-def load_kvm(vm):
-    vm.sh(LOAD_KVM)
+from harness.guest import load_kvm
 
 
 @vm_test()

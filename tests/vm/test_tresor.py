@@ -3,17 +3,7 @@ import os
 
 from harness.registry import vm_test
 
-LOAD = "modprobe tresor && modprobe algif_skcipher && modprobe xts && " \
-       "modprobe aesni_intel"
-
-
-def load_masked_key(vm, key):
-    """Load `key` into tresor.ko without its bytes crossing the serial line
-    or sitting in a guest file: the guest gets key^mask and mask."""
-    mask = os.urandom(32)
-    enc = bytes(a ^ b for a, b in zip(key, mask))
-    out = vm.sh(f"rcprobe set-key-masked {enc.hex()} {mask.hex()}")
-    assert out == "ok", f"SET_KEY: {out}"
+from harness.guest import LOAD_TRESOR as LOAD, load_masked_key  # noqa: F401
 
 
 @vm_test()
