@@ -13,7 +13,8 @@ while IFS= read -r line; do
 		id=$2
 		echo "$3" | base64 -d > /tmp/.cmd-$id.sh
 		echo "@@BEGIN $id"
-		(cd /root && sh /tmp/.cmd-$id.sh) < /dev/null
+		# -e: a test script stops at its first failing command
+		(cd /root && sh -e /tmp/.cmd-$id.sh) < /dev/null
 		rc=$?
 		echo "@@END $id $rc"
 		;;

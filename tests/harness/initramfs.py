@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .log import log
@@ -22,7 +23,7 @@ GUEST_DIR = REPO / "tests" / "guest"
 GUEST_KMODS = [
     "virtio_pci", "virtio_blk", "virtio_console",
     "dm_mod", "dm_crypt", "xts", "ecb", "cbc", "aesni_intel", "aes_generic",
-    "af_alg", "algif_skcipher", "ext4",
+    "af_alg", "algif_skcipher", "ext4", "crc32c_generic", "crc32c_intel",
     "irqbypass", "ccp", "kvm", "kvm_amd", "kvm_intel",
 ]
 
@@ -212,30 +213,30 @@ def build_base(kernel, module_dir, out_path):
     for a in applets:
         if a != "busybox":
             c.symlink("bin/" + a, "busybox")
+    # The kernel's module autoloader calls /sbin/modprobe.
+    c.symlink("sbin/modprobe", "/bin/busybox")
     mdir = f"lib/modules/{kernel.release}"
-
-    def relpath(m):
-        return idx.paths[m].relative_to(tree).as_posix().split(".ko")[0] \
-            + ".ko"
-
-    def dep_line(path, deps):
-        # modules.dep as depmod writes it: every dependency, nearest first.
-        own = [f"extra/{d}.ko" for d in deps if d in ours]
-        kdeps = [d for d in deps if d not in ours]
-        for d in deps:
-            kdeps += [x for x in ours.get(d, []) if x not in ours]
-        closure = idx.closure(kdeps) if kdeps else []
-        return f"{path}: {' '.join(own + [relpath(d) for d in closure[::-1]])}" \
-            .rstrip()
-
-    dep_lines = []
-    for m in mods:
-        c.file(f"{mdir}/{relpath(m)}", idx.read(m))
-        dep_lines.append(dep_line(relpath(m), idx.closure([m])[:-1]))
-    for ko, deps in ours.items():
-        c.host_file(f"{mdir}/extra/{ko}.ko", Path(module_dir) / f"{ko}.ko")
-        dep_lines.append(dep_line(f"extra/{ko}.ko", deps))
-    c.file(f"{mdir}/modules.dep", ("\n".join(dep_lines) + "\n").encode())
+    # Stage the module tree and let depmod write modules.dep/.alias/...
+    # (busybox modprobe and the kernel's autoloader need both).
+    with tempfile.TemporaryDirectory() as stage:
+        sroot = Path(stage) / mdir
+        for m in mods:
+            rel = idx.paths[m].relative_to(tree).as_posix().split(".ko")[0]
+            dst = sroot / (rel + ".ko")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(idx.read(m))
+        (sroot / "extra").mkdir(parents=True, exist_ok=True)
+        for ko in ours:
+            shutil.copy(Path(module_dir) / f"{ko}.ko", sroot / "extra")
+        for f in ("modules.order", "modules.builtin",
+                  "modules.builtin.modinfo"):
+            if (tree / f).exists():
+                shutil.copy(tree / f, sroot / f)
+        subprocess.run(["depmod", "-b", stage, kernel.release], check=True)
+        for f in sorted(sroot.rglob("*")):
+            if f.is_file() and not f.name.endswith(".bin"):
+                c.host_file(f"{mdir}/{f.relative_to(sroot).as_posix()}", f,
+                            0o644)
     for prog in _guest_programs():
         c.host_file("usr/bin/" + prog.name, prog, 0o755)
     for b in HOST_BINARIES:

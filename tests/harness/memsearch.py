@@ -45,12 +45,16 @@ def key_needles(key):
             "K2-reversed": k2[::-1]}
 
 
-def search_key(dump, key):
+def search_key(dump, key, schedules=None):
     """Everything an attacker finds of this XTS key in the dump.
 
+    `schedules`: aeskeyfind's result for this dump, when several keys are
+    searched in one dump (aeskeyfind is the slow part).
     Returns {"aeskeyfind": [matching halves], "raw": {needle: count}}."""
     halves = {key[:16].hex(): "K1", key[16:].hex(): "K2"}
-    found = [halves[k] for k in aeskeyfind(dump) if k in halves]
+    if schedules is None:
+        schedules = aeskeyfind(dump)
+    found = [halves[k] for k in schedules if k in halves]
     raw = {name: find_bytes(dump, n)[0]
            for name, n in key_needles(key).items()}
     return {"aeskeyfind": sorted(set(found)), "raw": raw}
