@@ -17,6 +17,7 @@ class TestDef:
         self.slow = opts.pop("slow", False)
         self.timeout = opts.pop("timeout", 600)
         self.kernels = opts.pop("kernels", None)  # None = every kernel
+        self.native = opts.pop("native", False)
         self.opts = opts
 
 
@@ -36,7 +37,9 @@ def vm_test(name=None, **opts):
 
 
 def bench(name=None, **opts):
-    """A `make bench` figure: prints ratios, asserts nothing about speed."""
+    """A `make bench` figure: prints ratios, asserts nothing about speed.
+    native=True: runs once on this machine (function takes no argument);
+    otherwise once per kernel in a VM, like @vm_test."""
     def deco(func):
         BENCHES.append(TestDef(func, name, **opts))
         return func

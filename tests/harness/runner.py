@@ -208,7 +208,10 @@ def main(argv):
     results = Results()
     if args.bench:
         _load_test_files("bench")
-        run_vm(results, args, registry.BENCHES)
+        for t in registry.BENCHES:
+            if t.native and not (args.k and args.k not in t.name):
+                _run_one(results, f"native/{t.name}", t.func, 0)
+        run_vm(results, args, [t for t in registry.BENCHES if not t.native])
     else:
         if not args.vm_only:
             run_unit(results, args)

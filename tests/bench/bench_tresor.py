@@ -1,0 +1,33 @@
+"""xts(tresor) speed, as ratios against a baseline measured in the same run."""
+import re
+import subprocess
+from pathlib import Path
+
+from harness.guest import LOAD_TRESOR
+from harness.registry import bench
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@bench(native=True)
+def bench_tresor_asm_vs_openssl():
+    """The module's assembly, built natively (key from memory instead of
+    DR0-DR3, otherwise identical), vs OpenSSL EVP_aes_128_xts, 4 KiB units."""
+    subprocess.run(["make", "-s", "-f", str(REPO / "tests/unit/Makefile.asm"),
+                    str(REPO / "tests/bench/bin/xts_bench")], check=True)
+    r = subprocess.run([str(REPO / "tests/bench/bin/xts_bench")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    print("    " + r.stdout.rstrip().replace("\n", "\n    "))
+
+
+@bench()
+def bench_tresor_in_guest(ctx):
+    """In the QEMU guest (TCG: emulated AES, so only the ratio means
+    anything): 4 KiB AF_ALG requests, each xts(tresor) driver vs xts(aes)."""
+    with ctx.boot() as vm:
+        vm.sh(LOAD_TRESOR)
+        out = vm.sh("xtstest bench 3", timeout=120)
+        for ln in out.splitlines():
+            ctx.note(ln)
+        assert re.search(r"xts-tresor-aesni 4KiB: .* ratio", out), out
