@@ -1,6 +1,7 @@
 """One QEMU test guest: boot, run commands over the serial line, dump RAM."""
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -84,7 +85,9 @@ class VM:
             combo = self.workdir / f"{name}.initrd"
             combo.write_bytes(Path(initrd).read_bytes() + extra_initrd)
             initrd_path = combo
-        self._sockdir = tempfile.mkdtemp(prefix="rcvm-")
+        # RAMCRYPT_VM_TMPDIR lets a caller find exactly its own QEMUs.
+        self._sockdir = tempfile.mkdtemp(
+            prefix="rcvm-", dir=os.environ.get("RAMCRYPT_VM_TMPDIR"))
         self.qmp_path = Path(self._sockdir) / "qmp.sock"
         cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max",
                "-machine", "q35", "-smp", str(smp), "-m", f"{mem_mb}M",

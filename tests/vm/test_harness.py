@@ -2,8 +2,10 @@
 never boots, a command that hangs and a test over its time limit are each
 reported as failed, with their output, and no QEMU is left behind."""
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from harness.registry import selftest_enabled, vm_test
@@ -34,16 +36,18 @@ if selftest_enabled():
             vm.run("sleep 1000", timeout=600)
 
 
-def _qemu_pids():
-    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64.*rcvm-"],
+def _qemu_pids(tag):
+    out = subprocess.run(["pgrep", "-f", f"qemu-system-x86_64.*{tag}"],
                          capture_output=True, text=True).stdout
     return set(out.split())
 
 
 @vm_test(kernels=["6.1"])
 def test_harness_reports_failures(ctx):
-    before = _qemu_pids()
-    env = dict(os.environ, RAMCRYPT_HARNESS_SELFTEST="1")
+    # The inner run's QEMUs keep their sockets here (short: sun_path limit).
+    tag = Path(tempfile.mkdtemp(prefix="rcself-"))
+    env = dict(os.environ, RAMCRYPT_HARNESS_SELFTEST="1",
+               RAMCRYPT_VM_TMPDIR=str(tag))
     r = subprocess.run([sys.executable, str(REPO / "tests" / "run"),
                         "--vm-only", "--kernel", ctx.kernel.release,
                         "-k", "selftest-"],
@@ -79,5 +83,6 @@ def test_harness_reports_failures(ctx):
     last = out.strip().splitlines()[-1]
     assert last == "1 passed, 4 failed", f"summary line: {last!r}"
     assert r.returncode == 1, f"exit code {r.returncode} on failures"
-    left = _qemu_pids() - before
+    left = _qemu_pids(tag)
+    shutil.rmtree(tag, ignore_errors=True)
     assert not left, f"QEMU processes left running: {left}"
