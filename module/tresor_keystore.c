@@ -14,6 +14,8 @@
 #include <linux/kobject.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
+#include <linux/reboot.h>
+#include <linux/suspend.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/string.h>
@@ -273,14 +275,65 @@ const struct attribute_group tresor_status_group = {
 	.attrs = tresor_status_attrs,
 };
 
+/*
+ * Suspend and hibernation lose the debug registers (and hibernation would
+ * write everything else to disk): refuse them while a key is loaded.
+ */
+static int tresor_pm_notify(struct notifier_block *nb, unsigned long action,
+			    void *data)
+{
+	switch (action) {
+	case PM_SUSPEND_PREPARE:
+	case PM_HIBERNATION_PREPARE:
+	case PM_RESTORE_PREPARE:
+		if (tresor_key_loaded()) {
+			pr_warn("refusing suspend/hibernation while the key is loaded; clear it first (TRESOR_IOC_CLEAR_KEY)\n");
+			return notifier_from_errno(-EBUSY);
+		}
+	}
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block tresor_pm_nb = {
+	.notifier_call = tresor_pm_notify,
+};
+
+static void tresor_wipe_ipi(void *unused)
+{
+	tresor_wipe_key_regs();
+}
+
+/* Reboot, halt, power-off and kexec: no key survives into the next kernel. */
+static int tresor_reboot_notify(struct notifier_block *nb,
+				unsigned long action, void *data)
+{
+	smp_store_release(&tresor_loaded, false);
+	on_each_cpu(tresor_wipe_ipi, NULL, 1);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block tresor_reboot_nb = {
+	.notifier_call = tresor_reboot_notify,
+};
+
 int tresor_keystore_init(void)
 {
-	return 0;
+	int ret;
+
+	ret = register_pm_notifier(&tresor_pm_nb);
+	if (ret)
+		return ret;
+	ret = register_reboot_notifier(&tresor_reboot_nb);
+	if (ret)
+		unregister_pm_notifier(&tresor_pm_nb);
+	return ret;
 }
 
 /* Module unload: no tfm can exist any more; wipe every CPU regardless. */
 void tresor_keystore_exit(void)
 {
+	unregister_reboot_notifier(&tresor_reboot_nb);
+	unregister_pm_notifier(&tresor_pm_nb);
 	smp_store_release(&tresor_loaded, false);
 	cpus_read_lock();
 	tresor_wipe_cpus(cpu_online_mask);

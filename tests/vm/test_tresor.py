@@ -36,3 +36,22 @@ def test_tresor_bad_input(ctx):
         rc, out = vm.run("xtstest bad", timeout=120)
         assert rc == 0, out
         assert "FAIL" not in out, out
+
+
+@vm_test()
+def test_tresor_refuses_suspend_with_key(ctx):
+    with ctx.boot() as vm:
+        vm.sh(LOAD)
+        states = vm.sh("cat /sys/power/state").split()
+        assert "mem" in states and "disk" in states, states
+        load_masked_key(vm, os.urandom(32))
+        for state in ("mem", "disk"):
+            rc, out = vm.run(f"echo {state} > /sys/power/state")
+            assert rc != 0 and "Device or resource busy" in out, \
+                f"suspend to {state} with a key loaded: {out}"
+        assert "refusing suspend/hibernation" in vm.sh("dmesg")
+        assert vm.sh("rcprobe clear-key") == "ok"
+        # Without a key tresor no longer objects: hibernation now fails
+        # for its own reason (this guest has no swap), not with EBUSY.
+        rc, out = vm.run("echo disk > /sys/power/state")
+        assert "Device or resource busy" not in out, out
