@@ -2,57 +2,117 @@
 /*
  * ramcrypt.ko - encrypted memory regions
  *
- * Every open() of /dev/ramcrypt is one region. /sys/kernel/ramcrypt/ shows
- * read-only status.
+ * Every open() of /dev/ramcrypt is one region: its pages live as
+ * TRESOR-encrypted ciphertext except for a window of at most window_pages
+ * plaintext frames (see ramcrypt_window.c). /sys/kernel/ramcrypt/ shows
+ * read-only totals over all regions.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/kobject.h>
 #include <linux/miscdevice.h>
+#include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/slab.h>
 #include <linux/sysfs.h>
+#include <linux/uaccess.h>
 
-#include <uapi/ramcrypt.h>
+#include "ramcrypt_internal.h"
 
-struct ramcrypt_region {
-	u64 size;
-};
+unsigned int ramcrypt_window_pages = 64;
+module_param_named(window_pages, ramcrypt_window_pages, uint, 0644);
+MODULE_PARM_DESC(window_pages,
+		 "Plaintext frames per new region (default 64)");
 
-static atomic_t ramcrypt_nr_regions = ATOMIC_INIT(0);
+unsigned int ramcrypt_max_age_ms = 100;
+module_param_named(max_plaintext_age_ms, ramcrypt_max_age_ms, uint, 0644);
+MODULE_PARM_DESC(max_plaintext_age_ms,
+		 "Evict plaintext pages idle for this long (ms, default 100)");
+
+static unsigned int ramcrypt_max_memory_mb;
+module_param_named(max_memory_mb, ramcrypt_max_memory_mb, uint, 0644);
+MODULE_PARM_DESC(max_memory_mb,
+		 "Cap on all regions' frames + ciphertext (MiB, 0 = half of RAM)");
+
+struct ramcrypt_global ramcrypt_global;
+LIST_HEAD(ramcrypt_regions);
+DEFINE_MUTEX(ramcrypt_regions_lock);
+
+unsigned long ramcrypt_mem_cap_pages(void)
+{
+	unsigned int mb = READ_ONCE(ramcrypt_max_memory_mb);
+
+	if (!mb)
+		return totalram_pages() / 2;
+	return (unsigned long)mb << (20 - PAGE_SHIFT);
+}
 
 static int ramcrypt_open(struct inode *inode, struct file *file)
 {
 	struct ramcrypt_region *region;
 
-	region = kzalloc(sizeof(*region), GFP_KERNEL);
-	if (!region)
-		return -ENOMEM;
+	region = ramcrypt_region_create(inode);
+	if (IS_ERR(region))
+		return PTR_ERR(region);
 	file->private_data = region;
-	atomic_inc(&ramcrypt_nr_regions);
+	/* Each region is its own address space: see ramcrypt_region_create. */
+	file->f_mapping = &region->mapping;
 	return 0;
 }
 
 static int ramcrypt_release(struct inode *inode, struct file *file)
 {
-	kfree(file->private_data);
-	atomic_dec(&ramcrypt_nr_regions);
+	ramcrypt_region_destroy(file->private_data);
 	return 0;
 }
 
 static int ramcrypt_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	pr_warn_once("mapping regions is not implemented yet\n");
-	return -EOPNOTSUPP;
+	return ramcrypt_region_mmap(file->private_data, vma);
+}
+
+static long ramcrypt_get_stats(struct ramcrypt_region *region,
+			       void __user *arg)
+{
+	struct ramcrypt_stats st;
+
+	memset(&st, 0, sizeof(st));
+	ramcrypt_window_stats(region, &st);
+	if (copy_to_user(arg, &st, sizeof(st)))
+		return -EFAULT;
+	return 0;
 }
 
 static long ramcrypt_ioctl(struct file *file, unsigned int cmd,
 			   unsigned long arg)
 {
-	/* No region ioctl is implemented yet. */
-	return -ENOTTY;
+	struct ramcrypt_region *region = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	u64 size;
+	u32 window;
+
+	switch (cmd) {
+	case RAMCRYPT_IOC_SET_SIZE:
+		if (copy_from_user(&size, uarg, sizeof(size)))
+			return -EFAULT;
+		return ramcrypt_region_set_size(region, size);
+	case RAMCRYPT_IOC_SET_WINDOW:
+		if (!capable(CAP_SYS_ADMIN))
+			return -EPERM;
+		if (copy_from_user(&window, uarg, sizeof(window)))
+			return -EFAULT;
+		return ramcrypt_window_set(region, window);
+	case RAMCRYPT_IOC_FLUSH:
+		return ramcrypt_window_flush(region);
+	case RAMCRYPT_IOC_STATS:
+		return ramcrypt_get_stats(region, uarg);
+	default:
+		return -ENOTTY;
+	}
 }
 
 static const struct file_operations ramcrypt_fops = {
@@ -72,24 +132,79 @@ static struct miscdevice ramcrypt_miscdev = {
 	.mode = 0660,
 };
 
-static ssize_t regions_show(struct kobject *kobj, struct kobj_attribute *attr,
-			    char *buf)
+/* sysfs: totals over all regions */
+#define RAMCRYPT_COUNTER_ATTR(_name, _counter)				\
+static ssize_t _name##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, "%ld\n",					\
+			  atomic_long_read(&ramcrypt_global._counter));	\
+}									\
+static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
+
+RAMCRYPT_COUNTER_ATTR(regions, regions);
+RAMCRYPT_COUNTER_ATTR(plaintext_pages, plaintext_pages);
+RAMCRYPT_COUNTER_ATTR(encrypted_pages, ciphertext_pages);
+RAMCRYPT_COUNTER_ATTR(memory_pages, mem_pages);
+RAMCRYPT_COUNTER_ATTR(faults, faults);
+RAMCRYPT_COUNTER_ATTR(evictions_window, evictions[RAMCRYPT_EVICT_WINDOW]);
+RAMCRYPT_COUNTER_ATTR(evictions_age, evictions[RAMCRYPT_EVICT_AGE]);
+RAMCRYPT_COUNTER_ATTR(evictions_flush, evictions[RAMCRYPT_EVICT_FLUSH]);
+RAMCRYPT_COUNTER_ATTR(skipped_referenced, skipped_referenced);
+RAMCRYPT_COUNTER_ATTR(window_overflows, window_overflows);
+RAMCRYPT_COUNTER_ATTR(crypto_errors, crypto_errors);
+RAMCRYPT_COUNTER_ATTR(cap_failures, cap_failures);
+
+static ssize_t window_pages_show(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%d\n", atomic_read(&ramcrypt_nr_regions));
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ramcrypt_window_pages));
 }
 
-static ssize_t plaintext_pages_show(struct kobject *kobj,
-				    struct kobj_attribute *attr, char *buf)
+static struct kobj_attribute window_pages_attr = __ATTR_RO(window_pages);
+
+static ssize_t memory_cap_pages_show(struct kobject *kobj,
+				     struct kobj_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "0\n");
+	return sysfs_emit(buf, "%lu\n", ramcrypt_mem_cap_pages());
 }
 
-static struct kobj_attribute regions_attr = __ATTR_RO(regions);
-static struct kobj_attribute plaintext_pages_attr = __ATTR_RO(plaintext_pages);
+static struct kobj_attribute memory_cap_pages_attr =
+	__ATTR_RO(memory_cap_pages);
+
+static ssize_t oldest_plaintext_age_ms_show(struct kobject *kobj,
+					    struct kobj_attribute *attr,
+					    char *buf)
+{
+	struct ramcrypt_region *region;
+	u64 oldest = 0;
+
+	mutex_lock(&ramcrypt_regions_lock);
+	list_for_each_entry(region, &ramcrypt_regions, node)
+		oldest = max(oldest, ramcrypt_window_oldest_ms(region));
+	mutex_unlock(&ramcrypt_regions_lock);
+	return sysfs_emit(buf, "%llu\n", oldest);
+}
+
+static struct kobj_attribute oldest_plaintext_age_ms_attr =
+	__ATTR_RO(oldest_plaintext_age_ms);
 
 static struct attribute *ramcrypt_attrs[] = {
 	&regions_attr.attr,
 	&plaintext_pages_attr.attr,
+	&encrypted_pages_attr.attr,
+	&memory_pages_attr.attr,
+	&memory_cap_pages_attr.attr,
+	&window_pages_attr.attr,
+	&faults_attr.attr,
+	&evictions_window_attr.attr,
+	&evictions_age_attr.attr,
+	&evictions_flush_attr.attr,
+	&skipped_referenced_attr.attr,
+	&window_overflows_attr.attr,
+	&crypto_errors_attr.attr,
+	&cap_failures_attr.attr,
+	&oldest_plaintext_age_ms_attr.attr,
 	NULL,
 };
 

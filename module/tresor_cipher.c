@@ -2,9 +2,9 @@
 /*
  * xts(tresor): AES-128-XTS with the key in the debug registers.
  *
- * Every implementation is registered as an internal skcipher and wrapped by
- * the kernel's simd helper, which defers a request to cryptd when the FPU is
- * unusable (e.g. dm-crypt decrypting in softirq context). The key never
+ * A request runs where it arrives if that CPU is a valid key holder and may
+ * use the FPU; otherwise it is queued to a valid holder's bound worker and
+ * completes asynchronously (dm-crypt and AF_ALG handle that). The key never
  * comes through setkey: a transform accepts only the all-zero placeholder
  * key that dm-crypt holds.
  */
@@ -12,10 +12,12 @@
 
 #include <crypto/aes.h>
 #include <crypto/internal/simd.h>
+#include <linux/workqueue.h>
 #include <crypto/internal/skcipher.h>
 #include <linux/capability.h>
 #include <linux/module.h>
 #include <asm/cpufeature.h>
+#include <asm/simd.h>
 #include <asm/fpu/api.h>
 
 #include "tresor_api.h"
@@ -84,7 +86,22 @@ static int tresor_xts_setkey(struct crypto_skcipher *tfm, const u8 *key,
 	return 0;
 }
 
-static int tresor_xts_crypt(struct skcipher_request *req, bool enc)
+/* Forwarded requests run on a valid key holder, from this bound queue. */
+static struct workqueue_struct *tresor_wq;
+
+struct tresor_req_ctx {
+	struct work_struct work;
+	bool enc;
+	int tries;
+};
+
+/*
+ * Run the whole request on this CPU inside one FPU section, so nothing can
+ * take the CPU (and load a KVM guest's debug registers) between the key
+ * check and the last block. -EAGAIN: this CPU is no valid key holder,
+ * nothing was written.
+ */
+static int tresor_xts_crypt_here(struct skcipher_request *req, bool enc)
 {
 	const struct tresor_impl *impl =
 		tresor_tfm_impl(crypto_skcipher_reqtfm(req));
@@ -93,63 +110,142 @@ static int tresor_xts_crypt(struct skcipher_request *req, bool enc)
 	int first = 1;
 	int err;
 
-	/* No ciphertext stealing: dm-crypt never needs it. */
-	if (req->cryptlen < AES_BLOCK_SIZE || req->cryptlen % AES_BLOCK_SIZE)
-		return -EINVAL;
-	if (!tresor_key_loaded())
-		return -ENOKEY;
-
-	err = skcipher_walk_virt(&walk, req, false);
+	err = skcipher_walk_virt(&walk, req, true);
+	if (err)
+		return err;
 	/* The running tweak stays on this stack, not in req->iv. */
 	memcpy(tweak, req->iv, sizeof(tweak));
+	kernel_fpu_begin();
+	if (!tresor_local_key_ok(impl)) {
+		kernel_fpu_end();
+		skcipher_walk_done(&walk, -EAGAIN);
+		return -EAGAIN;
+	}
 	while (walk.nbytes) {
 		unsigned int nbytes = round_down(walk.nbytes, AES_BLOCK_SIZE);
 
-		kernel_fpu_begin();
-		/* Per chunk: preemption between chunks may change the CPU. */
-		if (!tresor_local_key_ok(impl)) {
-			kernel_fpu_end();
-			err = skcipher_walk_done(&walk, -EIO);
-			break;
-		}
 		if (enc)
 			impl->encrypt(walk.dst.virt.addr, walk.src.virt.addr,
 				      nbytes, tweak, first);
 		else
 			impl->decrypt(walk.dst.virt.addr, walk.src.virt.addr,
 				      nbytes, tweak, first);
-		kernel_fpu_end();
 		first = 0;
+		/* atomic walk: may not sleep, fine inside the FPU section */
 		err = skcipher_walk_done(&walk, walk.nbytes - nbytes);
 	}
+	kernel_fpu_end();
 	memzero_explicit(tweak, sizeof(tweak));
 	if (!err)
 		tresor_count_request();
 	return err;
 }
 
-static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
-			     bool enc)
+static int tresor_xts_queue(struct skcipher_request *req)
+{
+	struct tresor_req_ctx *rctx = skcipher_request_ctx(req);
+	int cpu = tresor_pick_holder(raw_smp_processor_id());
+
+	if (cpu < 0) {
+		pr_err_ratelimited("no CPU holds a valid key; request fails\n");
+		return -EIO;
+	}
+	tresor_count_forwarded();
+	queue_work_on(cpu, tresor_wq, &rctx->work);
+	return -EINPROGRESS;
+}
+
+static void tresor_xts_work(struct work_struct *work)
+{
+	struct tresor_req_ctx *rctx =
+		container_of(work, struct tresor_req_ctx, work);
+	struct skcipher_request *req =
+		container_of((void *)rctx, struct skcipher_request, __ctx);
+	int err;
+
+	err = tresor_xts_crypt_here(req, rctx->enc);
+	/* This holder failed its check meanwhile: try another one. */
+	if (err == -EAGAIN && ++rctx->tries < 4) {
+		err = tresor_xts_queue(req);
+		if (err == -EINPROGRESS)
+			return;
+	}
+	if (err == -EAGAIN)
+		err = -EIO;
+	local_bh_disable();
+	skcipher_request_complete(req, err);
+	local_bh_enable();
+}
+
+static int tresor_xts_crypt(struct skcipher_request *req, bool enc)
+{
+	struct tresor_req_ctx *rctx = skcipher_request_ctx(req);
+	int err;
+
+	/* No ciphertext stealing: dm-crypt never needs it. */
+	if (req->cryptlen < AES_BLOCK_SIZE || req->cryptlen % AES_BLOCK_SIZE)
+		return -EINVAL;
+	if (!tresor_key_loaded())
+		return -ENOKEY;
+	if (crypto_simd_usable()) {
+		err = tresor_xts_crypt_here(req, enc);
+		if (err != -EAGAIN)
+			return err;
+	}
+	rctx->enc = enc;
+	rctx->tries = 0;
+	INIT_WORK(&rctx->work, tresor_xts_work);
+	return tresor_xts_queue(req);
+}
+
+struct tresor_page_job {
+	void *dst;
+	const void *src;
+	const u8 *iv;
+	bool enc;
+};
+
+static int tresor_page_here(void *arg)
 {
 	const struct tresor_impl *impl = tresor_best_impl();
+	struct tresor_page_job *job = arg;
 	u8 tweak[AES_BLOCK_SIZE];
 	int ret = 0;
 
-	if (!tresor_key_loaded())
-		return -ENOKEY;
-	memcpy(tweak, iv, sizeof(tweak));
+	memcpy(tweak, job->iv, sizeof(tweak));
 	kernel_fpu_begin();
 	if (!tresor_local_key_ok(impl))
-		ret = -EIO;
-	else if (enc)
-		impl->encrypt(dst, src, TRESOR_PAGE_SIZE, tweak, 1);
+		ret = -EAGAIN;
+	else if (job->enc)
+		impl->encrypt(job->dst, job->src, TRESOR_PAGE_SIZE, tweak, 1);
 	else
-		impl->decrypt(dst, src, TRESOR_PAGE_SIZE, tweak, 1);
+		impl->decrypt(job->dst, job->src, TRESOR_PAGE_SIZE, tweak, 1);
 	kernel_fpu_end();
 	memzero_explicit(tweak, sizeof(tweak));
 	if (!ret)
 		tresor_count_request();
 	return ret;
+}
+
+/* Process context only: forwarding to a key holder may sleep. */
+static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
+			     bool enc)
+{
+	struct tresor_page_job job = { dst, src, iv, enc };
+	int tries, cpu, ret;
+
+	might_sleep();
+	if (!tresor_key_loaded())
+		return -ENOKEY;
+	ret = tresor_page_here(&job);
+	for (tries = 0; ret == -EAGAIN && tries < 4; tries++) {
+		cpu = tresor_pick_holder(raw_smp_processor_id());
+		if (cpu < 0)
+			break;
+		tresor_count_forwarded();
+		ret = smp_call_on_cpu(cpu, tresor_page_here, &job, false);
+	}
+	return ret == -EAGAIN ? -EIO : ret;
 }
 
 int tresor_encrypt_page(void *dst, const void *src, const u8 iv[16])
@@ -190,6 +286,7 @@ static int tresor_xts_init_tfm(struct crypto_skcipher *tfm)
 		return -EPERM;
 	*(const struct tresor_impl **)crypto_skcipher_ctx(tfm) =
 		&tresor_impls[i];
+	crypto_skcipher_set_reqsize(tfm, sizeof(struct tresor_req_ctx));
 	tresor_tfm_get();
 	return 0;
 }
@@ -202,10 +299,10 @@ static void tresor_xts_exit_tfm(struct crypto_skcipher *tfm)
 /* cra_priority's last digit is the index into tresor_impls. */
 #define TRESOR_ALG(drv, prio) {						\
 	.base = {							\
-		.cra_name = "__xts(tresor)",				\
-		.cra_driver_name = "__xts-tresor-" drv,			\
+		.cra_name = "xts(tresor)",				\
+		.cra_driver_name = "xts-tresor-" drv,			\
 		.cra_priority = prio,					\
-		.cra_flags = CRYPTO_ALG_INTERNAL,			\
+		.cra_flags = CRYPTO_ALG_ASYNC,				\
 		.cra_blocksize = AES_BLOCK_SIZE,			\
 		.cra_ctxsize = sizeof(struct tresor_impl *),		\
 		.cra_module = THIS_MODULE,				\
@@ -228,7 +325,6 @@ static struct skcipher_alg tresor_algs[TRESOR_NR_IMPLS] = {
 					  500 + TRESOR_VAES_AVX512),
 };
 
-static struct simd_skcipher_alg *tresor_simd_algs[TRESOR_NR_IMPLS];
 static bool tresor_registered[TRESOR_NR_IMPLS];
 
 void tresor_cipher_exit(void)
@@ -238,9 +334,12 @@ void tresor_cipher_exit(void)
 	for (i = TRESOR_NR_IMPLS - 1; i >= 0; i--) {
 		if (!tresor_registered[i])
 			continue;
-		simd_unregister_skciphers(&tresor_algs[i], 1,
-					  &tresor_simd_algs[i]);
+		crypto_unregister_skcipher(&tresor_algs[i]);
 		tresor_registered[i] = false;
+	}
+	if (tresor_wq) {
+		destroy_workqueue(tresor_wq);
+		tresor_wq = NULL;
 	}
 }
 
@@ -248,6 +347,13 @@ int tresor_cipher_init(void)
 {
 	u8 cv[32], cv_ref[32];
 	int i, ret;
+
+	/* Bound (per-CPU) so queue_work_on() runs on the chosen holder;
+	 * WQ_MEM_RECLAIM because dm-crypt may carry swap.
+	 */
+	tresor_wq = alloc_workqueue("tresor", WQ_HIGHPRI | WQ_MEM_RECLAIM, 0);
+	if (!tresor_wq)
+		return -ENOMEM;
 
 	/* AES-NI is the baseline: without it (or its self-test) no cipher. */
 	for (i = 0; i < TRESOR_NR_IMPLS && tresor_impl_supported(i); i++) {
@@ -257,8 +363,7 @@ int tresor_cipher_init(void)
 			memcpy(cv_ref, cv, sizeof(cv));
 		else if (tresor_best < 0 || memcmp(cv, cv_ref, sizeof(cv)))
 			continue;
-		ret = simd_register_skciphers_compat(&tresor_algs[i], 1,
-						     &tresor_simd_algs[i]);
+		ret = crypto_register_skcipher(&tresor_algs[i]);
 		if (ret) {
 			pr_err("registering %s failed: %d\n",
 			       tresor_algs[i].base.cra_driver_name, ret);
@@ -270,6 +375,7 @@ int tresor_cipher_init(void)
 	}
 	if (tresor_best < 0) {
 		pr_err("no working AES-NI implementation on this CPU (needs AES-NI and SSE4.1)\n");
+		tresor_cipher_exit();
 		return -ENODEV;
 	}
 	return 0;

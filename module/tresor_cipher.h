@@ -25,6 +25,7 @@ bool tresor_impl_selftest(const struct tresor_impl *impl, u8 cv[32]);
 
 /* Assembly in tresor_keyregs.S */
 void tresor_write_key_regs(const u8 key[32]);
+void tresor_read_key_regs(u8 key[32]);
 void tresor_wipe_key_regs(void);
 
 #endif /* TRESOR_CIPHER_H */

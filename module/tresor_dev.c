@@ -5,10 +5,13 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/bitops.h>
 #include <linux/capability.h>
+#include <linux/cpumask.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/uaccess.h>
 
 #include "tresor_dev.h"
@@ -39,6 +42,41 @@ out_wipe:
 	return ret;
 }
 
+static int tresor_ioctl_set_holders(void __user *arg)
+{
+	struct tresor_holders *h;
+	cpumask_var_t mask;
+	unsigned int bit;
+	int ret = -EINVAL;
+
+	h = memdup_user(arg, sizeof(*h));
+	if (IS_ERR(h))
+		return PTR_ERR(h);
+	if (!zalloc_cpumask_var(&mask, GFP_KERNEL)) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	if (h->flags || !h->nr_cpus || h->nr_cpus > TRESOR_MAX_CPUS) {
+		pr_err_ratelimited("SET_HOLDERS: flags must be 0 and nr_cpus in 1..%d (got flags %#x, nr_cpus %u)\n",
+				   TRESOR_MAX_CPUS, h->flags, h->nr_cpus);
+		goto out_mask;
+	}
+	for_each_set_bit(bit, (unsigned long *)h->mask, TRESOR_MAX_CPUS) {
+		if (bit >= h->nr_cpus || bit >= nr_cpu_ids) {
+			pr_err_ratelimited("SET_HOLDERS: CPU %u does not exist\n",
+					   bit);
+			goto out_mask;
+		}
+		cpumask_set_cpu(bit, mask);
+	}
+	ret = tresor_set_holders(mask);
+out_mask:
+	free_cpumask_var(mask);
+out_free:
+	kfree(h);
+	return ret;
+}
+
 static long tresor_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	void __user *uarg = (void __user *)arg;
@@ -57,8 +95,9 @@ static long tresor_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (copy_to_user(uarg, &st, sizeof(st)))
 			return -EFAULT;
 		return 0;
+	case TRESOR_IOC_SET_HOLDERS:
+		return tresor_ioctl_set_holders(uarg);
 	default:
-		/* TRESOR_IOC_SET_HOLDERS is not implemented yet. */
 		return -ENOTTY;
 	}
 }

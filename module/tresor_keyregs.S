@@ -37,3 +37,23 @@ SYM_FUNC_START(tresor_wipe_key_regs)
 	movq	%rax, %dr3
 	RET
 SYM_FUNC_END(tresor_wipe_key_regs)
+
+/*
+ * void tresor_read_key_regs(u8 key[32]): the one documented RAM transit,
+ * a peer copy for a CPU coming online; the caller wipes @key at once.
+ */
+SYM_FUNC_START(tresor_read_key_regs)
+	pushfq
+	cli
+	movq	%dr0, %rax
+	movq	%rax, (%rdi)
+	movq	%dr1, %rax
+	movq	%rax, 8(%rdi)
+	movq	%dr2, %rax
+	movq	%rax, 16(%rdi)
+	movq	%dr3, %rax
+	movq	%rax, 24(%rdi)
+	xorl	%eax, %eax
+	popfq
+	RET
+SYM_FUNC_END(tresor_read_key_regs)

@@ -2,43 +2,65 @@
 /*
  * Key store: the key in DR0-DR3 of every key-holding CPU.
  *
- * The key passes through RAM once, in the SET_KEY buffer, which is wiped as
- * soon as every holder has it. What stays in RAM are check values
+ * The key passes through RAM in the SET_KEY buffer (wiped as soon as every
+ * holder has it) and, when enabled, once per CPU coming online (a copy from
+ * a valid peer, wiped at once). What stays in RAM are check values
  * (AES_K1(0), AES_K2(0)): ciphertexts that let each request prove that the
  * local registers still hold the right key, without revealing it.
+ *
+ * Holders are the CPUs that should carry the key (TRESOR_IOC_SET_HOLDERS;
+ * default every online CPU); valid holders are those whose last check
+ * passed. A KVM guest touching its debug registers overwrites DR0-DR3 of
+ * the CPU it runs on: that CPU fails its next check and stops serving
+ * requests, which go to a valid holder instead.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <crypto/algapi.h>
 #include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
 #include <linux/kobject.h>
+#include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/reboot.h>
-#include <linux/suspend.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/string.h>
+#include <linux/suspend.h>
 #include <linux/sysfs.h>
 #include <asm/fpu/api.h>
 
 #include "tresor_cipher.h"
 #include "tresor_keystore.h"
 
-/* Serialises key loading, clearing and holder changes. */
+static bool hotplug_peer_copy;
+module_param(hotplug_peer_copy, bool, 0644);
+MODULE_PARM_DESC(hotplug_peer_copy,
+		 "A holder CPU coming online copies the key from a valid peer through RAM (wiped at once); otherwise it stays keyless and its requests are forwarded (default: keyless)");
+
+/*
+ * Serialises key loading, clearing and holder changes. Lock order: the CPU
+ * hotplug lock first (hotplug callbacks run under it), then this.
+ */
 static DEFINE_MUTEX(tresor_key_lock);
 
 /* Published with release semantics once every holder has a verified key. */
 static bool tresor_loaded;
 static u8 tresor_check[32];
-static struct cpumask tresor_holders;
-static struct cpumask tresor_valid;
+static struct cpumask tresor_holders;	/* wanted holders */
+static bool tresor_holders_set;		/* else: every online CPU */
+static struct cpumask tresor_valid;	/* holders that passed their check */
+/* Scratch masks under tresor_key_lock (too big for the stack). */
+static struct cpumask tresor_scratch, tresor_scratch2;
+static enum cpuhp_state tresor_hp_state;
 
 static atomic_t tresor_nr_tfms = ATOMIC_INIT(0);
 static atomic64_t tresor_check_failures = ATOMIC64_INIT(0);
 static atomic64_t tresor_forwarded = ATOMIC64_INIT(0);
 static atomic64_t tresor_peer_copies = ATOMIC64_INIT(0);
 static DEFINE_PER_CPU(u64, tresor_requests);
+static atomic_t tresor_next_holder = ATOMIC_INIT(0);
 
 bool tresor_key_loaded(void)
 {
@@ -60,6 +82,11 @@ void tresor_count_request(void)
 	this_cpu_inc(tresor_requests);
 }
 
+void tresor_count_forwarded(void)
+{
+	atomic64_inc(&tresor_forwarded);
+}
+
 bool tresor_local_key_ok(const struct tresor_impl *impl)
 {
 	int cpu = smp_processor_id();
@@ -73,12 +100,27 @@ bool tresor_local_key_ok(const struct tresor_impl *impl)
 	memzero_explicit(cv, sizeof(cv));
 	if (!ok && cpumask_test_and_clear_cpu(cpu, &tresor_valid)) {
 		atomic64_inc(&tresor_check_failures);
-		pr_warn_ratelimited("CPU %d lost its key (check value mismatch); it no longer serves requests\n",
+		pr_warn_ratelimited("CPU %d lost its key (check value mismatch, e.g. a KVM guest wrote its debug registers); its requests go to other holders\n",
 				    cpu);
 	}
 	return ok;
 }
 
+int tresor_pick_holder(int avoid)
+{
+	unsigned int start = atomic_inc_return(&tresor_next_holder) % nr_cpu_ids;
+	unsigned int cpu;
+	int fallback = -1;
+
+	for_each_cpu_wrap(cpu, &tresor_valid, start) {
+		if (cpu != avoid && cpu_online(cpu))
+			return cpu;
+		fallback = cpu;
+	}
+	return fallback;
+}
+
+/* Runs on the target CPU in process context (smp_call_on_cpu). */
 struct tresor_load_ctx {
 	const u8 *key;
 	const struct tresor_impl *impl;
@@ -86,7 +128,6 @@ struct tresor_load_ctx {
 	bool have_check;
 };
 
-/* Runs on the target CPU in process context (smp_call_on_cpu). */
 static int tresor_load_on_cpu(void *arg)
 {
 	struct tresor_load_ctx *ctx = arg;
@@ -118,13 +159,75 @@ static void tresor_wipe_cpus(const struct cpumask *mask)
 	unsigned int cpu;
 
 	for_each_cpu(cpu, mask)
+		if (cpu_online(cpu))
+			smp_call_on_cpu(cpu, tresor_wipe_on_cpu, NULL, false);
+}
+
+static int tresor_read_on_cpu(void *buf)
+{
+	tresor_read_key_regs(buf);
+	return 0;
+}
+
+/*
+ * Give @cpu the key of a valid peer: the one documented transit through
+ * RAM, in a buffer wiped right after. Verified against the check values.
+ */
+static int tresor_peer_copy(unsigned int cpu, bool here)
+{
+	struct tresor_load_ctx ctx = { .impl = tresor_best_impl(),
+				       .have_check = true };
+	int peer = tresor_pick_holder(cpu);
+	u8 *buf;
+	int ret;
+
+	lockdep_assert_held(&tresor_key_lock);
+	if (peer < 0 || peer == cpu)
+		return -ENOKEY;
+	buf = kmalloc(TRESOR_KEY_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	smp_call_on_cpu(peer, tresor_read_on_cpu, buf, false);
+	memcpy(ctx.check, tresor_check, sizeof(ctx.check));
+	ctx.key = buf;
+	/* here: a hotplug callback, already running pinned on @cpu */
+	if (here)
+		ret = tresor_load_on_cpu(&ctx);
+	else
+		ret = smp_call_on_cpu(cpu, tresor_load_on_cpu, &ctx, false);
+	kfree_sensitive(buf);
+	memzero_explicit(&ctx, sizeof(ctx));
+	if (ret) {
 		smp_call_on_cpu(cpu, tresor_wipe_on_cpu, NULL, false);
+		return ret;
+	}
+	cpumask_set_cpu(cpu, &tresor_valid);
+	atomic64_inc(&tresor_peer_copies);
+	pr_info("CPU %u got the key from CPU %d (peer copy)\n", cpu, peer);
+	return 0;
+}
+
+static bool tresor_is_holder(unsigned int cpu)
+{
+	return !tresor_holders_set || cpumask_test_cpu(cpu, &tresor_holders);
+}
+
+/* The online CPUs that should hold the key, into tresor_scratch. */
+static const struct cpumask *tresor_effective_holders(void)
+{
+	lockdep_assert_held(&tresor_key_lock);
+	if (tresor_holders_set)
+		cpumask_and(&tresor_scratch, &tresor_holders, cpu_online_mask);
+	else
+		cpumask_copy(&tresor_scratch, cpu_online_mask);
+	return &tresor_scratch;
 }
 
 int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 {
 	const struct tresor_impl *impl = tresor_best_impl();
 	struct tresor_load_ctx ctx = { .key = key, .impl = impl };
+	const struct cpumask *holders;
 	unsigned int cpu;
 	int ret = 0;
 
@@ -133,16 +236,23 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 		return -EINVAL;
 	}
 
+	cpus_read_lock();
 	mutex_lock(&tresor_key_lock);
 	if (tresor_key_loaded()) {
 		ret = -EEXIST;
 		goto out_unlock;
 	}
-
-	cpus_read_lock();
-	cpumask_copy(&tresor_holders, cpu_online_mask);
+	holders = tresor_effective_holders();
+	for_each_cpu(cpu, holders) {
+		if (!tresor_bpslots_owned(cpu)) {
+			pr_err("CPU %u has a hardware breakpoint in use (debugger or perf); refusing to load the key\n",
+			       cpu);
+			ret = -EBUSY;
+			goto out_unlock;
+		}
+	}
 	cpumask_clear(&tresor_valid);
-	for_each_cpu(cpu, &tresor_holders) {
+	for_each_cpu(cpu, holders) {
 		ret = smp_call_on_cpu(cpu, tresor_load_on_cpu, &ctx, false);
 		if (ret) {
 			pr_err("CPU %u does not hold the key after loading it\n",
@@ -152,8 +262,7 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 		cpumask_set_cpu(cpu, &tresor_valid);
 	}
 	if (ret) {
-		tresor_wipe_cpus(&tresor_holders);
-		cpumask_clear(&tresor_holders);
+		tresor_wipe_cpus(holders);
 		cpumask_clear(&tresor_valid);
 	} else {
 		memcpy(tresor_check, ctx.check, sizeof(tresor_check));
@@ -161,11 +270,10 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 		pr_info("key loaded on CPUs %*pbl (%s)\n",
 			cpumask_pr_args(&tresor_valid), impl->name);
 	}
-	cpus_read_unlock();
 	memzero_explicit(&ctx, sizeof(ctx));
-
 out_unlock:
 	mutex_unlock(&tresor_key_lock);
+	cpus_read_unlock();
 	return ret;
 }
 
@@ -173,22 +281,64 @@ int tresor_key_clear(void)
 {
 	int ret = 0;
 
+	cpus_read_lock();
 	mutex_lock(&tresor_key_lock);
 	if (atomic_read(&tresor_nr_tfms)) {
 		ret = -EBUSY;
 		goto out_unlock;
 	}
 	smp_store_release(&tresor_loaded, false);
-	cpus_read_lock();
 	/* Every online CPU, not only holders: leave no stale copy anywhere. */
 	tresor_wipe_cpus(cpu_online_mask);
-	cpumask_clear(&tresor_holders);
 	cpumask_clear(&tresor_valid);
-	cpus_read_unlock();
 	memzero_explicit(tresor_check, sizeof(tresor_check));
 	pr_info("key cleared\n");
 out_unlock:
 	mutex_unlock(&tresor_key_lock);
+	cpus_read_unlock();
+	return ret;
+}
+
+int tresor_set_holders(const struct cpumask *new)
+{
+	struct cpumask *removed = &tresor_scratch, *added = &tresor_scratch2;
+	unsigned int cpu;
+	int ret = 0;
+
+	cpus_read_lock();
+	mutex_lock(&tresor_key_lock);
+	if (cpumask_empty(new) || !cpumask_subset(new, cpu_online_mask)) {
+		pr_err("SET_HOLDERS: CPUs %*pbl must be a non-empty subset of the online CPUs %*pbl\n",
+		       cpumask_pr_args(new), cpumask_pr_args(cpu_online_mask));
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	if (tresor_key_loaded()) {
+		cpumask_andnot(removed, &tresor_valid, new);
+		cpumask_andnot(added, new, &tresor_valid);
+		/* Add first, so a valid holder is always left to copy from. */
+		for_each_cpu(cpu, added) {
+			if (!tresor_bpslots_owned(cpu)) {
+				ret = -EBUSY;
+				goto out_unlock;
+			}
+			ret = tresor_peer_copy(cpu, false);
+			if (ret)
+				goto out_unlock;
+		}
+		for_each_cpu(cpu, removed)
+			cpumask_clear_cpu(cpu, &tresor_valid);
+		/* No request can still use them: a request checks tresor_valid
+		 * inside its FPU section, and these wipes wait for the CPUs.
+		 */
+		tresor_wipe_cpus(removed);
+	}
+	cpumask_copy(&tresor_holders, new);
+	tresor_holders_set = true;
+	pr_info("key holders: CPUs %*pbl\n", cpumask_pr_args(new));
+out_unlock:
+	mutex_unlock(&tresor_key_lock);
+	cpus_read_unlock();
 	return ret;
 }
 
@@ -200,7 +350,10 @@ void tresor_get_status(struct tresor_status *st)
 	st->abi_version = TRESOR_ABI_VERSION;
 	if (tresor_key_loaded())
 		st->flags |= TRESOR_STATUS_KEY_LOADED;
-	st->nr_holders = cpumask_weight(&tresor_holders);
+	if (tresor_key_loaded())
+		st->nr_holders = tresor_holders_set ?
+			cpumask_weight_and(&tresor_holders, cpu_online_mask) :
+			num_online_cpus();
 	st->nr_valid_holders = cpumask_weight(&tresor_valid);
 	st->check_failures = atomic64_read(&tresor_check_failures);
 	st->forwarded_requests = atomic64_read(&tresor_forwarded);
@@ -209,71 +362,28 @@ void tresor_get_status(struct tresor_status *st)
 		st->requests += per_cpu(tresor_requests, cpu);
 }
 
-/* /sys/kernel/tresor/ */
-#define TRESOR_STATUS_ATTR(field, fmt)					\
-static ssize_t field##_show(struct kobject *kobj,			\
-			    struct kobj_attribute *attr, char *buf)	\
-{									\
-	struct tresor_status st;					\
-									\
-	tresor_get_status(&st);						\
-	return sysfs_emit(buf, fmt "\n", st.field);			\
-}									\
-static struct kobj_attribute field##_attr = __ATTR_RO(field)
-
-TRESOR_STATUS_ATTR(nr_holders, "%u");
-TRESOR_STATUS_ATTR(nr_valid_holders, "%u");
-TRESOR_STATUS_ATTR(check_failures, "%llu");
-TRESOR_STATUS_ATTR(forwarded_requests, "%llu");
-TRESOR_STATUS_ATTR(peer_copies, "%llu");
-TRESOR_STATUS_ATTR(requests, "%llu");
-
-static ssize_t key_loaded_show(struct kobject *kobj,
-			       struct kobj_attribute *attr, char *buf)
+/* CPU hotplug: runs on the CPU coming online / going offline. */
+static int tresor_cpu_online(unsigned int cpu)
 {
-	return sysfs_emit(buf, "%d\n", tresor_key_loaded());
+	tresor_bpslots_reserve(cpu);
+	mutex_lock(&tresor_key_lock);
+	if (tresor_key_loaded() && tresor_is_holder(cpu)) {
+		if (hotplug_peer_copy && tresor_bpslots_owned(cpu))
+			tresor_peer_copy(cpu, true);
+		else
+			pr_info("CPU %u came online keyless; its requests go to CPUs %*pbl\n",
+				cpu, cpumask_pr_args(&tresor_valid));
+	}
+	mutex_unlock(&tresor_key_lock);
+	return 0;
 }
 
-static ssize_t holders_show(struct kobject *kobj, struct kobj_attribute *attr,
-			    char *buf)
+static int tresor_cpu_offline(unsigned int cpu)
 {
-	return sysfs_emit(buf, "%*pbl\n", cpumask_pr_args(&tresor_holders));
+	cpumask_clear_cpu(cpu, &tresor_valid);
+	tresor_wipe_key_regs();
+	return 0;
 }
-
-static ssize_t valid_holders_show(struct kobject *kobj,
-				  struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%*pbl\n", cpumask_pr_args(&tresor_valid));
-}
-
-static ssize_t implementation_show(struct kobject *kobj,
-				   struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%s\n", tresor_best_impl()->name);
-}
-
-static struct kobj_attribute key_loaded_attr = __ATTR_RO(key_loaded);
-static struct kobj_attribute holders_attr = __ATTR_RO(holders);
-static struct kobj_attribute valid_holders_attr = __ATTR_RO(valid_holders);
-static struct kobj_attribute implementation_attr = __ATTR_RO(implementation);
-
-static struct attribute *tresor_status_attrs[] = {
-	&key_loaded_attr.attr,
-	&holders_attr.attr,
-	&valid_holders_attr.attr,
-	&nr_holders_attr.attr,
-	&nr_valid_holders_attr.attr,
-	&check_failures_attr.attr,
-	&forwarded_requests_attr.attr,
-	&peer_copies_attr.attr,
-	&requests_attr.attr,
-	&implementation_attr.attr,
-	NULL,
-};
-
-const struct attribute_group tresor_status_group = {
-	.attrs = tresor_status_attrs,
-};
 
 /*
  * Suspend and hibernation lose the debug registers (and hibernation would
@@ -316,16 +426,103 @@ static struct notifier_block tresor_reboot_nb = {
 	.notifier_call = tresor_reboot_notify,
 };
 
+/* /sys/kernel/tresor/ */
+#define TRESOR_STATUS_ATTR(field, fmt)					\
+static ssize_t field##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	struct tresor_status st;					\
+									\
+	tresor_get_status(&st);						\
+	return sysfs_emit(buf, fmt "\n", st.field);			\
+}									\
+static struct kobj_attribute field##_attr = __ATTR_RO(field)
+
+TRESOR_STATUS_ATTR(nr_holders, "%u");
+TRESOR_STATUS_ATTR(nr_valid_holders, "%u");
+TRESOR_STATUS_ATTR(check_failures, "%llu");
+TRESOR_STATUS_ATTR(forwarded_requests, "%llu");
+TRESOR_STATUS_ATTR(peer_copies, "%llu");
+TRESOR_STATUS_ATTR(requests, "%llu");
+
+static ssize_t key_loaded_show(struct kobject *kobj,
+			       struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", tresor_key_loaded());
+}
+
+static ssize_t holders_show(struct kobject *kobj, struct kobj_attribute *attr,
+			    char *buf)
+{
+	if (tresor_holders_set)
+		return sysfs_emit(buf, "%*pbl\n",
+				  cpumask_pr_args(&tresor_holders));
+	if (tresor_key_loaded())
+		return sysfs_emit(buf, "%*pbl\n",
+				  cpumask_pr_args(cpu_online_mask));
+	return sysfs_emit(buf, "\n");
+}
+
+static ssize_t valid_holders_show(struct kobject *kobj,
+				  struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%*pbl\n", cpumask_pr_args(&tresor_valid));
+}
+
+static ssize_t implementation_show(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", tresor_best_impl()->name);
+}
+
+static struct kobj_attribute key_loaded_attr = __ATTR_RO(key_loaded);
+static struct kobj_attribute holders_attr = __ATTR_RO(holders);
+static struct kobj_attribute valid_holders_attr = __ATTR_RO(valid_holders);
+static struct kobj_attribute implementation_attr = __ATTR_RO(implementation);
+
+static struct attribute *tresor_status_attrs[] = {
+	&key_loaded_attr.attr,
+	&holders_attr.attr,
+	&valid_holders_attr.attr,
+	&nr_holders_attr.attr,
+	&nr_valid_holders_attr.attr,
+	&check_failures_attr.attr,
+	&forwarded_requests_attr.attr,
+	&peer_copies_attr.attr,
+	&requests_attr.attr,
+	&implementation_attr.attr,
+	NULL,
+};
+
+const struct attribute_group tresor_status_group = {
+	.attrs = tresor_status_attrs,
+};
+
 int tresor_keystore_init(void)
 {
 	int ret;
 
+	/* Reserves the breakpoint slots of every online CPU, now and later. */
+	ret = cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "tresor:online",
+				tresor_cpu_online, tresor_cpu_offline);
+	if (ret < 0)
+		goto err_bpslots;
+	tresor_hp_state = ret;
+
 	ret = register_pm_notifier(&tresor_pm_nb);
 	if (ret)
-		return ret;
+		goto err_hotplug;
 	ret = register_reboot_notifier(&tresor_reboot_nb);
 	if (ret)
-		unregister_pm_notifier(&tresor_pm_nb);
+		goto err_pm;
+	return 0;
+
+err_pm:
+	unregister_pm_notifier(&tresor_pm_nb);
+err_hotplug:
+	cpuhp_remove_state(tresor_hp_state);
+err_bpslots:
+	tresor_bpslots_release_all();
 	return ret;
 }
 
@@ -338,5 +535,8 @@ void tresor_keystore_exit(void)
 	cpus_read_lock();
 	tresor_wipe_cpus(cpu_online_mask);
 	cpus_read_unlock();
+	/* Offline callbacks wipe each CPU once more; harmless. */
+	cpuhp_remove_state(tresor_hp_state);
+	tresor_bpslots_release_all();
 	memzero_explicit(tresor_check, sizeof(tresor_check));
 }

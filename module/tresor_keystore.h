@@ -14,6 +14,7 @@ void tresor_keystore_exit(void);
 
 int tresor_key_set(const u8 key[TRESOR_KEY_SIZE]);
 int tresor_key_clear(void);
+int tresor_set_holders(const struct cpumask *holders);
 bool tresor_key_loaded(void);
 void tresor_get_status(struct tresor_status *st);
 
@@ -22,11 +23,20 @@ void tresor_tfm_get(void);
 void tresor_tfm_put(void);
 
 /*
- * Verify the local CPU's key against the stored check values.
- * Call between kernel_fpu_begin() and kernel_fpu_end().
+ * Verify the local CPU's key against the stored check values; a mismatch
+ * marks the CPU invalid and counts it. Call between kernel_fpu_begin() and
+ * kernel_fpu_end().
  */
 bool tresor_local_key_ok(const struct tresor_impl *impl);
+/* A valid key holder to forward work to (not @avoid if possible), or -1. */
+int tresor_pick_holder(int avoid);
 void tresor_count_request(void);
+void tresor_count_forwarded(void);
+
+/* tresor_bpslots.c */
+int tresor_bpslots_reserve(unsigned int cpu);
+bool tresor_bpslots_owned(unsigned int cpu);
+void tresor_bpslots_release_all(void);
 
 extern const struct attribute_group tresor_status_group;
 

@@ -6,6 +6,7 @@
  *   rcprobe [--as-user UID] ioctl DEVICE CMD      (CMD: number, e.g. 0xc0ded5ff)
  *   rcprobe set-key-masked E_HEX M_HEX   load key E^M (32 bytes each)
  *   rcprobe clear-key
+ *   rcprobe set-holders CPU[,CPU...]       key-holder CPUs, e.g. "0" or "0,1"
  *
  * set-key-masked: the test key arrives XOR-split so that its bytes exist in
  * guest RAM only in this process's locked buffer (wiped) and the kernel's
@@ -116,6 +117,26 @@ int main(int argc, char **argv)
 			printf("ok\n");
 		return 0;
 	}
+	if (argc - i == 2 && !strcmp(argv[i], "set-holders")) {
+		static struct tresor_holders h = { .nr_cpus = TRESOR_MAX_CPUS };
+		int fd = open_dev(TRESOR_DEVICE_PATH);
+
+		for (char *p = argv[i + 1]; *p; ) {
+			unsigned long cpu = strtoul(p, &p, 10);
+
+			if (cpu < TRESOR_MAX_CPUS)
+				h.mask[cpu / 64] |= 1ull << (cpu % 64);
+			if (*p == ',')
+				p++;
+			else if (*p)
+				break;
+		}
+		if (ioctl(fd, TRESOR_IOC_SET_HOLDERS, &h) < 0)
+			printf("errno=%s\n", strerrorname_np(errno));
+		else
+			printf("ok\n");
+		return 0;
+	}
 	if (argc - i == 3 && !strcmp(argv[i], "ioctl")) {
 		static unsigned char buf[65536];
 		unsigned long cmd = strtoul(argv[i + 2], NULL, 0);
@@ -128,6 +149,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: rcprobe [--as-user UID] tresor-status | "
-		"ioctl DEVICE CMD | set-key-masked E M | clear-key\n");
+		"ioctl DEVICE CMD | set-key-masked E M | clear-key | "
+		"set-holders CPUS\n");
 	return 2;
 }

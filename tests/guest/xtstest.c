@@ -6,6 +6,9 @@
  *   xtstest random N SEED      N random requests vs the kernel's xts(aes)
  *   xtstest bad                bad input gets the documented errors
  *   xtstest bench SECONDS      4 KiB requests: xts(tresor) drivers vs xts(aes)
+ *   xtstest check N SEED E M   N requests vs xts(aes) with the key already
+ *                              loaded (the key is E^M, 64 hex digits each)
+ *   xtstest rate SECONDS       MB/s of 4 KiB xts(tresor) requests, key loaded
  *
  * Each mode prints what it checked and exits 0 only if everything matched.
  * Requests are fed through vmsplice+splice in random chunks and read back
@@ -329,9 +332,75 @@ static int mode_random(long n, uint64_t seed)
 	return failures != 0;
 }
 
+static int mode_check(long n, uint64_t seed, const char *e_hex,
+		      const char *m_hex)
+{
+	static uint8_t key[32], m[32], iv[16], pt[MAX_REQ], ct[MAX_REQ],
+		ref[MAX_REQ], back[MAX_REQ];
+	static const uint8_t zero[32];
+	int tres, aes;
+
+	if (unhex(e_hex, key, 32) != 32 || unhex(m_hex, m, 32) != 32) {
+		printf("FAIL: E and M must be 64 hex digits\n");
+		return 2;
+	}
+	for (int i = 0; i < 32; i++)
+		key[i] ^= m[i];
+	rng_state = seed | 1;
+	tres = alg_open("xts(tresor)");
+	aes = alg_open("xts(aes)");
+	if (tres < 0 || aes < 0 || alg_setkey(tres, zero, 32) ||
+	    alg_setkey(aes, key, 32)) {
+		printf("FAIL: opening ciphers: %d %d\n", tres, aes);
+		return 1;
+	}
+	explicit_bzero(key, sizeof(key));
+	for (long i = 0; i < n && failures < 10; i++) {
+		size_t len = 16 * (1 + rnd() % 256);
+		ssize_t r;
+
+		rnd_fill(iv, 16);
+		rnd_fill(pt, len);
+		CHECK(alg_crypt(aes, 1, iv, pt, len, ref, 0) == (ssize_t)len,
+		      "xts(aes) request %ld", i);
+		r = alg_crypt(tres, 1, iv, pt, len, ct, 1);
+		CHECK(r == (ssize_t)len, "xts(tresor) request %ld: %s", i,
+		      r < 0 ? strerror(-r) : "short");
+		CHECK(!memcmp(ct, ref, len), "request %ld differs from xts(aes)",
+		      i);
+		CHECK(alg_crypt(tres, 0, iv, ct, len, back, 1) == (ssize_t)len &&
+		      !memcmp(back, pt, len), "request %ld: decrypt mismatch", i);
+	}
+	close(tres);
+	close(aes);
+	printf("check: %ld requests, %d mismatches\n", n, failures);
+	return failures != 0;
+}
+
+static double bench_one(const char *name, const uint8_t *key, double secs);
+
+static int mode_rate(double secs)
+{
+	static const uint8_t zero[32];
+	double r = bench_one("xts(tresor)", zero, secs);
+
+	if (r < 0) {
+		printf("FAIL: xts(tresor) requests failed\n");
+		return 1;
+	}
+	printf("rate %.2f MB/s\n", r);
+	return 0;
+}
+
 static const char *ename(int e)
 {
-	return e ? strerrorname_np(-e) : "0";
+	static char num[16];
+
+	if (e >= 0) {
+		snprintf(num, sizeof(num), "%d", e);
+		return num;
+	}
+	return strerrorname_np(-e);
 }
 
 #define EXPECT(what, got, want) do { int g_ = (got); \
@@ -377,8 +446,26 @@ static int mode_bad(void)
 	EXPECT("encrypt 32 bytes", (int)alg_crypt(tfm, 1, iv, buf, 32, buf, 0),
 	       32);
 	EXPECT("CLEAR_KEY with a tfm open", tresor_clear_key(), -EBUSY);
-	EXPECT("SET_HOLDERS (not implemented yet)",
-	       tresor_ioctl(TRESOR_IOC_SET_HOLDERS, &h), -ENOTTY);
+	h.flags = 1;
+	EXPECT("SET_HOLDERS flags 1", tresor_ioctl(TRESOR_IOC_SET_HOLDERS, &h),
+	       -EINVAL);
+	h.flags = 0;
+	h.nr_cpus = 0;
+	EXPECT("SET_HOLDERS nr_cpus 0",
+	       tresor_ioctl(TRESOR_IOC_SET_HOLDERS, &h), -EINVAL);
+	h.nr_cpus = TRESOR_MAX_CPUS;
+	h.mask[0] = 0;
+	EXPECT("SET_HOLDERS empty", tresor_ioctl(TRESOR_IOC_SET_HOLDERS, &h),
+	       -EINVAL);
+	h.mask[TRESOR_MAX_CPUS / 64 - 1] = 1ull << 63;
+	EXPECT("SET_HOLDERS CPU 1023", tresor_ioctl(TRESOR_IOC_SET_HOLDERS, &h),
+	       -EINVAL);
+	h.mask[TRESOR_MAX_CPUS / 64 - 1] = 0;
+	h.mask[0] = 1;
+	EXPECT("SET_HOLDERS CPU 0", tresor_ioctl(TRESOR_IOC_SET_HOLDERS, &h),
+	       0);
+	EXPECT("encrypt 32 bytes with holders {0}",
+	       (int)alg_crypt(tfm, 1, iv, buf, 32, buf, 0), 32);
 
 	/* Unprivileged: an fd opened by root, used after dropping root. */
 	fd = open(TRESOR_DEVICE_PATH, O_RDWR);
@@ -490,6 +577,12 @@ int main(int argc, char **argv)
 		return mode_bad();
 	if (argc == 3 && !strcmp(argv[1], "bench"))
 		return mode_bench(atof(argv[2]));
-	fprintf(stderr, "usage: xtstest kat | random N SEED | bad | bench SECONDS\n");
+	if (argc == 6 && !strcmp(argv[1], "check"))
+		return mode_check(atol(argv[2]), strtoull(argv[3], NULL, 0),
+				  argv[4], argv[5]);
+	if (argc == 3 && !strcmp(argv[1], "rate"))
+		return mode_rate(atof(argv[2]));
+	fprintf(stderr, "usage: xtstest kat | random N SEED | bad | "
+		"bench SECONDS | check N SEED E M | rate SECONDS\n");
 	return 2;
 }

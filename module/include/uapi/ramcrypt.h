@@ -29,8 +29,12 @@ struct ramcrypt_stats {
 	__u64 evictions_age;	/* evicted by the age scan */
 	__u64 evictions_flush;	/* evicted by RAMCRYPT_IOC_FLUSH */
 	__u64 skipped_referenced; /* victims skipped: extra page references */
-	__u64 oldest_plaintext_age_ms;
-	__u64 reserved[8];	/* zero */
+	__u64 oldest_plaintext_age_ms; /* since the idlest frame's last access */
+	__u64 window_overflows;	/* faults that found every frame pinned */
+	__u64 crypto_errors;	/* failed page encryptions/decryptions */
+	__u64 memory_pages;	/* frames + ciphertext pages allocated */
+	__u64 region_id;	/* upper tweak half is region_id | 1 << 63 */
+	__u64 reserved[4];	/* zero */
 };
 
 #define RAMCRYPT_IOC_MAGIC	0xD5

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Internal declarations of ramcrypt.ko
+ *
+ * Locking: every region has one mutex (region->lock) that serialises its
+ * faults, evictions, ioctls and the age scan; page crypto runs under it
+ * (a mutex, so kernel_fpu_begin() is allowed). Lock order:
+ *   mmap_lock (fault, vma open/close) -> region->lock -> i_mmap_rwsem -> ptl
+ *   ramcrypt_regions_lock -> region->lock
+ * Other mms' mmap_locks are only ever trylocked under region->lock.
+ */
+#ifndef RAMCRYPT_INTERNAL_H
+#define RAMCRYPT_INTERNAL_H
+
+#include <linux/fs.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include <uapi/ramcrypt.h>
+
+/* Largest region: page indices must fit the 32 low bits of the tweak. */
+#define RAMCRYPT_MAX_PAGES	(1ULL << 32)
+#define RAMCRYPT_MAX_WINDOW	(1U << 20)
+
+enum ramcrypt_evict_cause {
+	RAMCRYPT_EVICT_WINDOW,
+	RAMCRYPT_EVICT_AGE,
+	RAMCRYPT_EVICT_FLUSH,
+	RAMCRYPT_EVICT_CLOSE,
+};
+
+/* One plaintext frame of the window: a page the module owns. */
+struct ramcrypt_frame {
+	struct list_head node;		/* region->clock or region->free */
+	struct page *page;
+	pgoff_t index;			/* region page held, if on the clock */
+	u32 version;			/* encryptions of this page so far */
+	unsigned long last_access;	/* jiffies */
+};
+
+/* One mapping of a region (tracked for accessed-bit checks). */
+struct ramcrypt_vma {
+	struct list_head node;
+	struct vm_area_struct *vma;
+};
+
+struct ramcrypt_region {
+	struct mutex lock;
+	struct list_head node;		/* ramcrypt_regions */
+	u64 id;
+	struct address_space mapping;	/* file->f_mapping of this region */
+	u64 nr_pages;			/* 0 until fixed */
+	u32 window;			/* plaintext frame limit */
+
+	struct xarray resident;		/* index -> struct ramcrypt_frame */
+	struct xarray ciphertext;	/* index -> ciphertext page */
+	struct list_head clock;		/* resident frames, clock order */
+	struct list_head free;		/* zeroed spare frames */
+	struct list_head vmas;		/* struct ramcrypt_vma */
+	u64 nr_resident;
+	u64 nr_free;
+	u64 nr_ciphertext;
+	u64 mem_pages;			/* frames + ciphertext pages */
+
+	struct delayed_work scan;
+
+	/* counters (under lock) */
+	u64 faults;
+	u64 evictions[RAMCRYPT_EVICT_CLOSE];
+	u64 skipped_referenced;
+	u64 window_overflows;
+	u64 crypto_errors;
+};
+
+/* ramcrypt_main.c: module parameters and global counters */
+extern unsigned int ramcrypt_window_pages;
+extern unsigned int ramcrypt_max_age_ms;
+unsigned long ramcrypt_mem_cap_pages(void);
+
+struct ramcrypt_global {
+	atomic_long_t regions;
+	atomic_long_t plaintext_pages;
+	atomic_long_t ciphertext_pages;
+	atomic_long_t mem_pages;
+	atomic_long_t faults;
+	atomic_long_t evictions[RAMCRYPT_EVICT_CLOSE];
+	atomic_long_t skipped_referenced;
+	atomic_long_t window_overflows;
+	atomic_long_t crypto_errors;
+	atomic_long_t cap_failures;
+};
+
+extern struct ramcrypt_global ramcrypt_global;
+extern struct list_head ramcrypt_regions;
+extern struct mutex ramcrypt_regions_lock;
+
+/* ramcrypt_region.c */
+struct ramcrypt_region *ramcrypt_region_create(struct inode *inode);
+void ramcrypt_region_destroy(struct ramcrypt_region *region);
+int ramcrypt_region_mmap(struct ramcrypt_region *region,
+			 struct vm_area_struct *vma);
+int ramcrypt_region_set_size(struct ramcrypt_region *region, u64 bytes);
+
+/* ramcrypt_window.c */
+vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
+				 struct vm_fault *vmf);
+int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages);
+int ramcrypt_window_flush(struct ramcrypt_region *region);
+void ramcrypt_window_scan(struct work_struct *work);
+void ramcrypt_window_release(struct ramcrypt_region *region);
+void ramcrypt_window_stats(struct ramcrypt_region *region,
+			   struct ramcrypt_stats *st);
+u64 ramcrypt_window_oldest_ms(struct ramcrypt_region *region);
+
+#endif /* RAMCRYPT_INTERNAL_H */

@@ -1,0 +1,197 @@
+"""ramcrypt.ko: encrypted memory regions with a bounded plaintext window."""
+import os
+import re
+import time
+
+from harness import memsearch
+from harness.guest import LOAD_TRESOR, load_kvm, load_masked_key
+from harness.registry import vm_test
+
+SYSFS = "/sys/kernel/ramcrypt"
+
+
+def stats_of(out):
+    """The key=value words of rcmem's last "stats:" line."""
+    lines = [ln for ln in out.splitlines() if ln.startswith("stats:")]
+    assert lines, f"no stats line in: {out}"
+    return {k: int(v) for k, v in
+            (w.split("=") for w in lines[-1].split()[1:])}
+
+
+def sysfs(vm):
+    out = vm.sh(f"cd {SYSFS} && for f in *; do echo \"$f=$(cat $f)\"; done")
+    return {k: int(v) for k, v in (ln.split("=", 1) for ln in out.split())}
+
+
+def setup(vm, params="", key=True):
+    vm.sh(LOAD_TRESOR)
+    if key:
+        load_masked_key(vm, os.urandom(32))
+    vm.sh(f"modprobe ramcrypt {params}")
+
+
+def assert_clean_dmesg(vm):
+    dmesg = vm.sh("dmesg")
+    for bad in ("WARNING:", "BUG:", "Oops", "Call Trace", "lockdep"):
+        assert bad not in dmesg, f"kernel log has {bad}:\n{dmesg[-3000:]}"
+
+
+def assert_all_freed(vm):
+    s = sysfs(vm)
+    for f in ("regions", "plaintext_pages", "encrypted_pages",
+              "memory_pages"):
+        assert s[f] == 0, f"after every region closed, {f}={s[f]}: {s}"
+
+
+@vm_test(timeout=900)
+def test_ramcrypt_integrity(ctx):
+    disk = ctx.disk("d.img", 16)
+    with ctx.boot(disks=[disk]) as vm:
+        setup(vm, "window_pages=64")
+        t0 = time.monotonic()
+        out = vm.sh("rcmem stress 4 100000 64", timeout=700)
+        st = stats_of(out)
+        ctx.note(f"stress 4 threads x 100000 ops / 64 MiB, window 64: "
+                 f"{out.splitlines()[0]}; faults={st['faults']} "
+                 f"ev_window={st['ev_window']} ev_age={st['ev_age']} "
+                 f"skipped={st['skipped']} plaintext={st['plaintext']} "
+                 f"({time.monotonic() - t0:.0f}s)")
+        assert "mismatches=0" in out, out
+        assert st["ev_window"] > 0 and st["plaintext"] <= 64, st
+
+        for case in ("fork 512", "munmap 512", "mremap 512"):
+            out = vm.sh(f"rcmem {case}", timeout=300)
+            assert f"{case.split()[0]}: ok" in out, out
+        out = vm.sh("rcmem odirect /dev/vda 256", timeout=300)
+        st = stats_of(out)
+        ctx.note(f"O_DIRECT 1 MiB into/out of a region (window 64): ok, "
+                 f"skipped={st['skipped']} overflows={st['overflows']}")
+        assert "odirect: ok" in out, out
+        assert_all_freed(vm)
+        assert_clean_dmesg(vm)
+
+
+@vm_test(timeout=600)
+def test_ramcrypt_kvm(ctx):
+    with ctx.boot() as vm:
+        setup(vm, "window_pages=32")
+        load_kvm(vm)
+        out = vm.sh("vmm --mem-file /dev/ramcrypt --mem-size 0x1000000 "
+                    "pattern", timeout=400)
+        s = sysfs(vm)
+        ctx.note(f"KVM guest on a 16 MiB region, window 32: "
+                 f"faults={s['faults']} ev_window={s['evictions_window']} "
+                 f"skipped={s['skipped_referenced']}")
+        assert "pattern: ok" in out, out
+        assert s["evictions_window"] > 0, s
+        assert_all_freed(vm)
+        assert_clean_dmesg(vm)
+
+
+def _start_canary(vm, args):
+    vm.sh(f"canary {args} > /tmp/canary.log 2>&1 & echo $! > /tmp/canary.pid;"
+          " for i in $(seq 1200); do grep -q ready /tmp/canary.log && break;"
+          " sleep 0.1; done; grep -q ready /tmp/canary.log", timeout=300)
+
+
+def _stop_canary(vm):
+    vm.sh("kill $(cat /tmp/canary.pid); "
+          "while kill -0 $(cat /tmp/canary.pid) 2>/dev/null; do sleep 0.1;"
+          " done; true")
+
+
+@vm_test(timeout=900)
+def test_ramcrypt_coldboot(ctx):
+    count, window = 16384, 256
+    key = os.urandom(32)
+    set_id = int.from_bytes(os.urandom(4), "little") | 1
+    dump = ctx.workdir / "dump.raw"
+    with ctx.boot(mem_mb=512) as vm:
+        vm.sh(LOAD_TRESOR)
+        load_masked_key(vm, key)
+        vm.sh(f"modprobe ramcrypt window_pages={window}")
+
+        def take(what, keysearch=False):
+            vm.dump_ram(dump)
+            found = memsearch.find_canaries(dump, set_id, count)
+            if keysearch:
+                res = memsearch.search_key(dump, key)
+                assert not memsearch.key_found(res), f"{what}: key in RAM"
+            else:
+                for name, needle in memsearch.key_needles(key).items():
+                    assert memsearch.find_bytes(dump, needle)[0] == 0, \
+                        f"{what}: key half {name} in RAM"
+            return found
+
+        # (a) idle longer than max_plaintext_age_ms
+        _start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
+        time.sleep(1)
+        idle = [len(take("idle")) for i in range(5)]
+        s = sysfs(vm)
+        ctx.note(f"(a) idle region, {count} canaries, window {window}: "
+                 f"found {idle} per dump; plaintext_pages="
+                 f"{s['plaintext_pages']} ev_age={s['evictions_age']}")
+        assert idle == [0] * 5, idle
+        _stop_canary(vm)
+
+        # (b) sweeping continuously
+        _start_canary(vm, f"--file /dev/ramcrypt --sweep {set_id} {count}")
+        time.sleep(1)
+        sweep = [len(take("sweep", keysearch=(i == 0))) for i in range(5)]
+        out = vm.sh("cat /tmp/canary.log")
+        ctx.note(f"(b) sweeping: distinct canary pages per dump {sweep} "
+                 f"(window {window}); {out.splitlines()[-1]}")
+        assert "corrupted" not in out, out
+        assert max(sweep) <= window, sweep
+        _stop_canary(vm)
+
+        # (c) after exit
+        time.sleep(0.5)
+        after = len(take("after exit"))
+        ctx.note(f"(c) after exit: {after} canaries")
+        assert after == 0
+        assert_all_freed(vm)
+
+        # Baseline: the same canaries in ordinary anonymous memory.
+        base_id = set_id + 2
+        _start_canary(vm, f"{base_id} {count}")
+        vm.dump_ram(dump)
+        base = len(memsearch.find_canaries(dump, base_id, count))
+        ctx.note(f"baseline anonymous memory: {base} of {count} found")
+        assert base == count, base
+        _stop_canary(vm)
+        assert_clean_dmesg(vm)
+
+
+@vm_test(timeout=600)
+def test_ramcrypt_bad_input(ctx):
+    with ctx.boot() as vm:
+        setup(vm, key=False)
+        # No key: SIGBUS, never zero pages.
+        rc, out = vm.run("rcmem read 4", timeout=60)
+        assert rc == 3 and "sigbus page=0" in out, (rc, out)
+        assert "no TRESOR key loaded" in vm.sh("dmesg"), vm.sh("dmesg")
+        load_masked_key(vm, os.urandom(32))
+
+        out = vm.sh("rcmem bad")
+        for want in ("map_private: EINVAL", "mmap_past_set_size: EINVAL",
+                     "mmap_past_first_mmap: EINVAL",
+                     "set_window_nonroot: EPERM", "bad: ok"):
+            assert want in out, out
+
+        # Over the memory cap: SIGBUS and a clear kernel line.
+        vm.sh("echo 2 > /sys/module/ramcrypt/parameters/max_memory_mb")
+        rc, out = vm.run("rcmem touch 2048 1024", timeout=120)
+        dmesg = vm.sh("dmesg | grep 'memory cap reached' | tail -1")
+        ctx.note(f"over a 2 MiB cap: rc={rc} {out.strip()}; dmesg: {dmesg}")
+        assert rc == 3 and re.search(r"sigbus page=\d+", out), (rc, out)
+        assert "memory cap reached" in dmesg
+        vm.sh("echo 0 > /sys/module/ramcrypt/parameters/max_memory_mb")
+        out = vm.sh("rcmem touch 2048 1024", timeout=120)
+        assert "touch: ok" in out, out
+
+        # Everything freed once all regions are closed.
+        assert_all_freed(vm)
+        s = sysfs(vm)
+        ctx.note(f"sysfs after close: {s}")
+        assert_clean_dmesg(vm)
