@@ -15,7 +15,7 @@ modules:
 	$(MAKE) -C module KVER=$(KVER)
 
 check: userspace
-	tests/run
+	tests/run --jobs 2
 
 check-quick: userspace
 	tests/run --quick

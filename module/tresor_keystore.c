@@ -64,6 +64,7 @@ static atomic_t tresor_next_holder = ATOMIC_INIT(0);
 
 bool tresor_key_loaded(void)
 {
+	/* pairs with the release in tresor_key_set(): check values first */
 	return smp_load_acquire(&tresor_loaded);
 }
 
@@ -266,6 +267,7 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 		cpumask_clear(&tresor_valid);
 	} else {
 		memcpy(tresor_check, ctx.check, sizeof(tresor_check));
+		/* publish the check values before the key counts as loaded */
 		smp_store_release(&tresor_loaded, true);
 		pr_info("key loaded on CPUs %*pbl (%s)\n",
 			cpumask_pr_args(&tresor_valid), impl->name);
@@ -287,6 +289,7 @@ int tresor_key_clear(void)
 		ret = -EBUSY;
 		goto out_unlock;
 	}
+	/* no new request may start before the registers are wiped */
 	smp_store_release(&tresor_loaded, false);
 	/* Every online CPU, not only holders: leave no stale copy anywhere. */
 	tresor_wipe_cpus(cpu_online_mask);
@@ -417,6 +420,7 @@ static void tresor_wipe_ipi(void *unused)
 static int tresor_reboot_notify(struct notifier_block *nb,
 				unsigned long action, void *data)
 {
+	/* requests after this point fail instead of using wiped registers */
 	smp_store_release(&tresor_loaded, false);
 	on_each_cpu(tresor_wipe_ipi, NULL, 1);
 	return NOTIFY_DONE;
@@ -531,6 +535,7 @@ void tresor_keystore_exit(void)
 {
 	unregister_reboot_notifier(&tresor_reboot_nb);
 	unregister_pm_notifier(&tresor_pm_nb);
+	/* no tfm exists any more; mark the key gone before wiping */
 	smp_store_release(&tresor_loaded, false);
 	cpus_read_lock();
 	tresor_wipe_cpus(cpu_online_mask);

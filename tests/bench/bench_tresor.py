@@ -31,3 +31,27 @@ def bench_tresor_in_guest(ctx):
         for ln in out.splitlines():
             ctx.note(ln)
         assert re.search(r"xts-tresor-aesni 4KiB: .* ratio", out), out
+
+
+@bench()
+def bench_tresor_forwarded_vs_local(ctx):
+    """Holders = {CPU 0}: 4 KiB requests issued on CPU 0 run locally, those
+    issued on CPU 1 are queued to CPU 0's worker (async completion)."""
+    import os
+    from harness.guest import load_masked_key
+    with ctx.boot() as vm:
+        vm.sh(LOAD_TRESOR)
+        load_masked_key(vm, os.urandom(32))
+        assert vm.sh("rcprobe set-holders 0") == "ok"
+        rates = {}
+        for _ in range(2):  # interleaved rounds, best of each
+            for cpu in (0, 1):
+                out = vm.sh(f"taskset -c {cpu} xtstest rate 2", timeout=60)
+                r = float(out.split()[1])
+                rates[cpu] = max(rates.get(cpu, 0), r)
+        fw = int(vm.sh("cat /sys/kernel/tresor/forwarded_requests"))
+        ctx.note(f"local (CPU 0) {rates[0]:.1f} MB/s, forwarded (CPU 1 -> 0) "
+                 f"{rates[1]:.1f} MB/s: a forwarded 4 KiB request costs "
+                 f"{rates[0] / rates[1]:.2f}x a local one "
+                 f"({fw} requests forwarded)")
+        assert fw > 0, "nothing was forwarded"

@@ -22,3 +22,21 @@ elif grep -qw vmx /proc/cpuinfo; then modprobe kvm_intel;
 else echo "no svm/vmx in the guest CPU"; exit 1; fi
 test -c /dev/kvm
 """)
+
+
+LIVEPATCH = "/sys/kernel/livepatch/tresor_showregs"
+
+
+def load_showregs_livepatch(vm):
+    """Load the __show_regs livepatch and wait until every task runs the
+    patched function (transition 0), as a host must before loading a key."""
+    vm.sh(f"""
+modprobe tresor_showregs
+i=0
+until [ "$(cat {LIVEPATCH}/transition)" = 0 ]; do
+  i=$((i + 1))
+  [ $i -lt 120 ] || {{ echo "livepatch transition stuck"; exit 1; }}
+  sleep 0.5
+done
+test "$(cat {LIVEPATCH}/enabled)" = 1
+""", timeout=90)

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .log import log
+from .kernels import OUR_MODULES, build_test_kmods
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = REPO / "tests" / "guest"
@@ -195,7 +195,9 @@ def build_base(kernel, module_dir, out_path):
     tree = kernel.module_tree()
     idx = ModuleIndex(tree)
     ours = {ko: _ko_deps(Path(module_dir) / f"{ko}.ko")
-            for ko in ("tresor", "ramcrypt")}
+            for ko in OUR_MODULES}
+    # Test-only modules (tests/kmod), loaded only by the tests that use them.
+    test_kos = sorted(build_test_kmods(kernel).glob("*.ko"))
     wanted = [m for m in GUEST_KMODS if m in idx.paths or m in idx.builtin]
     wanted += [d for deps in ours.values() for d in deps if d not in ours]
     mods = idx.closure(wanted)
@@ -228,6 +230,8 @@ def build_base(kernel, module_dir, out_path):
         (sroot / "extra").mkdir(parents=True, exist_ok=True)
         for ko in ours:
             shutil.copy(Path(module_dir) / f"{ko}.ko", sroot / "extra")
+        for ko in test_kos:
+            shutil.copy(ko, sroot / "extra")
         for f in ("modules.order", "modules.builtin",
                   "modules.builtin.modinfo"):
             if (tree / f).exists():

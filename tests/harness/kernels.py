@@ -9,6 +9,9 @@ from .log import log
 
 REPO = Path(__file__).resolve().parents[2]
 
+# The modules module/ builds (and the guest carries under extra/).
+OUR_MODULES = ("tresor", "ramcrypt", "tresor_showregs")
+
 # DESIGN.md §5. Each entry: pinned release, and the series to fall back to
 # (newest available in the archive) once Debian drops the pinned one.
 DEFAULT_KERNELS = [
@@ -121,7 +124,7 @@ class Kernel:
         log_file = self.dir / "module-build.log"
         digest = _tree_digest(REPO / "module") + self.release
         if stamp.exists() and stamp.read_text() == digest and \
-                (out / "tresor.ko").exists() and (out / "ramcrypt.ko").exists():
+                all((out / f"{m}.ko").exists() for m in OUR_MODULES):
             return out, _warnings(log_file.read_text())
         subprocess.run(["rm", "-rf", str(out), str(stamp)], check=True)
         subprocess.run(["cp", "-r", str(REPO / "module"), str(out)], check=True)
@@ -150,3 +153,26 @@ def _tree_digest(path):
                 h.update(str(f.relative_to(path)).encode())
                 h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def build_test_kmods(kernel):
+    """Build the test-only modules of tests/kmod (never shipped) for this
+    kernel in a private copy; return the dir with their .ko files. Like
+    module/, they must build without warnings."""
+    kernel.check_headers()
+    src = REPO / "tests" / "kmod"
+    out = kernel.dir / "kmod-build"
+    stamp = kernel.dir / "kmod-build.stamp"
+    digest = _tree_digest(src) + kernel.release
+    if stamp.exists() and stamp.read_text() == digest:
+        return out
+    subprocess.run(["rm", "-rf", str(out), str(stamp)], check=True)
+    subprocess.run(["cp", "-r", str(src), str(out)], check=True)
+    r = subprocess.run(["make", "-C", str(kernel.build_dir), f"M={out}",
+                        "modules"], capture_output=True, text=True)
+    text = r.stdout + r.stderr
+    if r.returncode != 0 or _warnings(text):
+        raise RuntimeError(f"tests/kmod build for {kernel.release} failed:\n"
+                           + "\n".join(text.splitlines()[-30:]))
+    stamp.write_text(digest)
+    return out

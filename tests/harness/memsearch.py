@@ -3,7 +3,6 @@ import mmap
 import re
 import struct
 import subprocess
-from pathlib import Path
 
 MASK64 = (1 << 64) - 1
 CANARY_MAGIC = b"RCCANARY"

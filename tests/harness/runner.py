@@ -1,12 +1,12 @@
 """Runs unit tests and VM tests, prints one line per test and the totals."""
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 import traceback
 from pathlib import Path
 
@@ -23,7 +23,7 @@ class Results:
         self.passed = self.failed = self.skipped = 0
         self.lock = threading.Lock()
 
-    def report(self, status, name, secs, detail=""):
+    def report(self, status, name, secs, detail="", notes=()):
         with self.lock:
             if status == "PASS":
                 self.passed += 1
@@ -32,6 +32,8 @@ class Results:
             else:
                 self.skipped += 1
             print(f"{status} {name} ({secs:.1f}s)", flush=True)
+            for n in notes:
+                print("    " + n)
             if detail and status != "PASS":
                 for ln in detail.rstrip().splitlines():
                     print("    " + ln)
@@ -69,9 +71,9 @@ class Ctx:
         return p
 
     def note(self, msg):
-        """A figure worth showing even when the test passes."""
+        """A figure worth showing even when the test passes; printed with
+        the test's result line."""
         self.notes.append(msg)
-        print(f"    {msg}", flush=True)
 
     def kill_all(self):
         for vm in self.vms:
@@ -86,7 +88,8 @@ def _load_test_files(kind):
         spec.loader.exec_module(mod)
 
 
-def _run_one(results, label, func, timeout, on_timeout=None, *args):
+def _run_one(results, label, func, timeout, on_timeout=None, *args,
+             notes=()):
     t0 = time.monotonic()
     timer = None
     if on_timeout:
@@ -96,7 +99,8 @@ def _run_one(results, label, func, timeout, on_timeout=None, *args):
     try:
         func(*args)
     except Skip as e:
-        results.report("SKIP", label, time.monotonic() - t0, f"skipped: {e}")
+        results.report("SKIP", label, time.monotonic() - t0, f"skipped: {e}",
+                       notes)
     except (AssertionError, GuestError, RuntimeError, OSError,
             subprocess.SubprocessError) as e:
         msg = str(e) or type(e).__name__
@@ -104,12 +108,12 @@ def _run_one(results, label, func, timeout, on_timeout=None, *args):
             msg = traceback.format_exc(limit=3)
         if timer and not timer.is_alive() and timeout:
             msg = f"killed after the test's {timeout}s limit\n{msg}"
-        results.report("FAIL", label, time.monotonic() - t0, msg)
+        results.report("FAIL", label, time.monotonic() - t0, msg, notes)
     except Exception:
         results.report("FAIL", label, time.monotonic() - t0,
-                       traceback.format_exc(limit=6))
+                       traceback.format_exc(limit=6), notes)
     else:
-        results.report("PASS", label, time.monotonic() - t0)
+        results.report("PASS", label, time.monotonic() - t0, notes=notes)
     finally:
         if timer:
             timer.cancel()
@@ -133,8 +137,9 @@ def prepare_kernel(results, release, args):
     try:
         k.fetch()
         module_dir, warnings = k.build_modules()
-        key = initramfs.digest_inputs([module_dir / "tresor.ko",
-                                       module_dir / "ramcrypt.ko",
+        key = initramfs.digest_inputs([module_dir / f"{m}.ko"
+                                       for m in kernels.OUR_MODULES] + [
+                                       REPO / "tests" / "kmod",
                                        REPO / "tests" / "guest",
                                        REPO / "tests" / "harness"
                                        / "initramfs.py"])
@@ -156,28 +161,41 @@ def prepare_kernel(results, release, args):
     return k, base, module_dir
 
 
-def run_vm(results, args, defs):
-    for release in args.kernels:
-        prep = prepare_kernel(results, release, args)
-        if not prep:
+def _run_kernel(results, args, defs, release):
+    prep = prepare_kernel(results, release, args)
+    if not prep:
+        return
+    k, base, module_dir = prep
+    for t in defs:
+        label = f"{k.short}/{t.name}"
+        if args.k and args.k not in label:
             continue
-        k, base, module_dir = prep
-        for t in defs:
-            label = f"{k.short}/{t.name}"
-            if args.k and args.k not in label:
-                continue
-            if args.quick and t.slow:
-                continue
-            if t.kernels and k.short not in t.kernels:
-                continue
-            workdir = Path(tempfile.mkdtemp(prefix=f"rc-{t.name}-",
-                                            dir=args.workroot))
-            ctx = Ctx(k, base, workdir, module_dir)
-            _run_one(results, label, t.func, t.timeout, ctx.kill_all, ctx)
-            for vm in ctx.vms:
-                vm.close()
-            if not args.keep:
-                shutil.rmtree(workdir, ignore_errors=True)
+        if args.quick and t.slow:
+            continue
+        if t.kernels and k.short not in t.kernels:
+            continue
+        workdir = Path(tempfile.mkdtemp(prefix=f"rc-{t.name}-",
+                                        dir=args.workroot))
+        ctx = Ctx(k, base, workdir, module_dir)
+        _run_one(results, label, t.func, t.timeout, ctx.kill_all, ctx,
+                 notes=ctx.notes)
+        for vm in ctx.vms:
+            vm.close()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_vm(results, args, defs):
+    """Each kernel's tests in order; with --jobs 2 the kernels side by side
+    (host-side searches and guest waits leave a core idle otherwise)."""
+    if args.jobs <= 1 or len(args.kernels) == 1:
+        for release in args.kernels:
+            _run_kernel(results, args, defs, release)
+        return
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for f in [pool.submit(_run_kernel, results, args, defs, rel)
+                  for rel in args.kernels]:
+            f.result()
 
 
 def main(argv):
@@ -192,6 +210,8 @@ def main(argv):
     p.add_argument("--unit-only", action="store_true")
     p.add_argument("--vm-only", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep work dirs")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="kernels tested side by side (default 1)")
     p.add_argument("--print-kernels", action="store_true")
     args = p.parse_args(argv)
 

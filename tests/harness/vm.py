@@ -10,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-from .log import log
 
 
 class GuestError(Exception):

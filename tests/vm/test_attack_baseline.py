@@ -30,7 +30,8 @@ def test_attack_baseline_dmcrypt(ctx):
               "count=256 conv=fsync 2>/dev/null; done) > /dev/null 2>&1 &"
               " sleep 2")
         dump = vm.dump_ram(ctx.workdir / "dump.raw")
-        res = memsearch.search_key(dump, key)
+        schedules = memsearch.aeskeyfind(dump)
+        res = memsearch.search_key(dump, key, schedules)
         ctx.note(f"stock dm-crypt: aeskeyfind={res['aeskeyfind']} "
                  f"raw={res['raw']}")
         assert res["aeskeyfind"] == ["K1", "K2"], \
@@ -38,7 +39,7 @@ def test_attack_baseline_dmcrypt(ctx):
         assert res["raw"]["K1"] > 0 and res["raw"]["K2"] > 0, \
             f"raw search missed a key half: {res}"
         # A key that was never used must not be "found".
-        ghost = memsearch.search_key(dump, os.urandom(32))
+        ghost = memsearch.search_key(dump, os.urandom(32), schedules)
         assert not memsearch.key_found(ghost), f"false positive: {ghost}"
 
 

@@ -7,7 +7,8 @@ import subprocess
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from harness import memsearch
-from harness.guest import LOAD_TRESOR, load_masked_key
+from harness.guest import (LOAD_TRESOR, load_masked_key,
+                           load_showregs_livepatch)
 from harness.registry import vm_test
 
 DISK_MB = 32
@@ -98,26 +99,36 @@ DM_DISABLE_UDEV=1 cryptsetup close t{i}
 
 @vm_test(timeout=900)
 def test_tresor_cold_boot_during_io(ctx):
+    """With every protection active (livepatch, breakpoint slots, holders =
+    {CPU 0} so that CPU 1's I/O is forwarded), 5 dumps during I/O hold no
+    trace of the key; the same dumps show a stock dm-crypt key."""
     key = os.urandom(32)
     base_key = os.urandom(32)
     disks = [ctx.disk("tresor.img", 64), ctx.disk("stock.img", 64)]
     with ctx.boot(disks=disks) as vm:
         vm.secrets.append(base_key.hex())
         vm.sh(LOAD_TRESOR + " && modprobe dm_crypt")
+        load_showregs_livepatch(vm)
         load_masked_key(vm, key)
-        open_tresor(vm, "/dev/vda", "tres", ss=4096)
+        assert vm.sh("rcprobe set-holders 0") == "ok"
+        open_tresor(vm, "/dev/vda", "tres", ss=4096, perf=True)
         vm.sh(f"""
 sectors=$(blockdev --getsz /dev/vdb)
 dmsetup create base --table "0 $sectors crypt aes-xts-plain64 {base_key.hex()} 0 /dev/vdb 0"
 dmsetup mknodes base
 """)
+        # one writer per CPU on the TRESOR disk (CPU 1's requests are
+        # forwarded to CPU 0), one on the stock disk
         vm.sh("""
-for d in tres base; do
-  (while :; do
-     dd if=/dev/urandom of=/dev/mapper/$d bs=64k count=128 oflag=direct
-     dd if=/dev/mapper/$d of=/dev/null bs=64k count=128 iflag=direct
-   done) > /dev/null 2>&1 &
-done
+io() {
+  while :; do
+    taskset -c $1 dd if=/dev/urandom of=/dev/mapper/$2 bs=64k count=64 \
+      seek=$3 oflag=direct
+    taskset -c $1 dd if=/dev/mapper/$2 of=/dev/null bs=64k count=64 \
+      skip=$3 iflag=direct
+  done > /dev/null 2>&1
+}
+io 0 tres 0 & io 1 tres 256 & io 0 base 0 &
 sleep 2
 """)
         last = int(vm.sh("cat /sys/kernel/tresor/requests"))
@@ -138,7 +149,10 @@ sleep 2
             assert base["aeskeyfind"] == ["K1", "K2"], \
                 f"dump {n}: baseline key not found, the search is blind"
             dump.unlink()
-        ctx.note(f"xts(tresor) requests during the test: {last}")
+        fw = int(vm.sh("cat /sys/kernel/tresor/forwarded_requests"))
+        ctx.note(f"xts(tresor) requests during the test: {last}, "
+                 f"forwarded from CPU 1: {fw}")
+        assert fw > 0, "CPU 1's I/O was not forwarded"
 
 
 @vm_test()
