@@ -170,7 +170,7 @@ class VM:
             start = len(self._lines)
         self.proc.stdin.write(f"@@CMD {cid} {b64}\n".encode())
         self.proc.stdin.flush()
-        b = self._wait_line(start, lambda ln: ln == f"@@BEGIN {cid}", 30,
+        b = self._wait_line(start, lambda ln: ln == f"@@BEGIN {cid}", 90,
                             f"command {cid} to start")
         e = self._wait_line(b + 1, lambda ln: ln.startswith(f"@@END {cid} "),
                             timeout, f"command {cid} to finish: {script[:80]!r}")

@@ -78,7 +78,7 @@ def _kvm_scenario(ctx, holders_first):
             assert vm.sh("rcprobe set-holders 0") == "ok"
             st = status(vm)
             assert st["valid_holders"] == "0", st
-        out = vm.sh("vmm --cpu 1 --seed 0x5000 dr", timeout=120)
+        out = vm.sh("vmm --cpu 1 --seed 0x5000 dr", timeout=300)
         before = next(ln for ln in out.splitlines()
                       if ln.startswith("dr-before"))
         for w in key_words(key):
