@@ -10,6 +10,7 @@ all: userspace
 
 userspace:
 	$(MAKE) -C tests/guest
+	$(MAKE) -C daemon/tresor-unlock
 
 modules:
 	$(MAKE) -C module KVER=$(KVER)
@@ -25,6 +26,8 @@ bench: userspace
 
 clean:
 	$(MAKE) -C tests/guest clean
+	$(MAKE) -C tests/guest/mbguest clean
+	$(MAKE) -C daemon/tresor-unlock clean
 	rm -rf module/*.o module/*.ko module/*.mod* module/.*.cmd \
 		module/Module.symvers module/modules.order
 

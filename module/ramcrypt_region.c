@@ -19,6 +19,7 @@
 #include <linux/version.h>
 
 #include "ramcrypt_internal.h"
+#include "tresor_api.h"
 
 static atomic64_t ramcrypt_next_id = ATOMIC64_INIT(0);
 
@@ -47,6 +48,10 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 	INIT_LIST_HEAD(&region->vmas);
 	INIT_DELAYED_WORK(&region->scan, ramcrypt_window_scan);
 
+	/* The host key may not be cleared (or replaced) while we hold
+	 * pages encrypted with it.
+	 */
+	tresor_key_user_get();
 	mutex_lock(&ramcrypt_regions_lock);
 	list_add_tail(&region->node, &ramcrypt_regions);
 	mutex_unlock(&ramcrypt_regions_lock);
@@ -69,6 +74,7 @@ void ramcrypt_region_destroy(struct ramcrypt_region *region)
 	mutex_destroy(&region->lock);
 	atomic_long_dec(&ramcrypt_global.regions);
 	kfree(region);
+	tresor_key_user_put();
 }
 
 int ramcrypt_region_set_size(struct ramcrypt_region *region, u64 bytes)

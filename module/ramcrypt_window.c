@@ -304,9 +304,14 @@ static void ramcrypt_put_free_frame(struct ramcrypt_region *region,
 	region->nr_free++;
 }
 
-/* Fill a free frame with page @index: decrypt, or zeros if never written. */
+/*
+ * Fill a free frame with page @index: decrypt, or zeros if never written.
+ * The ciphertext stays stored (*@ct) until the caller has committed the
+ * frame, so a failure in between can never lose the page.
+ */
 static int ramcrypt_load(struct ramcrypt_region *region,
-			 struct ramcrypt_frame *frame, pgoff_t index)
+			 struct ramcrypt_frame *frame, pgoff_t index,
+			 struct page **ct_out)
 {
 	struct page *ct;
 	__le64 iv[2];
@@ -315,6 +320,7 @@ static int ramcrypt_load(struct ramcrypt_region *region,
 	lockdep_assert_held(&region->lock);
 	frame->index = index;
 	frame->version = 0;
+	*ct_out = NULL;
 	ct = xa_load(&region->ciphertext, index);
 	if (!ct)
 		return 0;
@@ -329,11 +335,19 @@ static int ramcrypt_load(struct ramcrypt_region *region,
 			       &ramcrypt_global.crypto_errors);
 		return ret;
 	}
+	*ct_out = ct;
+	return 0;
+}
+
+/* The frame for @index is committed: its old ciphertext can go. */
+static void ramcrypt_drop_ciphertext(struct ramcrypt_region *region,
+				     pgoff_t index, struct page *ct)
+{
+	lockdep_assert_held(&region->lock);
 	xa_erase(&region->ciphertext, index);
 	region->nr_ciphertext--;
 	atomic_long_dec(&ramcrypt_global.ciphertext_pages);
 	ramcrypt_free_page(region, ct);
-	return 0;
 }
 
 static unsigned long ramcrypt_scan_period(void)
@@ -350,6 +364,7 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	struct ramcrypt_frame *frame;
 	pgoff_t index = vmf->pgoff;
 	vm_fault_t vmret = VM_FAULT_NOPAGE;
+	struct page *ct;
 	int ret;
 
 	mutex_lock(&region->lock);
@@ -389,7 +404,7 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 		vmret = VM_FAULT_SIGBUS;
 		goto out_unlock;
 	}
-	ret = ramcrypt_load(region, frame, index);
+	ret = ramcrypt_load(region, frame, index, &ct);
 	if (ret) {
 		pr_warn_ratelimited("region %llu: cannot decrypt page %lu (%d), faulting process gets SIGBUS\n",
 				    region->id, index, ret);
@@ -398,9 +413,11 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	}
 	ret = xa_err(xa_store(&region->resident, index, frame, GFP_KERNEL));
 	if (ret) {
-		vmret = VM_FAULT_OOM;
+		vmret = VM_FAULT_OOM;	/* the ciphertext is still stored */
 		goto err_frame;
 	}
+	if (ct)
+		ramcrypt_drop_ciphertext(region, index, ct);
 	list_add_tail(&frame->node, &region->clock);
 	region->nr_resident++;
 	atomic_long_inc(&ramcrypt_global.plaintext_pages);

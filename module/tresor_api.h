@@ -22,4 +22,12 @@ int tresor_encrypt_page(void *dst, const void *src, const u8 iv[16]);
 int tresor_decrypt_page(void *dst, const void *src, const u8 iv[16]);
 bool tresor_key_available(void);
 
+/*
+ * A user of the host key (a transform, an encrypted memory region) holds a
+ * reference for as long as data encrypted with the key may still need it:
+ * TRESOR_IOC_CLEAR_KEY fails with -EBUSY while any reference is held.
+ */
+void tresor_key_user_get(void);
+void tresor_key_user_put(void);
+
 #endif /* TRESOR_API_H */

@@ -92,7 +92,6 @@ static struct workqueue_struct *tresor_wq;
 struct tresor_req_ctx {
 	struct work_struct work;
 	bool enc;
-	int tries;
 };
 
 /*
@@ -155,20 +154,35 @@ static int tresor_xts_queue(struct skcipher_request *req)
 	return -EINPROGRESS;
 }
 
+static int tresor_xts_here_cb(void *arg)
+{
+	struct skcipher_request *req = arg;
+	struct tresor_req_ctx *rctx = skcipher_request_ctx(req);
+
+	return tresor_xts_crypt_here(req, rctx->enc);
+}
+
 static void tresor_xts_work(struct work_struct *work)
 {
 	struct tresor_req_ctx *rctx =
 		container_of(work, struct tresor_req_ctx, work);
 	struct skcipher_request *req =
 		container_of((void *)rctx, struct skcipher_request, __ctx);
-	int err;
+	int tries, cpu, err;
 
 	err = tresor_xts_crypt_here(req, rctx->enc);
-	/* This holder failed its check meanwhile: try another one. */
-	if (err == -EAGAIN && ++rctx->tries < 4) {
-		err = tresor_xts_queue(req);
-		if (err == -EINPROGRESS)
-			return;
+	/*
+	 * This holder failed its check meanwhile: run the request on another
+	 * one, synchronously. Never re-queue this running work item: the
+	 * workqueue would put it back on this very CPU.
+	 */
+	for (tries = 0; err == -EAGAIN && tries < 4; tries++) {
+		cpu = tresor_pick_holder(raw_smp_processor_id());
+		if (cpu < 0)
+			break;
+		err = smp_call_on_cpu(cpu, tresor_xts_here_cb, req, false);
+		if (err == -ENXIO)	/* it went offline */
+			err = -EAGAIN;
 	}
 	if (err == -EAGAIN)
 		err = -EIO;
@@ -193,7 +207,6 @@ static int tresor_xts_crypt(struct skcipher_request *req, bool enc)
 			return err;
 	}
 	rctx->enc = enc;
-	rctx->tries = 0;
 	INIT_WORK(&rctx->work, tresor_xts_work);
 	return tresor_xts_queue(req);
 }
@@ -244,6 +257,8 @@ static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
 			break;
 		tresor_count_forwarded();
 		ret = smp_call_on_cpu(cpu, tresor_page_here, &job, false);
+		if (ret == -ENXIO)	/* it went offline */
+			ret = -EAGAIN;
 	}
 	return ret == -EAGAIN ? -EIO : ret;
 }
@@ -276,28 +291,32 @@ static int tresor_xts_decrypt(struct skcipher_request *req)
 	return tresor_xts_crypt(req, false);
 }
 
+/* An algorithm and the implementation behind it. */
+struct tresor_alg {
+	struct skcipher_alg alg;
+	const struct tresor_impl *impl;
+};
+
 static int tresor_xts_init_tfm(struct crypto_skcipher *tfm)
 {
-	struct skcipher_alg *alg = crypto_skcipher_alg(tfm);
-	int i = alg->base.cra_priority % 10;
+	struct tresor_alg *talg = container_of(crypto_skcipher_alg(tfm),
+					       struct tresor_alg, alg);
 
 	/* The host key must be no encryption oracle for local users. */
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	*(const struct tresor_impl **)crypto_skcipher_ctx(tfm) =
-		&tresor_impls[i];
+	*(const struct tresor_impl **)crypto_skcipher_ctx(tfm) = talg->impl;
 	crypto_skcipher_set_reqsize(tfm, sizeof(struct tresor_req_ctx));
-	tresor_tfm_get();
+	tresor_key_user_get();
 	return 0;
 }
 
 static void tresor_xts_exit_tfm(struct crypto_skcipher *tfm)
 {
-	tresor_tfm_put();
+	tresor_key_user_put();
 }
 
-/* cra_priority's last digit is the index into tresor_impls. */
-#define TRESOR_ALG(drv, prio) {						\
+#define TRESOR_ALG(i, drv, prio) { .impl = &tresor_impls[i], .alg = {	\
 	.base = {							\
 		.cra_name = "xts(tresor)",				\
 		.cra_driver_name = "xts-tresor-" drv,			\
@@ -316,13 +335,13 @@ static void tresor_xts_exit_tfm(struct crypto_skcipher *tfm)
 	.decrypt = tresor_xts_decrypt,					\
 	.init = tresor_xts_init_tfm,					\
 	.exit = tresor_xts_exit_tfm,					\
-}
+} }
 
-static struct skcipher_alg tresor_algs[TRESOR_NR_IMPLS] = {
-	[TRESOR_AESNI] = TRESOR_ALG("aesni", 300 + TRESOR_AESNI),
-	[TRESOR_VAES_AVX2] = TRESOR_ALG("vaes-avx2", 400 + TRESOR_VAES_AVX2),
-	[TRESOR_VAES_AVX512] = TRESOR_ALG("vaes-avx512",
-					  500 + TRESOR_VAES_AVX512),
+static struct tresor_alg tresor_algs[TRESOR_NR_IMPLS] = {
+	[TRESOR_AESNI] = TRESOR_ALG(TRESOR_AESNI, "aesni", 300),
+	[TRESOR_VAES_AVX2] = TRESOR_ALG(TRESOR_VAES_AVX2, "vaes-avx2", 400),
+	[TRESOR_VAES_AVX512] = TRESOR_ALG(TRESOR_VAES_AVX512, "vaes-avx512",
+					  500),
 };
 
 static bool tresor_registered[TRESOR_NR_IMPLS];
@@ -334,7 +353,7 @@ void tresor_cipher_exit(void)
 	for (i = TRESOR_NR_IMPLS - 1; i >= 0; i--) {
 		if (!tresor_registered[i])
 			continue;
-		crypto_unregister_skcipher(&tresor_algs[i]);
+		crypto_unregister_skcipher(&tresor_algs[i].alg);
 		tresor_registered[i] = false;
 	}
 	if (tresor_wq) {
@@ -363,10 +382,10 @@ int tresor_cipher_init(void)
 			memcpy(cv_ref, cv, sizeof(cv));
 		else if (tresor_best < 0 || memcmp(cv, cv_ref, sizeof(cv)))
 			continue;
-		ret = crypto_register_skcipher(&tresor_algs[i]);
+		ret = crypto_register_skcipher(&tresor_algs[i].alg);
 		if (ret) {
 			pr_err("registering %s failed: %d\n",
-			       tresor_algs[i].base.cra_driver_name, ret);
+			       tresor_algs[i].alg.base.cra_driver_name, ret);
 			tresor_cipher_exit();
 			return ret;
 		}

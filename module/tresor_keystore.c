@@ -55,7 +55,8 @@ static struct cpumask tresor_valid;	/* holders that passed their check */
 static struct cpumask tresor_scratch, tresor_scratch2;
 static enum cpuhp_state tresor_hp_state;
 
-static atomic_t tresor_nr_tfms = ATOMIC_INIT(0);
+/* transforms and ramcrypt regions: CLEAR_KEY waits for none */
+static atomic_t tresor_nr_users = ATOMIC_INIT(0);
 static atomic64_t tresor_check_failures = ATOMIC64_INIT(0);
 static atomic64_t tresor_forwarded = ATOMIC64_INIT(0);
 static atomic64_t tresor_peer_copies = ATOMIC64_INIT(0);
@@ -68,15 +69,17 @@ bool tresor_key_loaded(void)
 	return smp_load_acquire(&tresor_loaded);
 }
 
-void tresor_tfm_get(void)
+void tresor_key_user_get(void)
 {
-	atomic_inc(&tresor_nr_tfms);
+	atomic_inc(&tresor_nr_users);
 }
+EXPORT_SYMBOL_GPL(tresor_key_user_get);
 
-void tresor_tfm_put(void)
+void tresor_key_user_put(void)
 {
-	atomic_dec(&tresor_nr_tfms);
+	atomic_dec(&tresor_nr_users);
 }
+EXPORT_SYMBOL_GPL(tresor_key_user_put);
 
 void tresor_count_request(void)
 {
@@ -185,10 +188,14 @@ static int tresor_peer_copy(unsigned int cpu, bool here)
 	lockdep_assert_held(&tresor_key_lock);
 	if (peer < 0 || peer == cpu)
 		return -ENOKEY;
-	buf = kmalloc(TRESOR_KEY_SIZE, GFP_KERNEL);
+	buf = kzalloc(TRESOR_KEY_SIZE, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
-	smp_call_on_cpu(peer, tresor_read_on_cpu, buf, false);
+	ret = smp_call_on_cpu(peer, tresor_read_on_cpu, buf, false);
+	if (ret) {
+		kfree_sensitive(buf);
+		return ret;
+	}
 	memcpy(ctx.check, tresor_check, sizeof(ctx.check));
 	ctx.key = buf;
 	/* here: a hotplug callback, already running pinned on @cpu */
@@ -285,7 +292,7 @@ int tresor_key_clear(void)
 
 	cpus_read_lock();
 	mutex_lock(&tresor_key_lock);
-	if (atomic_read(&tresor_nr_tfms)) {
+	if (atomic_read(&tresor_nr_users)) {
 		ret = -EBUSY;
 		goto out_unlock;
 	}
@@ -411,18 +418,19 @@ static struct notifier_block tresor_pm_nb = {
 	.notifier_call = tresor_pm_notify,
 };
 
-static void tresor_wipe_ipi(void *unused)
-{
-	tresor_wipe_key_regs();
-}
-
-/* Reboot, halt, power-off and kexec: no key survives into the next kernel. */
+/*
+ * Reboot, halt, power-off and kexec: no key survives into the next kernel.
+ * Wiped from process context on each CPU, never by IPI: an IPI could land
+ * inside a request's FPU section, between its key check and its last block.
+ */
 static int tresor_reboot_notify(struct notifier_block *nb,
 				unsigned long action, void *data)
 {
 	/* requests after this point fail instead of using wiped registers */
 	smp_store_release(&tresor_loaded, false);
-	on_each_cpu(tresor_wipe_ipi, NULL, 1);
+	cpus_read_lock();
+	tresor_wipe_cpus(cpu_online_mask);
+	cpus_read_unlock();
 	return NOTIFY_DONE;
 }
 

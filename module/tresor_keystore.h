@@ -7,6 +7,8 @@
 
 #include <uapi/tresor.h>
 
+#include "tresor_api.h"
+
 struct tresor_impl;
 
 int tresor_keystore_init(void);
@@ -18,9 +20,6 @@ int tresor_set_holders(const struct cpumask *holders);
 bool tresor_key_loaded(void);
 void tresor_get_status(struct tresor_status *st);
 
-/* Transform accounting: the key cannot be cleared while a tfm exists. */
-void tresor_tfm_get(void);
-void tresor_tfm_put(void);
 
 /*
  * Verify the local CPU's key against the stored check values; a mismatch

@@ -190,6 +190,12 @@ def test_ramcrypt_bad_input(ctx):
         out = vm.sh("rcmem touch 2048 1024", timeout=120)
         assert "touch: ok" in out, out
 
+        # The key cannot be cleared (or replaced) while a region exists.
+        out = vm.sh("exec 3</dev/ramcrypt; rcprobe clear-key; exec 3<&-; "
+                    "rcprobe clear-key")
+        assert out.split("\n") == ["errno=EBUSY", "ok"], \
+            f"CLEAR_KEY with an open region, then without: {out}"
+
         # Everything freed once all regions are closed.
         assert_all_freed(vm)
         s = sysfs(vm)

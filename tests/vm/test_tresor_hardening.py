@@ -129,6 +129,29 @@ def test_tresor_holders_exclude_vcpu_cpu(ctx):
     _kvm_scenario(ctx, holders_first=True)
 
 
+@vm_test(timeout=900)
+def test_tresor_forward_retry_other_holder(ctx):
+    """Three CPUs, holders {1, 2}. A KVM guest on CPU 2 overwrites its key
+    while CPU 2 still counts as valid. Requests issued on CPU 0 are
+    forwarded; those sent to CPU 2 fail its check there and must be retried
+    on CPU 1, not on CPU 2 again: all succeed, one check failure."""
+    key = os.urandom(32)
+    with ctx.boot(smp=3) as vm:
+        vm.sh(LOAD_TRESOR)
+        load_masked_key(vm, key)
+        load_kvm(vm)
+        assert vm.sh("rcprobe set-holders 1,2") == "ok"
+        vm.sh("vmm --cpu 2 --seed 0x7000 dr", timeout=300)
+        assert status(vm)["check_failures"] == "0", \
+            "CPU 2 was checked before the forwarded requests"
+        check_on_cpu(vm, key, 0, 60)
+        st = status(vm)
+        ctx.note(f"valid_holders={st['valid_holders']} check_failures="
+                 f"{st['check_failures']} forwarded="
+                 f"{st['forwarded_requests']}")
+        assert st["valid_holders"] == "1" and st["check_failures"] == "1", st
+
+
 @vm_test()
 def test_tresor_breakpoint_slots_refused(ctx):
     key = os.urandom(32)

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * tresor-unlock - early-boot unlock of LUKS2 volumes onto xts(tresor)
+ *
+ *   tresor-unlock [OPTIONS] [open [NAME...]]   unlock tresortab entries
+ *   tresor-unlock [OPTIONS] check              parse tresortab only
+ *   tresor-unlock [OPTIONS] format [--volume-key-from NAME|DEVICE]
+ *                 [--sector-size N] [--key-file F] [--force] DEVICE
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "tresortab.h"
+#include "unlock.h"
+
+#define DEFAULT_TAB	"/etc/tresortab"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: tresor-unlock [OPTIONS] [open [NAME...]]\n"
+"       tresor-unlock [OPTIONS] check\n"
+"       tresor-unlock [OPTIONS] format [--volume-key-from NAME|DEVICE]\n"
+"                     [--sector-size N] [--key-file FILE] [--force] DEVICE\n"
+"\n"
+"Unlocks the LUKS2 volumes of " DEFAULT_TAB " (crypttab syntax) with the\n"
+"volume key in the CPU debug registers (tresor.ko) and maps them as\n"
+"dm-crypt devices on capi:xts(tresor)-plain64. Without NAME, every entry\n"
+"without 'noauto' is opened.\n"
+"\n"
+"options:\n"
+"  --tresortab FILE         read FILE instead of " DEFAULT_TAB "\n"
+"  --passphrase-fd N        read passphrases from fd N, one per line\n"
+"                           (no prompt; one line per attempt)\n"
+"  --console TTY            ask on this terminal (echo off)\n"
+"  --timeout SECONDS        passphrase prompt timeout\n"
+"  --pbkdf TYPE, --pbkdf-force-iterations N   (format) keyslot PBKDF\n"
+"  -h, --help\n");
+}
+
+enum { OPT_TAB = 256, OPT_FD, OPT_CONSOLE, OPT_TIMEOUT, OPT_VKFROM,
+       OPT_SS, OPT_KEYFILE, OPT_FORCE, OPT_PBKDF, OPT_ITER };
+
+static const struct option longopts[] = {
+	{ "tresortab", required_argument, NULL, OPT_TAB },
+	{ "passphrase-fd", required_argument, NULL, OPT_FD },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "volume-key-from", required_argument, NULL, OPT_VKFROM },
+	{ "sector-size", required_argument, NULL, OPT_SS },
+	{ "key-file", required_argument, NULL, OPT_KEYFILE },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "pbkdf", required_argument, NULL, OPT_PBKDF },
+	{ "pbkdf-force-iterations", required_argument, NULL, OPT_ITER },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_int(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || !*s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int bad_arg(const char *opt, const char *val)
+{
+	fprintf(stderr, "tresor-unlock: invalid %s '%s'\n", opt, val);
+	return 2;
+}
+
+static int finish(int rc)
+{
+	/* Test hook: stop (alive, buffers wiped) so a RAM dump can show
+	 * what this process still holds; SIGCONT lets it exit. */
+	if (getenv("TRESOR_UNLOCK_TEST_STOP"))
+		raise(SIGSTOP);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *tabpath = DEFAULT_TAB, *cmd = "open";
+	struct unlock_opts uo = { .ask = { .passphrase_fd = -1 } };
+	struct format_opts fo = { 0 };
+	struct tresortab tab = { 0 };
+	char err[600];
+	int c, rc = 0;
+	long v;
+	size_t i;
+
+	prctl(PR_SET_DUMPABLE, 0);
+	/* options may come before or after the subcommand (GNU permutation) */
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_TAB:
+			tabpath = optarg;
+			break;
+		case OPT_FD:
+			if (parse_int(optarg, 0, 1 << 20, &v))
+				return bad_arg("--passphrase-fd", optarg);
+			uo.ask.passphrase_fd = (int)v;
+			break;
+		case OPT_CONSOLE:
+			uo.ask.console = optarg;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_int(optarg, 0, 86400, &v))
+				return bad_arg("--timeout", optarg);
+			uo.ask.timeout_ms = (unsigned int)v * 1000;
+			break;
+		case OPT_VKFROM:
+			fo.volume_key_from = optarg;
+			break;
+		case OPT_SS:
+			if (parse_int(optarg, 512, 4096, &v) || (v & (v - 1)))
+				return bad_arg("--sector-size (512..4096, a "
+					       "power of 2)", optarg);
+			fo.sector_size = (int)v;
+			break;
+		case OPT_KEYFILE:
+			fo.key_file = optarg;
+			break;
+		case OPT_FORCE:
+			fo.force = 1;
+			break;
+		case OPT_PBKDF:
+			fo.pbkdf = optarg;
+			break;
+		case OPT_ITER:
+			if (parse_int(optarg, 1000, 1L << 30, &v))
+				return bad_arg("--pbkdf-force-iterations",
+					       optarg);
+			fo.pbkdf_iterations = (unsigned int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc && (!strcmp(argv[optind], "open") ||
+			      !strcmp(argv[optind], "check") ||
+			      !strcmp(argv[optind], "format")))
+		cmd = argv[optind++];
+	if (!strcmp(cmd, "format")) {
+		if (optind != argc - 1) {
+			fprintf(stderr, "tresor-unlock: format needs exactly "
+				"one DEVICE\n");
+			return 2;
+		}
+		fo.device = argv[optind];
+		unlock_init();
+		/* the table is only needed to resolve --volume-key-from NAME */
+		if (fo.volume_key_from && !strchr(fo.volume_key_from, '/') &&
+		    tresortab_load(tabpath, &tab, err, sizeof(err))) {
+			fprintf(stderr, "tresor-unlock: %s\n", err);
+			return 2;
+		}
+		rc = format_volume(&fo, &tab, &uo) ? 1 : 0;
+		tresortab_free(&tab);
+		return finish(rc);
+	}
+	if (tresortab_load(tabpath, &tab, err, sizeof(err))) {
+		fprintf(stderr, "tresor-unlock: %s\n", err);
+		return 2;
+	}
+	if (!strcmp(cmd, "check")) {
+		printf("%s: %zu entr%s OK\n", tabpath, tab.n,
+		       tab.n == 1 ? "y" : "ies");
+		tresortab_free(&tab);
+		return 0;
+	}
+	unlock_init();
+	for (i = optind; i < (size_t)argc; i++) {
+		if (!tresortab_find(&tab, argv[i])) {
+			fprintf(stderr, "tresor-unlock: no entry '%s' in %s\n",
+				argv[i], tabpath);
+			tresortab_free(&tab);
+			return 2;
+		}
+	}
+	for (i = 0; i < tab.n; i++) {
+		const struct tresor_entry *e = &tab.entries[i];
+		int wanted = optind == argc ? !(e->flags & TT_NOAUTO) : 0;
+		int j;
+
+		for (j = optind; j < argc; j++)
+			if (!strcmp(argv[j], e->name))
+				wanted = 1;
+		if (!wanted)
+			continue;
+		if (unlock_entry(e, &uo)) {
+			if (e->flags & TT_NOFAIL)
+				fprintf(stderr, "tresor-unlock: %s: failed "
+					"(nofail: continuing)\n", e->name);
+			else
+				rc = 1;
+		}
+	}
+	tresortab_free(&tab);
+	return finish(rc);
+}

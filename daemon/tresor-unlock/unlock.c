@@ -1,0 +1,905 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * unlock.c - open a LUKS2 volume onto xts(tresor).
+ *
+ * The volume key goes from the LUKS2 keyslot into crypt_safe_alloc'd memory,
+ * from there into tresor.ko (TRESOR_IOC_SET_KEY), and is wiped. The payload
+ * is then mapped as a plain dm-crypt device with the cipher
+ * capi:xts(tresor)-plain64 and a 32-zero-byte placeholder key, at the LUKS2
+ * data offset and sector size: dm-crypt never sees the key. There is no
+ * fallback to a stock key-in-RAM mapping.
+ */
+#define _GNU_SOURCE
+#include "unlock.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <blkid/blkid.h>
+#include <libcryptsetup.h>
+#include <libdevmapper.h>
+#include <linux/fs.h>
+#include <linux/if_alg.h>
+
+#include "tresor.h"
+
+#define TRESOR_CIPHER_SPEC	"capi:xts(tresor)-plain64"
+#define REENCRYPT_HINT \
+	"cryptsetup reencrypt --key-size 256 --cipher aes-xts-plain64"
+
+#ifndef SOL_ALG
+#define SOL_ALG 279
+#endif
+
+static int udev_running;
+
+static void msg(const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "tresor-unlock: ");
+	if (name)
+		fprintf(stderr, "%s: ", name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void cs_log(int level, const char *m, void *usrptr)
+{
+	(void)usrptr;
+	if (level == CRYPT_LOG_ERROR)
+		fprintf(stderr, "tresor-unlock: cryptsetup: %s", m);
+}
+
+void unlock_init(void)
+{
+	struct stat st;
+
+	udev_running = stat("/run/udev/control", &st) == 0;
+	if (!udev_running) {
+		/* Without udev, libdevmapper and libcryptsetup must make
+		 * /dev/mapper nodes themselves and not wait for udev. */
+		setenv("DM_DISABLE_UDEV", "1", 1);
+	}
+	crypt_set_log_callback(NULL, cs_log, NULL);
+	dm_log_init_verbose(0);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int is_blockdev(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+}
+
+static int uuid_eq(const char *a, const char *b)
+{
+	/* case-insensitive, dashes ignored */
+	for (;;) {
+		while (*a == '-')
+			a++;
+		while (*b == '-')
+			b++;
+		if (!*a || !*b)
+			return !*a && !*b;
+		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+			return 0;
+		a++;
+		b++;
+	}
+}
+
+/* Find the block device whose LUKS header has this UUID (no udev needed). */
+static int scan_luks_uuid(const char *uuid, char *out, size_t outlen)
+{
+	DIR *d = opendir("/sys/class/block");
+	struct dirent *de;
+	int found = 0;
+
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d))) {
+		struct crypt_device *cd;
+		char path[300];
+		const char *u;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+		if (!is_blockdev(path))
+			continue;
+		if (crypt_init(&cd, path))
+			continue;
+		crypt_set_log_callback(cd, NULL, NULL);
+		if (crypt_load(cd, CRYPT_LUKS, NULL) == 0) {
+			u = crypt_get_uuid(cd);
+			if (u && uuid_eq(u, uuid)) {
+				snprintf(out, outlen, "%s", path);
+				found = 1;
+			}
+		}
+		crypt_free(cd);
+	}
+	closedir(d);
+	return found;
+}
+
+static int blkid_lookup(const char *tag, const char *val, char *out,
+			size_t outlen)
+{
+	blkid_cache cache = NULL;
+	char *dev;
+
+	if (blkid_get_cache(&cache, "/dev/null"))
+		return 0;
+	blkid_probe_all(cache);
+	dev = blkid_get_devname(cache, tag, val);
+	blkid_put_cache(cache);
+	if (!dev)
+		return 0;
+	snprintf(out, outlen, "%s", dev);
+	free(dev);
+	return 1;
+}
+
+static int try_resolve(const struct tresor_entry *e, char *out, size_t outlen)
+{
+	char link[300];
+
+	switch (e->dev_kind) {
+	case TT_DEV_PATH:
+		if (!is_blockdev(e->device))
+			return 0;
+		snprintf(out, outlen, "%s", e->device);
+		return 1;
+	case TT_DEV_UUID:
+		snprintf(link, sizeof(link), "/dev/disk/by-uuid/%s",
+			 e->device);
+		if (is_blockdev(link) && realpath(link, out))
+			return 1;
+		return scan_luks_uuid(e->device, out, outlen);
+	case TT_DEV_PARTUUID:
+		snprintf(link, sizeof(link), "/dev/disk/by-partuuid/%s",
+			 e->device);
+		if (is_blockdev(link) && realpath(link, out))
+			return 1;
+		return blkid_lookup("PARTUUID", e->device, out, outlen);
+	}
+	return 0;
+}
+
+static const char *dev_desc(const struct tresor_entry *e, char *buf,
+			    size_t len)
+{
+	snprintf(buf, len, "%s%s", e->dev_kind == TT_DEV_UUID ? "UUID=" :
+		 e->dev_kind == TT_DEV_PARTUUID ? "PARTUUID=" : "",
+		 e->device);
+	return buf;
+}
+
+/* Wait (bounded by the entry's device timeout) for the device to appear. */
+static int resolve_device(const struct tresor_entry *e, char *out,
+			  size_t outlen)
+{
+	long long deadline = now_ms() + e->device_timeout_ms;
+	int told = 0;
+	char desc[300];
+
+	for (;;) {
+		if (try_resolve(e, out, outlen))
+			return 0;
+		if (now_ms() >= deadline)
+			break;
+		if (!told && now_ms() + e->device_timeout_ms - deadline > 1000) {
+			msg(e->name, "waiting up to %us for %s",
+			    e->device_timeout_ms / 1000,
+			    dev_desc(e, desc, sizeof(desc)));
+			told = 1;
+		}
+		sleep_ms(100);
+	}
+	msg(e->name, "device %s did not appear within %u ms",
+	    dev_desc(e, desc, sizeof(desc)), e->device_timeout_ms);
+	return -1;
+}
+
+/* The volume must be LUKS2 aes-xts-plain64 with a 256-bit key, no
+ * integrity, no reencryption in progress. */
+static int check_luks(struct crypt_device *cd, const char *name,
+		      const char *path)
+{
+	const char *cipher, *mode;
+	struct crypt_params_integrity ip;
+	int ks;
+
+	if (crypt_load(cd, CRYPT_LUKS2, NULL)) {
+		if (crypt_load(cd, CRYPT_LUKS1, NULL) == 0) {
+			msg(name, "%s is LUKS1; tresor-unlock opens LUKS2 only "
+			    "(convert: cryptsetup convert --type luks2 %s)",
+			    path, path);
+			return -1;
+		}
+		msg(name, "%s has no LUKS2 header", path);
+		return -1;
+	}
+	cipher = crypt_get_cipher(cd);
+	mode = crypt_get_cipher_mode(cd);
+	ks = crypt_get_volume_key_size(cd);
+	if (!cipher || !mode || strcmp(cipher, "aes") ||
+	    strcmp(mode, "xts-plain64") || ks != 32) {
+		msg(name, "%s uses %s-%s with a %d-bit key; TRESOR needs "
+		    "aes-xts-plain64 with a 256-bit key (AES-128-XTS). "
+		    "Convert it with: %s %s", path, cipher ? cipher : "?",
+		    mode ? mode : "?", ks * 8, REENCRYPT_HINT, path);
+		return -1;
+	}
+	memset(&ip, 0, sizeof(ip));
+	if (crypt_get_integrity_info(cd, &ip) == 0 && ip.integrity) {
+		msg(name, "%s uses integrity protection (%s); not supported "
+		    "with TRESOR", path, ip.integrity);
+		return -1;
+	}
+	if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
+		msg(name, "%s is being reencrypted; finish it with "
+		    "cryptsetup reencrypt --resume-only %s first", path, path);
+		return -1;
+	}
+	return 0;
+}
+
+static int wait_keyfile(const struct tresor_entry *e)
+{
+	long long deadline = now_ms() + e->keyfile_timeout_ms;
+
+	while (access(e->keyfile, R_OK)) {
+		if (now_ms() >= deadline)
+			return -1;
+		sleep_ms(100);
+	}
+	return 0;
+}
+
+/* Volume key into *vk (crypt_safe_alloc'd, 32 bytes). */
+static int get_volume_key(struct crypt_device *cd,
+			  const struct tresor_entry *e,
+			  const struct unlock_opts *o, const char *path,
+			  char **vkp)
+{
+	char *vk = crypt_safe_alloc(32), *pass = NULL;
+	size_t vk_size, len;
+	char prompt[400];
+	struct ask_opts ask = o->ask;
+	char id[200];
+	int r, attempt;
+
+	*vkp = NULL;
+	if (!vk) {
+		msg(e->name, "cannot allocate locked memory");
+		return -1;
+	}
+	if (e->keyfile) {
+		int use_file = 1;
+
+		if (e->keyfile_timeout_ms) {
+			if (wait_keyfile(e)) {
+				msg(e->name, "key file %s not there after %u "
+				    "ms; asking for the passphrase",
+				    e->keyfile, e->keyfile_timeout_ms);
+				use_file = 0;
+			}
+		}
+		if (use_file) {
+			r = crypt_keyfile_device_read(cd, e->keyfile, &pass,
+					&len, e->keyfile_offset,
+					e->keyfile_size, 0);
+			if (r) {
+				msg(e->name, "cannot read key file %s: %s",
+				    e->keyfile, strerror(-r));
+				goto fail;
+			}
+			vk_size = 32;
+			r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, vk,
+						 &vk_size, pass, len);
+			crypt_safe_free(pass);
+			if (r < 0 || vk_size != 32) {
+				msg(e->name, "key file %s does not open any "
+				    "keyslot of %s", e->keyfile, path);
+				goto fail;
+			}
+			*vkp = vk;
+			return 0;
+		}
+	}
+	snprintf(prompt, sizeof(prompt), "Please enter passphrase for disk "
+		 "%s (%s): ", path, e->name);
+	snprintf(id, sizeof(id), "tresor-unlock:%s", e->name);
+	ask.id = id;
+	if (e->timeout_ms && !ask.timeout_ms)
+		ask.timeout_ms = e->timeout_ms;
+	for (attempt = 1; !e->tries || attempt <= e->tries; attempt++) {
+		if (ask_passphrase(prompt, &ask, &pass, &len))
+			goto fail;
+		vk_size = 32;
+		r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, vk, &vk_size,
+					 pass, len);
+		crypt_safe_free(pass);
+		pass = NULL;
+		if (r >= 0 && vk_size == 32) {
+			*vkp = vk;
+			return 0;
+		}
+		if (r != -EPERM) {
+			msg(e->name, "reading the volume key failed: %s",
+			    strerror(-r));
+			goto fail;
+		}
+		msg(e->name, "wrong passphrase (attempt %d%s%d)", attempt,
+		    e->tries ? " of " : "", e->tries);
+	}
+	msg(e->name, "no valid passphrase after %d attempts; giving up, no "
+	    "key loaded", e->tries);
+fail:
+	crypt_safe_free(vk);
+	return -1;
+}
+
+/* Encrypt len bytes of in through AF_ALG skcipher alg with iv. */
+static int afalg_encrypt(const char *alg, const void *key, size_t keylen,
+			 const unsigned char iv[16], const unsigned char *in,
+			 unsigned char *out, size_t len)
+{
+	struct sockaddr_alg sa = { .salg_family = AF_ALG,
+				   .salg_type = "skcipher" };
+	char cbuf[CMSG_SPACE(sizeof(__u32)) +
+		  CMSG_SPACE(sizeof(struct af_alg_iv) + 16)] = { 0 };
+	struct msghdr mh = { 0 };
+	struct iovec iov = { (void *)in, len };
+	struct cmsghdr *c;
+	struct af_alg_iv *aiv;
+	int tfm, op = -1, err = -1;
+	ssize_t n;
+
+	snprintf((char *)sa.salg_name, sizeof(sa.salg_name), "%s", alg);
+	tfm = socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (tfm < 0)
+		return -errno;
+	if (bind(tfm, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    setsockopt(tfm, SOL_ALG, ALG_SET_KEY, key, keylen)) {
+		err = -errno;
+		goto out;
+	}
+	op = accept4(tfm, NULL, 0, SOCK_CLOEXEC);
+	if (op < 0) {
+		err = -errno;
+		goto out;
+	}
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_ALG;
+	c->cmsg_type = ALG_SET_OP;
+	c->cmsg_len = CMSG_LEN(sizeof(__u32));
+	*(__u32 *)CMSG_DATA(c) = ALG_OP_ENCRYPT;
+	c = CMSG_NXTHDR(&mh, c);
+	c->cmsg_level = SOL_ALG;
+	c->cmsg_type = ALG_SET_IV;
+	c->cmsg_len = CMSG_LEN(sizeof(struct af_alg_iv) + 16);
+	aiv = (struct af_alg_iv *)CMSG_DATA(c);
+	aiv->ivlen = 16;
+	memcpy(aiv->iv, iv, 16);
+	if (sendmsg(op, &mh, 0) != (ssize_t)len) {
+		err = -errno;
+		goto out;
+	}
+	n = read(op, out, len);
+	err = n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
+out:
+	if (op >= 0)
+		close(op);
+	close(tfm);
+	return err;
+}
+
+/*
+ * Is vk the key tresor.ko holds? Encrypt one random block through
+ * xts(tresor) and through xts(aes) keyed with vk: the key never leaves
+ * the registers, and vk only goes into a transient kernel transform
+ * (freed with kfree_sensitive).
+ */
+static int same_key_as_loaded(const char *name, const char *vk)
+{
+	unsigned char in[512], iv[16], a[512], b[512];
+	static const unsigned char zero[32];
+	int fd, r;
+
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, in, sizeof(in)) != sizeof(in) ||
+	    read(fd, iv, sizeof(iv)) != sizeof(iv)) {
+		if (fd >= 0)
+			close(fd);
+		msg(name, "cannot read /dev/urandom");
+		return -1;
+	}
+	close(fd);
+	r = afalg_encrypt("xts(tresor)", zero, 32, iv, in, a, sizeof(a));
+	if (r) {
+		msg(name, "cannot check the loaded key through AF_ALG "
+		    "xts(tresor): %s (modprobe algif_skcipher?)", strerror(-r));
+		return -1;
+	}
+	r = afalg_encrypt("xts(aes)", vk, 32, iv, in, b, sizeof(b));
+	if (r) {
+		msg(name, "cannot check the key through AF_ALG xts(aes): %s",
+		    strerror(-r));
+		return -1;
+	}
+	r = memcmp(a, b, sizeof(a)) == 0;
+	explicit_bzero(in, sizeof(in));
+	return r;
+}
+
+/*
+ * Load vk into tresor.ko, or check it equals the key already there.
+ * *loaded is set when this call loaded the key.
+ */
+static int tresor_take_key(const char *name, const char *tresor_dev,
+			   const char *vk, int *loaded)
+{
+	struct tresor_status st;
+	struct tresor_key *k;
+	int fd, r, have;
+
+	*loaded = 0;
+	fd = open(tresor_dev, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		msg(name, "cannot open %s: %s (is tresor.ko loaded? "
+		    "modprobe tresor)", tresor_dev, strerror(errno));
+		return -1;
+	}
+	memset(&st, 0, sizeof(st));
+	if (ioctl(fd, TRESOR_IOC_GET_STATUS, &st)) {
+		msg(name, "TRESOR_IOC_GET_STATUS: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	have = !!(st.flags & TRESOR_STATUS_KEY_LOADED);
+	if (!have) {
+		k = crypt_safe_alloc(sizeof(*k));
+		if (!k) {
+			close(fd);
+			msg(name, "cannot allocate locked memory");
+			return -1;
+		}
+		k->size = TRESOR_KEY_SIZE;
+		k->flags = 0;
+		memcpy(k->key, vk, TRESOR_KEY_SIZE);
+		r = ioctl(fd, TRESOR_IOC_SET_KEY, k);
+		crypt_safe_free(k);
+		if (r == 0) {
+			*loaded = 1;
+			close(fd);
+			return 0;
+		}
+		if (errno != EEXIST) {
+			msg(name, "TRESOR_IOC_SET_KEY: %s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		/* someone loaded a key meanwhile: compare with it */
+	}
+	close(fd);
+	r = same_key_as_loaded(name, vk);
+	if (r < 0)
+		return -1;
+	if (!r) {
+		msg(name, "this volume's key differs from the key already "
+		    "loaded in tresor.ko (the host key, from the first "
+		    "volume). All TRESOR volumes of a host share one volume "
+		    "key; refusing. Recreate it with: tresor-unlock format "
+		    "--volume-key-from <first volume> <device>");
+		return -1;
+	}
+	return 0;
+}
+
+static void tresor_clear(const char *tresor_dev)
+{
+	int fd = open(tresor_dev, O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (ioctl(fd, TRESOR_IOC_CLEAR_KEY))
+			msg(NULL, "could not clear the key: %s",
+			    strerror(errno));
+		close(fd);
+	}
+}
+
+static int dm_active(const char *name)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_INFO);
+	struct dm_info info;
+	int r = 0;
+
+	if (!dmt)
+		return 0;
+	if (dm_task_set_name(dmt, name) && dm_task_run(dmt) &&
+	    dm_task_get_info(dmt, &info))
+		r = info.exists;
+	dm_task_destroy(dmt);
+	return r;
+}
+
+static int ensure_node(const char *name)
+{
+	struct dm_task *dmt;
+	struct dm_info info;
+	char path[PATH_MAX];
+	struct stat st;
+	int ok = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dm_dir(), name);
+	dmt = dm_task_create(DM_DEVICE_INFO);
+	if (!dmt)
+		return -1;
+	if (dm_task_set_name(dmt, name) && dm_task_run(dmt) &&
+	    dm_task_get_info(dmt, &info) && info.exists)
+		ok = 1;
+	dm_task_destroy(dmt);
+	if (!ok)
+		return -1;
+	if (stat(path, &st) == 0 && S_ISBLK(st.st_mode) &&
+	    st.st_rdev == makedev(info.major, info.minor))
+		return 0;
+	unlink(path);
+	mkdir(dm_dir(), 0755);
+	if (mknod(path, S_IFBLK | 0600, makedev(info.major, info.minor))) {
+		msg(name, "mknod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int dm_create_crypt(const char *name, const char *uuid,
+			   uint64_t sectors, const char *params, int ro)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_CREATE);
+	uint32_t cookie = 0;
+	int r = -1;
+
+	if (!dmt)
+		return -1;
+	if (!dm_task_set_name(dmt, name) || !dm_task_set_uuid(dmt, uuid) ||
+	    !dm_task_add_target(dmt, 0, sectors, "crypt", params))
+		goto out;
+	if (ro && !dm_task_set_ro(dmt))
+		goto out;
+	dm_task_secure_data(dmt);
+	if (!dm_task_set_cookie(dmt, &cookie, 0))
+		goto out;
+	if (!dm_task_run(dmt)) {
+		dm_udev_wait(cookie);
+		goto out;
+	}
+	dm_udev_wait(cookie);
+	r = 0;
+out:
+	dm_task_destroy(dmt);
+	return r;
+}
+
+static uint64_t dev_size_bytes(const char *path)
+{
+	uint64_t sz = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (ioctl(fd, BLKGETSIZE64, &sz))
+		sz = 0;
+	close(fd);
+	return sz;
+}
+
+static int map_payload(const struct tresor_entry *e, struct crypt_device *cd,
+		       const char *path)
+{
+	uint64_t offset = crypt_get_data_offset(cd);
+	uint64_t iv_offset = crypt_get_iv_offset(cd);
+	int ss = crypt_get_sector_size(cd);
+	uint64_t size = dev_size_bytes(path) / 512, sectors;
+	const char *luks_uuid = crypt_get_uuid(cd);
+	char params[512], opts[160] = "", uuid[160], zero[65];
+	unsigned int nopt = 0;
+	struct stat st;
+	size_t i, n = 0;
+
+	if (ss < 512)
+		ss = 512;
+	if (stat(path, &st)) {
+		msg(e->name, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (size <= offset) {
+		msg(e->name, "%s (%" PRIu64 " sectors) has no room for a "
+		    "payload at sector %" PRIu64, path, size, offset);
+		return -1;
+	}
+	sectors = (size - offset) / (ss / 512) * (ss / 512);
+	if (!sectors) {
+		msg(e->name, "%s: payload smaller than one sector", path);
+		return -1;
+	}
+	if (e->flags & TT_DISCARD) {
+		nopt++;
+		strcat(opts, " allow_discards");
+	}
+	if (e->flags & TT_NO_READ_WQ) {
+		nopt++;
+		strcat(opts, " no_read_workqueue");
+	}
+	if (e->flags & TT_NO_WRITE_WQ) {
+		nopt++;
+		strcat(opts, " no_write_workqueue");
+	}
+	if (ss != 512) {
+		nopt++;
+		snprintf(opts + strlen(opts), sizeof(opts) - strlen(opts),
+			 " sector_size:%d", ss);
+	}
+	memset(zero, '0', 64);
+	zero[64] = '\0';
+	snprintf(params, sizeof(params), "%s %s %" PRIu64 " %u:%u %" PRIu64,
+		 TRESOR_CIPHER_SPEC, zero, iv_offset, major(st.st_rdev),
+		 minor(st.st_rdev), offset);
+	if (nopt)
+		snprintf(params + strlen(params),
+			 sizeof(params) - strlen(params), " %u%s", nopt, opts);
+	n = (size_t)snprintf(uuid, sizeof(uuid), "CRYPT-TRESOR-");
+	for (i = 0; luks_uuid && luks_uuid[i] && n < 13 + 32; i++)
+		if (luks_uuid[i] != '-')
+			uuid[n++] = luks_uuid[i];
+	snprintf(uuid + n, sizeof(uuid) - n, "-%s", e->name);
+	if (dm_create_crypt(e->name, uuid, sectors, params,
+			    !!(e->flags & TT_READONLY))) {
+		msg(e->name, "device-mapper refused the table '0 %" PRIu64
+		    " crypt %s' (is dm_crypt loaded and does the kernel have "
+		    "xts(tresor)?)", sectors, params);
+		return -1;
+	}
+	if (ensure_node(e->name)) {
+		msg(e->name, "mapping created but no %s/%s node", dm_dir(),
+		    e->name);
+		return -1;
+	}
+	return 0;
+}
+
+int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
+{
+	struct crypt_device *cd = NULL;
+	char path[PATH_MAX], *vk = NULL;
+	const char *tdev = o->tresor_dev ? o->tresor_dev : TRESOR_DEVICE_PATH;
+	int loaded = 0, r = -1;
+
+	if (dm_active(e->name)) {
+		msg(e->name, "already active, nothing to do");
+		return 0;
+	}
+	if (resolve_device(e, path, sizeof(path)))
+		return -1;
+	if (crypt_init(&cd, path)) {
+		msg(e->name, "cannot open %s", path);
+		return -1;
+	}
+	if (check_luks(cd, e->name, path))
+		goto out;
+	if (get_volume_key(cd, e, o, path, &vk))
+		goto out;
+	r = tresor_take_key(e->name, tdev, vk, &loaded);
+	crypt_safe_free(vk);
+	vk = NULL;
+	if (r)
+		goto out;
+	r = map_payload(e, cd, path);
+	if (r && loaded) {
+		/* leave no key behind that nothing uses */
+		tresor_clear(tdev);
+	}
+	if (!r)
+		msg(e->name, "%s opened on xts(tresor) as %s/%s%s", path,
+		    dm_dir(), e->name, loaded ? " (host key loaded)" : "");
+out:
+	crypt_free(cd);
+	return r;
+}
+
+/* ---- format ------------------------------------------------------------ */
+
+static int resolve_source(const char *src, const struct tresortab *tab,
+			  char *path, size_t len,
+			  const struct tresor_entry **ent)
+{
+	*ent = NULL;
+	if (strchr(src, '/')) {
+		snprintf(path, len, "%s", src);
+		return 0;
+	}
+	*ent = tab ? tresortab_find(tab, src) : NULL;
+	if (!*ent) {
+		msg(NULL, "'%s' is neither a device path nor a name in "
+		    "tresortab", src);
+		return -1;
+	}
+	return resolve_device(*ent, path, len);
+}
+
+static int new_passphrase(const struct format_opts *f,
+			  const struct unlock_opts *o, char **pass,
+			  size_t *len)
+{
+	struct crypt_device *cd;
+	char *again;
+	size_t alen;
+	int r;
+
+	if (f->key_file) {
+		if (crypt_init(&cd, NULL))
+			return -1;
+		r = crypt_keyfile_device_read(cd, f->key_file, pass, len, 0,
+					      0, 0);
+		crypt_free(cd);
+		if (r)
+			msg(NULL, "cannot read key file %s: %s", f->key_file,
+			    strerror(-r));
+		return r ? -1 : 0;
+	}
+	if (ask_passphrase("Enter a passphrase for the new volume: ",
+			   &o->ask, pass, len))
+		return -1;
+	if (!*len) {
+		msg(NULL, "empty passphrase refused");
+		crypt_safe_free(*pass);
+		return -1;
+	}
+	if (o->ask.passphrase_fd >= 0)
+		return 0;
+	if (ask_passphrase("Verify passphrase: ", &o->ask, &again, &alen)) {
+		crypt_safe_free(*pass);
+		return -1;
+	}
+	r = alen == *len && !memcmp(again, *pass, alen);
+	crypt_safe_free(again);
+	if (!r) {
+		msg(NULL, "passphrases do not match");
+		crypt_safe_free(*pass);
+		return -1;
+	}
+	return 0;
+}
+
+int format_volume(const struct format_opts *f, const struct tresortab *tab,
+		  const struct unlock_opts *o)
+{
+	struct crypt_device *cd = NULL, *src = NULL;
+	struct crypt_params_luks2 p2;
+	struct crypt_pbkdf_type pbkdf;
+	char *vk = NULL, *pass = NULL, spath[PATH_MAX];
+	size_t plen;
+	int r = -1;
+
+	if (f->volume_key_from) {
+		const struct tresor_entry *se;
+		struct tresor_entry tmp;
+
+		if (resolve_source(f->volume_key_from, tab, spath,
+				   sizeof(spath), &se))
+			return -1;
+		if (crypt_init(&src, spath)) {
+			msg(NULL, "cannot open %s", spath);
+			return -1;
+		}
+		if (check_luks(src, f->volume_key_from, spath))
+			goto out;
+		memset(&tmp, 0, sizeof(tmp));
+		if (se)
+			tmp = *se;
+		tmp.name = (char *)f->volume_key_from;
+		tmp.keyfile_timeout_ms = 0;
+		if (!se)
+			tmp.tries = TT_DEFAULT_TRIES;
+		if (get_volume_key(src, &tmp, o, spath, &vk))
+			goto out;
+	}
+	if (crypt_init(&cd, f->device)) {
+		msg(NULL, "cannot open %s", f->device);
+		goto out;
+	}
+	if (!f->force && crypt_load(cd, CRYPT_LUKS, NULL) == 0) {
+		msg(NULL, "%s already has a LUKS header; refusing to overwrite "
+		    "it without --force", f->device);
+		goto out;
+	}
+	if (new_passphrase(f, o, &pass, &plen))
+		goto out;
+	if (f->pbkdf || f->pbkdf_iterations) {
+		const struct crypt_pbkdf_type *def =
+			crypt_get_pbkdf_default(CRYPT_LUKS2);
+
+		pbkdf = *def;
+		if (f->pbkdf)
+			pbkdf.type = f->pbkdf;
+		else if (f->pbkdf_iterations)
+			pbkdf.type = CRYPT_KDF_PBKDF2;
+		if (strcmp(pbkdf.type, CRYPT_KDF_PBKDF2)) {
+			pbkdf.max_memory_kb = def->max_memory_kb;
+			pbkdf.parallel_threads = def->parallel_threads;
+		} else {
+			pbkdf.hash = "sha256";
+			pbkdf.max_memory_kb = 0;
+			pbkdf.parallel_threads = 0;
+		}
+		if (f->pbkdf_iterations) {
+			pbkdf.iterations = f->pbkdf_iterations;
+			pbkdf.flags |= CRYPT_PBKDF_NO_BENCHMARK;
+		}
+		if (crypt_set_pbkdf_type(cd, &pbkdf)) {
+			msg(NULL, "invalid PBKDF parameters");
+			goto out;
+		}
+	}
+	memset(&p2, 0, sizeof(p2));
+	p2.sector_size = (uint32_t)f->sector_size;
+	if (crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, vk, 32,
+			 f->sector_size ? &p2 : NULL)) {
+		msg(NULL, "formatting %s failed", f->device);
+		goto out;
+	}
+	if (crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, vk, 32, pass,
+					    plen) < 0) {
+		msg(NULL, "adding the keyslot to %s failed", f->device);
+		goto out;
+	}
+	msg(NULL, "%s: LUKS2 aes-xts-plain64, 256-bit key%s, UUID %s",
+	    f->device, vk ? " (the host volume key)" : "",
+	    crypt_get_uuid(cd));
+	r = 0;
+out:
+	crypt_safe_free(vk);
+	crypt_safe_free(pass);
+	crypt_free(cd);
+	crypt_free(src);
+	return r;
+}

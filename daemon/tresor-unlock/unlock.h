@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TRESOR_UNLOCK_H
+#define TRESOR_UNLOCK_H
+
+#include "askpass.h"
+#include "tresortab.h"
+
+struct unlock_opts {
+	struct ask_opts ask;
+	const char *tresor_dev;		/* default /dev/tresor */
+};
+
+struct format_opts {
+	const char *device;
+	const char *volume_key_from;	/* tresortab name or device path */
+	const char *key_file;		/* new keyslot from this file */
+	int sector_size;		/* 0 = libcryptsetup's choice */
+	const char *pbkdf;		/* NULL = default */
+	unsigned int pbkdf_iterations;	/* != 0: pbkdf2 without benchmark */
+	int force;			/* overwrite an existing LUKS header */
+};
+
+/* Runtime environment: udev or not (call once, before anything else). */
+void unlock_init(void);
+
+/* Unlock one tresortab entry; 0 on success, -1 with a message printed. */
+int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o);
+
+/* Create a TRESOR-ready LUKS2 volume (aes-xts-plain64, 256-bit key). */
+int format_volume(const struct format_opts *f, const struct tresortab *tab,
+		  const struct unlock_opts *o);
+
+#endif

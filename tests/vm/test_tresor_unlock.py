@@ -1,0 +1,391 @@
+"""tresor-unlock (early-boot unlock) in the busybox guest.
+
+LUKS2 images are made on the host with stock cryptsetup (fast PBKDF2) and
+their payload written with an independent AES-XTS (python3-cryptography), so
+the host needs no device-mapper. In the guest, tresor-unlock reads
+/etc/tresortab, unlocks with a key file, with --passphrase-fd, or on a
+console: a second serial port (ttyS1) where the test types the passphrase
+like a user at the console, and checks it is not echoed.
+"""
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from harness import memsearch
+from harness.guest import LOAD_TRESOR
+from harness.initramfs import _ldd_libs
+from harness.registry import vm_test
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "daemon" / "tresor-unlock"
+BIN = "/usr/lib/ramcrypt/tresor-unlock"
+DISK_MB = 20            # 16 MiB LUKS2 header area + 4 MiB payload
+HINT = "cryptsetup reencrypt --key-size 256 --cipher aes-xts-plain64"
+
+
+def unlock_files():
+    """extra_files for the guest: tresor-unlock and its shared libraries."""
+    subprocess.run(["make", "-s", "-C", str(SRC)], check=True)
+    exe = SRC / "bin" / "tresor-unlock"
+    files = {BIN: exe}
+    for lib in _ldd_libs(exe):
+        files[lib] = Path(lib).resolve()
+    return files
+
+
+def luks_format(ctx, name, passphrase, key, cipher="aes-xts-plain64",
+                key_bits=256, sector_size=512):
+    """A LUKS2 image with this volume key; returns (path, uuid, offset)."""
+    img = ctx.disk(name, DISK_MB)
+    kf = ctx.workdir / (name + ".vk")
+    kf.write_bytes(key)
+    try:
+        subprocess.run(
+            ["cryptsetup", "luksFormat", "--type", "luks2", "--cipher",
+             cipher, "--key-size", str(key_bits), "--pbkdf", "pbkdf2",
+             "--pbkdf-force-iterations", "1000", "--batch-mode",
+             "--sector-size", str(sector_size), "--volume-key-file",
+             str(kf), str(img), "-"],
+            input=passphrase, check=True, capture_output=True)
+    finally:
+        kf.unlink()
+    uuid = subprocess.run(["cryptsetup", "luksUUID", str(img)], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    dump = subprocess.run(["cryptsetup", "luksDump", str(img)], check=True,
+                          capture_output=True, text=True).stdout
+    seg = dump.split("Data segments:", 1)[1]
+    offset = int(re.search(r"offset:\s*(\d+) \[bytes\]", seg).group(1))
+    return img, uuid, offset
+
+
+def write_payload(img, key, offset, sector_size, data):
+    """Encrypt data as dm-crypt aes-xts-plain64 (IV = 512-byte sector number
+    within the payload) and write it at the LUKS2 data offset."""
+    out = bytearray()
+    for pos in range(0, len(data), sector_size):
+        iv = (pos // 512).to_bytes(16, "little")
+        e = Cipher(algorithms.AES(key), modes.XTS(iv)).encryptor()
+        out += e.update(data[pos:pos + sector_size]) + e.finalize()
+    with open(img, "r+b") as f:
+        f.seek(offset)
+        f.write(out)
+
+
+def mbr_disk(ctx, name, luks_img, signature):
+    """A disk with an MBR whose partition 1 (at 1 MiB) holds luks_img; its
+    PARTUUID is <signature>-01."""
+    size = luks_img.stat().st_size
+    img = ctx.disk(name, (size >> 20) + 2)
+    mbr = bytearray(512)
+    mbr[0x1B8:0x1BC] = signature.to_bytes(4, "little")
+    part = bytes([0, 0xFE, 0xFF, 0xFF, 0x83, 0xFE, 0xFF, 0xFF]) + \
+        (2048).to_bytes(4, "little") + (size // 512).to_bytes(4, "little")
+    mbr[0x1BE:0x1CE] = part
+    mbr[510:512] = b"\x55\xaa"
+    with open(img, "r+b") as f:
+        f.write(mbr)
+        f.seek(1 << 20)
+        f.write(luks_img.read_bytes())
+    return img, f"{signature:08x}-01"
+
+
+def payload_bytes(offset):
+    return (DISK_MB << 20) - offset
+
+
+class ConsoleTyper(threading.Thread):
+    """Types a passphrase on the guest's ttyS1 (a QEMU socket chardev) once
+    the prompt shows, then records what the guest sends back (no echo)."""
+
+    def __init__(self, sock_path, passphrase, prompt=b"passphrase"):
+        super().__init__(daemon=True)
+        self.path, self.passphrase, self.prompt = sock_path, passphrase, \
+            prompt
+        self.seen = b""
+        self.typed = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    s.connect(str(self.path))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            s.settimeout(1.0)
+            while self.prompt not in self.seen.lower():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no prompt on ttyS1: %r"
+                                       % self.seen[-200:])
+                try:
+                    chunk = s.recv(4096)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    raise EOFError("ttyS1 closed")
+                self.seen += chunk
+            mark = len(self.seen)
+            s.sendall(self.passphrase + b"\r")
+            self.typed.set()
+            end = time.monotonic() + 3
+            while time.monotonic() < end:
+                try:
+                    chunk = s.recv(4096)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    break
+                self.seen += chunk
+            self.after = self.seen[mark:]
+            s.close()
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+def console_args(ctx):
+    sock = ctx.workdir / "ttyS1.sock"
+    return sock, ["-chardev", f"socket,id=pw,path={sock},server=on,wait=off",
+                  "-serial", "chardev:pw"]
+
+
+def guest_setup(vm):
+    vm.sh(LOAD_TRESOR + " && modprobe dm_crypt")
+
+
+def wait_stopped(vm, pid, timeout=120):
+    """Wait until the tresor-unlock process stops itself (test hook) or
+    exits; returns True if it is stopped."""
+    out = vm.sh(f"""
+i=0
+while [ -e /proc/{pid} ] && ! grep -q '^State:.*T' /proc/{pid}/status; do
+  i=$((i + 1)); [ $i -lt {timeout * 10} ] || break; sleep 0.1
+done
+grep -q '^State:.*T' /proc/{pid}/status 2>/dev/null && echo stopped || echo gone
+""", timeout=timeout + 30)
+    return out.strip() == "stopped"
+
+
+@vm_test(timeout=900)
+def test_tresor_unlock_open(ctx):
+    """Key file (path device) + console prompt (UUID= device, same volume
+    key, 4096-byte sectors) + key file on an MBR partition named by
+    PARTUUID=: all mapped on xts(tresor), content as written on the host,
+    key on every CPU, and a RAM dump taken while tresor-unlock is still
+    alive holds no key, no schedule and not the typed passphrase."""
+    key = os.urandom(32)
+    pa, pb = os.urandom(12).hex().encode(), os.urandom(12).hex().encode()
+    a, _, off_a = luks_format(ctx, "a.img", pa, key, sector_size=512)
+    b, uuid_b, off_b = luks_format(ctx, "b.img", pb, key, sector_size=4096)
+    data_a = os.urandom(payload_bytes(off_a))
+    data_b = os.urandom(payload_bytes(off_b))
+    write_payload(a, key, off_a, 512, data_a)
+    write_payload(b, key, off_b, 4096, data_b)
+    c0, _, off_c = luks_format(ctx, "c0.img", pa, key, sector_size=512)
+    data_c = os.urandom(payload_bytes(off_c))
+    write_payload(c0, key, off_c, 512, data_c)
+    c, partuuid = mbr_disk(ctx, "c.img", c0, 0x6a8e3b2c)
+    c0.unlink()
+    files = unlock_files()
+    files["/etc/tresortab"] = (
+        "# test table\n"
+        "alpha /dev/vda /etc/alpha.key discard\n"
+        f"beta UUID={uuid_b} none tries=2,readonly\n"
+        f"gamma PARTUUID={partuuid} /etc/alpha.key\n").encode()
+    files["/etc/alpha.key"] = pa
+    sock, qargs = console_args(ctx)
+    with ctx.boot(disks=[a, b, c], extra_files=files,
+                  qemu_args=qargs) as vm:
+        vm.secrets += [key.hex(), pa.decode(), pb.decode()]
+        guest_setup(vm)
+        typer = ConsoleTyper(sock, pb)
+        typer.start()
+        pid = vm.sh(f"TRESOR_UNLOCK_TEST_STOP=1 {BIN} --console /dev/ttyS1 "
+                    "> /tmp/unlock.out 2>&1 & echo $!").strip()
+        stopped = wait_stopped(vm, pid)
+        typer.join(30)
+        out = vm.sh("cat /tmp/unlock.out")
+        assert stopped, f"tresor-unlock ended early:\n{out}"
+        assert typer.error is None, f"console: {typer.error}"
+        assert pb not in typer.after, "the passphrase was echoed on ttyS1"
+        dump = vm.dump_ram(ctx.workdir / "dump.raw")
+        vm.sh(f"kill -CONT {pid}; while [ -e /proc/{pid} ]; do sleep 0.1; "
+              "done")
+        out = vm.sh("cat /tmp/unlock.out")
+        assert "alpha: /dev/vda opened on xts(tresor)" in out and \
+            "host key loaded" in out, out
+        assert "beta: /dev/vdb opened on xts(tresor)" in out, out
+        assert "gamma: /dev/vdc1 opened on xts(tresor)" in out, out
+        st = vm.sh("cat /sys/kernel/tresor/key_loaded "
+                   "/sys/kernel/tresor/nr_valid_holders; nproc").split()
+        assert st[0] == "1" and st[1] == st[2], f"key status {st}"
+        tables = vm.sh("dmsetup table alpha; dmsetup table beta")
+        assert f"capi:xts(tresor)-plain64 {'0' * 64} 0 " in tables, tables
+        assert "allow_discards" in tables and "sector_size:4096" in tables, \
+            tables
+        ro = vm.sh("blockdev --getro /dev/mapper/alpha; "
+                   "blockdev --getro /dev/mapper/beta").split()
+        assert ro == ["0", "1"], f"read-only flags {ro} (beta is readonly)"
+        sums = vm.sh("sha256sum /dev/mapper/alpha /dev/mapper/beta "
+                     "/dev/mapper/gamma")
+        got = [ln.split()[0] for ln in sums.splitlines()]
+        assert got[0] == hashlib.sha256(data_a).hexdigest(), \
+            "alpha: content differs from what the host wrote"
+        assert got[1] == hashlib.sha256(data_b).hexdigest(), \
+            "beta: content differs from what the host wrote"
+        assert got[2] == hashlib.sha256(data_c).hexdigest(), \
+            "gamma: content differs from what the host wrote"
+        vm.poweroff()
+    res = memsearch.search_key(dump, key)
+    typed = memsearch.find_bytes(dump, pb)[0]
+    ctx.note(f"dump with tresor-unlock stopped before exit: aeskeyfind="
+             f"{res['aeskeyfind']} raw={sum(res['raw'].values())}, typed "
+             f"passphrase copies={typed}; key file passphrase copies="
+             f"{memsearch.find_bytes(dump, pa)[0]} (the key file is in the "
+             f"initramfs)")
+    assert not memsearch.key_found(res), f"volume key in RAM: {res}"
+    assert typed == 0, f"typed passphrase in RAM {typed} times"
+    ctx.note(f"alpha 512 B sectors, beta 4096 B sectors via UUID= (console), "
+             f"gamma via PARTUUID=: {len(data_a) >> 10} + {len(data_b) >> 10}"
+             f" + {len(data_c) >> 10} KiB equal")
+
+
+@vm_test(timeout=900)
+def test_tresor_unlock_refusals(ctx):
+    """Stock cryptsetup opens a TRESOR volume; wrong passphrase `tries`
+    times, non-XTS, 512-bit XTS, an unknown option and a second volume with
+    another key are all refused with a clear message and leave no key and
+    no mapping behind."""
+    key, other = os.urandom(32), os.urandom(32)
+    pw = b"correct horse battery"
+    good, _, off = luks_format(ctx, "good.img", pw, key)
+    data = os.urandom(payload_bytes(off))
+    write_payload(good, key, off, 512, data)
+    cbc, _, _ = luks_format(ctx, "cbc.img", pw, os.urandom(32),
+                            cipher="aes-cbc-essiv:sha256")
+    x512, _, _ = luks_format(ctx, "x512.img", pw, os.urandom(64),
+                             key_bits=512)
+    diff, _, _ = luks_format(ctx, "diff.img", pw, other)
+    files = unlock_files()
+    files["/etc/tresortab"] = (
+        "good /dev/vda none tries=3\n"
+        "cbc /dev/vdb none\n"
+        "x512 /dev/vdc none\n"
+        "diff /dev/vdd none x-systemd.device-timeout=5s\n").encode()
+    files["/etc/bad.tab"] = b"# ok\ngood /dev/vda none tries=3,frobnicate\n"
+    with ctx.boot(disks=[good, cbc, x512, diff], extra_files=files) as vm:
+        vm.secrets += [key.hex(), other.hex()]
+        # stock cryptsetup, no tresor.ko: the same disk opens and reads
+        vm.sh(f"""
+modprobe dm_crypt
+printf '%s' '{pw.decode()}' | DM_DISABLE_UDEV=1 cryptsetup luksOpen \
+  --key-file - /dev/vda stock
+dmsetup mknodes stock
+sha256sum /dev/mapper/stock > /tmp/stock.sum
+DM_DISABLE_UDEV=1 cryptsetup close stock
+""", timeout=120)
+        stock = vm.sh("cat /tmp/stock.sum").split()[0]
+        assert stock == hashlib.sha256(data).hexdigest(), \
+            "stock cryptsetup reads other content"
+        guest_setup(vm)
+
+        def unlock(args, stdin=""):
+            return vm.run(f"printf '{stdin}' | {BIN} --passphrase-fd 0 "
+                          f"{args} 2>&1", timeout=120)
+
+        def no_key_no_map():
+            assert vm.sh("cat /sys/kernel/tresor/key_loaded") == "0", \
+                "a key is loaded"
+            maps = vm.sh("dmsetup ls")
+            assert "No devices found" in maps, f"mappings left: {maps}"
+
+        rc, out = unlock("--tresortab /etc/bad.tab")
+        assert rc == 2 and "/etc/bad.tab:2: unknown option 'frobnicate'" \
+            in out, out
+        rc, out = unlock("open good", "wrong1\\nwrong2\\nwrong3\\n"
+                         + pw.decode() + "\\n")
+        assert rc == 1 and out.count("wrong passphrase") == 3 and \
+            "no valid passphrase after 3 attempts" in out, out
+        no_key_no_map()
+        for name, what in (("cbc", "aes-cbc-essiv:sha256"),
+                           ("x512", "512-bit")):
+            rc, out = unlock(f"open {name}", pw.decode() + "\\n")
+            assert rc == 1 and what in out and HINT in out, out
+            no_key_no_map()
+        dump0 = vm.dump_ram(ctx.workdir / "dump0.raw")
+        rc, out = unlock("open good diff", (pw.decode() + "\\n") * 2)
+        assert rc == 1 and "good: /dev/vda opened" in out, out
+        assert "diff: this volume's key differs from the key already " \
+            "loaded" in out, out
+        maps = vm.sh("dmsetup ls")
+        assert "good" in maps and "diff" not in maps, maps
+        dump1 = vm.dump_ram(ctx.workdir / "dump1.raw")
+        rc, out = unlock("open good")
+        assert rc == 0 and "already active" in out, out
+        vm.poweroff()
+    res = memsearch.search_key(dump0, key)
+    assert not memsearch.key_found(res), f"key in RAM after refusals: {res}"
+    found = memsearch.aeskeyfind(dump1)
+    for name, k in (("host", key), ("refused volume's", other)):
+        res = memsearch.search_key(dump1, k, found)
+        assert not memsearch.key_found(res), \
+            f"{name} key in RAM after the key comparison: {res}"
+    ctx.note("refused: 3 wrong passphrases, aes-cbc-essiv, 512-bit XTS, "
+             "unknown option, different volume key; dumps after the "
+             "refusals and after the key comparison: no key")
+
+
+@vm_test(timeout=900)
+def test_tresor_unlock_format(ctx):
+    """`tresor-unlock format` makes a TRESOR-ready LUKS2 volume; with
+    --volume-key-from the second one shares the first one's volume key;
+    both open on xts(tresor) and the host sees the same volume key."""
+    d1, d2 = ctx.disk("f1.img", DISK_MB), ctx.disk("f2.img", DISK_MB)
+    p1, p2 = b"first-pass", b"second-pass"
+    files = unlock_files()
+    files["/etc/tresortab"] = (b"one /dev/vda none\n"
+                               b"two /dev/vdb none\n")
+    with ctx.boot(disks=[d1, d2], extra_files=files) as vm:
+        guest_setup(vm)
+        fmt = f"{BIN} --passphrase-fd 0 --pbkdf-force-iterations 1000 format"
+        out = vm.sh(f"printf 'first-pass\\n' | {fmt} --sector-size 4096 "
+                    "/dev/vda 2>&1", timeout=120)
+        assert "LUKS2 aes-xts-plain64, 256-bit key" in out, out
+        rc, out = vm.run(f"printf 'x\\n' | {fmt} /dev/vda 2>&1")
+        assert rc == 1 and "already has a LUKS header" in out, out
+        out = vm.sh(f"printf 'first-pass\\nsecond-pass\\n' | {fmt} "
+                    "--volume-key-from one /dev/vdb 2>&1", timeout=120)
+        assert "(the host volume key)" in out, out
+        out = vm.sh(f"printf 'first-pass\\nsecond-pass\\n' | {BIN} "
+                    "--passphrase-fd 0 2>&1", timeout=120)
+        assert "one: /dev/vda opened" in out and \
+            "two: /dev/vdb opened" in out, out
+        vm.sh("dd if=/dev/urandom of=/tmp/x bs=64k count=16 2>/dev/null; "
+              "dd if=/tmp/x of=/dev/mapper/one bs=64k oflag=direct "
+              "2>/dev/null; dd if=/tmp/x of=/dev/mapper/two bs=64k "
+              "oflag=direct 2>/dev/null; sync")
+        vm.poweroff()
+    keys = []
+    for img, pw in ((d1, p1), (d2, p2)):
+        out = subprocess.run(["cryptsetup", "luksDump", "--dump-volume-key",
+                              "--batch-mode", "--key-file", "-", str(img)],
+                             input=pw, capture_output=True, check=True,
+                             text=False).stdout.decode()
+        hexkey = re.search(r"(?:MK dump|Volume key):\s*((?:[0-9a-f]{2}\s+)+)", out).group(1)
+        keys.append(bytes.fromhex("".join(hexkey.split())))
+        assert "Cipher name:   \taes" in out and "xts-plain64" in out, out
+    assert len(keys[0]) == 32 and keys[0] == keys[1], \
+        "the volumes do not share the volume key"
+    ctx.note("format + --volume-key-from: same 256-bit volume key, "
+             "both open on xts(tresor)")
