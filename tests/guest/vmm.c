@@ -17,6 +17,8 @@
  *   dr       reads DR0-DR3, writes seed+0..3 to them and enables them in
  *            DR7, reads them back, then makes 100 I/O exits. Prints
  *            "dr-before" and "dr-after" lines.
+ *   hold     creates a VM and a vCPU that never runs, prints "holding"
+ *            and sleeps until killed (see harness/guest.py load_kvm()).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -182,11 +184,14 @@ int main(int argc, char **argv)
 	}
 	if (i != argc - 1) {
 		fprintf(stderr, "usage: vmm [--mem-file PATH] [--mem-size BYTES] "
-			"[--cpu N] [--seed S] pattern|dr\n");
+			"[--cpu N] [--seed S] pattern|dr|hold\n");
 		return 2;
 	}
 	prog = argv[i];
-	if (!strcmp(prog, "pattern")) {
+	if (!strcmp(prog, "hold")) {
+		code = guest_dr;	/* never run */
+		code_end = guest_dr_end;
+	} else if (!strcmp(prog, "pattern")) {
 		code = guest_pattern;
 		code_end = guest_pattern_end;
 	} else if (!strcmp(prog, "dr")) {
@@ -259,6 +264,13 @@ int main(int argc, char **argv)
 	};
 	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
 		die("KVM_SET_REGS");
+
+	if (!strcmp(prog, "hold")) {
+		printf("holding\n");
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
 
 	for (;;) {
 		if (ioctl(vcpu, KVM_RUN, 0) < 0)

@@ -134,7 +134,8 @@ class VM:
             text = self.serial_log.read_bytes().decode("utf-8", "replace")
         except OSError:
             return ""
-        return "\n".join(text.replace("\r", "").splitlines()[-n:])
+        return self.redact("\n".join(text.replace("\r", "")
+                                     .splitlines()[-n:]))
 
     def _wait_line(self, start, pred, timeout, what):
         """Index of the first line >= start matching pred, or GuestError."""
@@ -184,7 +185,7 @@ class VM:
         return rc, out
 
     def redact(self, text):
-        """Hide test key material (hex or raw) from messages and logs."""
+        """Hide test key material (hex) from messages and logs."""
         for s in self.secrets:
             text = text.replace(s, "<redacted>")
         return text
