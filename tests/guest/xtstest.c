@@ -287,76 +287,28 @@ static int mode_kat(void)
 	return failures != 0;
 }
 
-static int mode_random(long n, uint64_t seed)
+/*
+ * n random requests (16 B .. max_len, random IVs, scatterlists split at
+ * random byte offsets) through xts(tresor), each compared with the
+ * kernel's xts(aes) keyed with @key and decrypted back. Mismatches count
+ * in failures; returns the bytes processed.
+ */
+static uint64_t compare_with_xts_aes(const uint8_t key[32], long n,
+				     size_t max_len)
 {
-	static uint8_t key[32], iv[16], pt[MAX_REQ], ct[MAX_REQ], ref[MAX_REQ],
+	static uint8_t iv[16], pt[MAX_REQ], ct[MAX_REQ], ref[MAX_REQ],
 		back[MAX_REQ];
 	static const uint8_t zero[32];
+	int tres = alg_open("xts(tresor)"), aes = alg_open("xts(aes)");
 	uint64_t bytes = 0;
-	int tres, aes, ret;
 
-	rng_state = seed | 1;
-	rnd_fill(key, 32);
-	ret = tresor_set_key(key);
-	if (ret) {
-		printf("FAIL: SET_KEY: %s\n", strerror(-ret));
-		return 1;
-	}
-	tres = alg_open("xts(tresor)");
-	aes = alg_open("xts(aes)");
 	if (tres < 0 || aes < 0 || alg_setkey(tres, zero, 32) ||
 	    alg_setkey(aes, key, 32)) {
-		printf("FAIL: opening ciphers: %d %d\n", tres, aes);
-		return 1;
+		CHECK(0, "opening ciphers: %d %d", tres, aes);
+		n = 0;
 	}
 	for (long i = 0; i < n && failures < 10; i++) {
-		size_t len = 16 * (1 + rnd() % (MAX_REQ / 16));
-
-		rnd_fill(iv, 16);
-		rnd_fill(pt, len);
-		CHECK(alg_crypt(aes, 1, iv, pt, len, ref, 0) == (ssize_t)len,
-		      "xts(aes) request %ld", i);
-		CHECK(alg_crypt(tres, 1, iv, pt, len, ct, 1) == (ssize_t)len,
-		      "xts(tresor) encrypt request %ld", i);
-		CHECK(!memcmp(ct, ref, len), "request %ld (%zu bytes): "
-		      "ciphertext differs from xts(aes)", i, len);
-		CHECK(alg_crypt(tres, 0, iv, ct, len, back, 1) == (ssize_t)len &&
-		      !memcmp(back, pt, len), "request %ld: decrypt mismatch", i);
-		bytes += len;
-	}
-	close(tres);
-	close(aes);
-	CHECK(tresor_clear_key() == 0, "CLEAR_KEY after closing");
-	printf("random: %ld requests, %llu bytes, %d mismatches\n", n,
-	       (unsigned long long)bytes, failures);
-	return failures != 0;
-}
-
-static int mode_check(long n, uint64_t seed, const char *e_hex,
-		      const char *m_hex)
-{
-	static uint8_t key[32], m[32], iv[16], pt[MAX_REQ], ct[MAX_REQ],
-		ref[MAX_REQ], back[MAX_REQ];
-	static const uint8_t zero[32];
-	int tres, aes;
-
-	if (unhex(e_hex, key, 32) != 32 || unhex(m_hex, m, 32) != 32) {
-		printf("FAIL: E and M must be 64 hex digits\n");
-		return 2;
-	}
-	for (int i = 0; i < 32; i++)
-		key[i] ^= m[i];
-	rng_state = seed | 1;
-	tres = alg_open("xts(tresor)");
-	aes = alg_open("xts(aes)");
-	if (tres < 0 || aes < 0 || alg_setkey(tres, zero, 32) ||
-	    alg_setkey(aes, key, 32)) {
-		printf("FAIL: opening ciphers: %d %d\n", tres, aes);
-		return 1;
-	}
-	explicit_bzero(key, sizeof(key));
-	for (long i = 0; i < n && failures < 10; i++) {
-		size_t len = 16 * (1 + rnd() % 256);
+		size_t len = 16 * (1 + rnd() % (max_len / 16));
 		ssize_t r;
 
 		rnd_fill(iv, 16);
@@ -366,13 +318,54 @@ static int mode_check(long n, uint64_t seed, const char *e_hex,
 		r = alg_crypt(tres, 1, iv, pt, len, ct, 1);
 		CHECK(r == (ssize_t)len, "xts(tresor) request %ld: %s", i,
 		      r < 0 ? strerror(-r) : "short");
-		CHECK(!memcmp(ct, ref, len), "request %ld differs from xts(aes)",
-		      i);
+		CHECK(!memcmp(ct, ref, len), "request %ld (%zu bytes): "
+		      "ciphertext differs from xts(aes)", i, len);
 		CHECK(alg_crypt(tres, 0, iv, ct, len, back, 1) == (ssize_t)len &&
 		      !memcmp(back, pt, len), "request %ld: decrypt mismatch", i);
+		bytes += len;
 	}
-	close(tres);
-	close(aes);
+	if (tres >= 0)
+		close(tres);
+	if (aes >= 0)
+		close(aes);
+	return bytes;
+}
+
+static int mode_random(long n, uint64_t seed)
+{
+	uint8_t key[32];
+	uint64_t bytes;
+	int ret;
+
+	rng_state = seed | 1;
+	rnd_fill(key, 32);
+	ret = tresor_set_key(key);
+	if (ret) {
+		printf("FAIL: SET_KEY: %s\n", strerror(-ret));
+		return 1;
+	}
+	bytes = compare_with_xts_aes(key, n, MAX_REQ);
+	explicit_bzero(key, sizeof(key));
+	CHECK(tresor_clear_key() == 0, "CLEAR_KEY after closing");
+	printf("random: %ld requests, %llu bytes, %d mismatches\n", n,
+	       (unsigned long long)bytes, failures);
+	return failures != 0;
+}
+
+static int mode_check(long n, uint64_t seed, const char *e_hex,
+		      const char *m_hex)
+{
+	uint8_t key[32], m[32];
+
+	if (unhex(e_hex, key, 32) != 32 || unhex(m_hex, m, 32) != 32) {
+		printf("FAIL: E and M must be 64 hex digits\n");
+		return 2;
+	}
+	for (int i = 0; i < 32; i++)
+		key[i] ^= m[i];
+	rng_state = seed | 1;
+	compare_with_xts_aes(key, n, 4096);
+	explicit_bzero(key, sizeof(key));
 	printf("check: %ld requests, %d mismatches\n", n, failures);
 	return failures != 0;
 }
