@@ -1,8 +1,17 @@
 """Guest-side steps many VM tests share."""
 import os
 
+from .memsearch import key_words
+
 LOAD_TRESOR = "modprobe tresor && modprobe algif_skcipher && modprobe xts && " \
               "modprobe aesni_intel"
+
+
+def masked_key_args(key):
+    """"E M" for guest tools: the key XOR a fresh mask, and the mask."""
+    mask = os.urandom(32)
+    enc = bytes(a ^ b for a, b in zip(key, mask))
+    return f"{enc.hex()} {mask.hex()}"
 
 
 def load_masked_key(vm, key):
@@ -12,11 +21,8 @@ def load_masked_key(vm, key):
     # Never echo the key: its hex forms, as halves and as the DR0-DR3
     # words an oops dump prints, are redacted from every message.
     vm.secrets += [key.hex(), key[:16].hex(), key[16:].hex()] + \
-        [f"{int.from_bytes(key[i:i + 8], 'little'):016x}"
-         for i in range(0, 32, 8)]
-    mask = os.urandom(32)
-    enc = bytes(a ^ b for a, b in zip(key, mask))
-    out = vm.sh(f"rcprobe set-key-masked {enc.hex()} {mask.hex()}")
+        [f"{w:016x}" for w in key_words(key)]
+    out = vm.sh(f"rcprobe set-key-masked {masked_key_args(key)}")
     assert out == "ok", f"SET_KEY: {out}"
 
 

@@ -140,11 +140,7 @@ class ModuleIndex:
 
     def deps(self, name):
         if name not in self._deps:
-            out = subprocess.run(["modinfo", "-F", "depends",
-                                  str(self.paths[name])],
-                                 capture_output=True, text=True).stdout
-            self._deps[name] = [d.replace("-", "_")
-                                for d in out.strip().split(",") if d]
+            self._deps[name] = _ko_deps(self.paths[name])
         return self._deps[name]
 
     def closure(self, names):

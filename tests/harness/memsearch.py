@@ -35,6 +35,11 @@ def find_bytes(dump, needle, limit=64):
     return count, offsets
 
 
+def key_words(key):
+    """The key as DR0..DR3 hold it: four little-endian u64 words."""
+    return [int.from_bytes(key[i:i + 8], "little") for i in range(0, 32, 8)]
+
+
 def key_needles(key):
     """The byte strings that betray an AES-128-XTS key in RAM: each 16-byte
     half, and each half byte-reversed (a register stored big-endian)."""

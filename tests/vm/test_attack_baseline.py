@@ -5,19 +5,8 @@ did not find what is plainly in RAM, "no key found" would prove nothing."""
 import os
 
 from harness import memsearch
+from harness.dmcrypt import open_stock
 from harness.registry import vm_test
-
-
-def stock_dmcrypt_mapping(vm, key, name="base", dev="/dev/vda"):
-    """Open a stock aes-xts-plain64 mapping (key in RAM, the baseline)."""
-    vm.secrets.append(key.hex())
-    vm.sh(f"""
-modprobe dm_crypt && modprobe xts && modprobe aesni_intel
-sectors=$(blockdev --getsz {dev})
-dmsetup create {name} --table "0 $sectors crypt aes-xts-plain64 {key.hex()} 0 {dev} 0"
-dmsetup mknodes {name}
-test -b /dev/mapper/{name}
-""")
 
 
 @vm_test()
@@ -25,7 +14,7 @@ def test_attack_baseline_dmcrypt(ctx):
     key = os.urandom(32)
     disk = ctx.disk("disk.img", 64)
     with ctx.boot(disks=[disk]) as vm:
-        stock_dmcrypt_mapping(vm, key)
+        open_stock(vm, key)
         vm.sh("(while :; do dd if=/dev/urandom of=/dev/mapper/base bs=64k "
               "count=256 conv=fsync 2>/dev/null; done) > /dev/null 2>&1 &"
               " sleep 2")

@@ -4,9 +4,8 @@ import hashlib
 import os
 import subprocess
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from harness import memsearch
+from harness.dmcrypt import open_stock, open_tresor, xts_decrypt_image
 from harness.guest import (LOAD_TRESOR, load_masked_key,
                            load_showregs_livepatch)
 from harness.registry import vm_test
@@ -19,37 +18,6 @@ CONFIGS = [
     ("tresor-xts-plain64", 4096, False),
     ("tresor-xts-plain64", 512, True),
 ]
-PERF = "--perf-no_read_workqueue --perf-no_write_workqueue"
-
-
-def open_tresor(vm, dev, name, spec="capi:xts(tresor)-plain64", ss=512,
-                perf=False):
-    """A plain dm-crypt mapping on xts(tresor) (32-zero-byte placeholder)."""
-    vm.sh(f"""
-modprobe dm_crypt
-head -c 32 /dev/zero > /tmp/zero.key
-DM_DISABLE_UDEV=1 cryptsetup open --type plain --cipher '{spec}' \
-  --key-size 256 --key-file /tmp/zero.key --sector-size {ss} \
-  {PERF if perf else ""} {dev} {name}
-dmsetup mknodes {name}
-test -b /dev/mapper/{name}
-""")
-
-
-def xts_decrypt_image(path, key, sector_size):
-    """Decrypt a dm-crypt plain64 image with OpenSSL's AES-128-XTS (through
-    python3-cryptography): the IV of a sector is its 512-byte sector number,
-    as dm-crypt does without iv_large_sectors."""
-    data = open(path, "rb").read()
-    out = bytearray(len(data))
-    for off in range(0, len(data), sector_size):
-        iv = (off // 512).to_bytes(16, "little")
-        d = Cipher(algorithms.AES(key), modes.XTS(iv)).decryptor()
-        out[off:off + sector_size] = d.update(data[off:off + sector_size]) \
-            + d.finalize()
-    return bytes(out)
-
-
 def debugfs_cat(image, name):
     r = subprocess.run(["debugfs", "-R", f"cat /{name}", str(image)],
                        capture_output=True)
@@ -106,17 +74,12 @@ def test_tresor_cold_boot_during_io(ctx):
     base_key = os.urandom(32)
     disks = [ctx.disk("tresor.img", 64), ctx.disk("stock.img", 64)]
     with ctx.boot(disks=disks) as vm:
-        vm.secrets.append(base_key.hex())
         vm.sh(LOAD_TRESOR + " && modprobe dm_crypt")
         load_showregs_livepatch(vm)
         load_masked_key(vm, key)
         assert vm.sh("rcprobe set-holders 0") == "ok"
         open_tresor(vm, "/dev/vda", "tres", ss=4096, perf=True)
-        vm.sh(f"""
-sectors=$(blockdev --getsz /dev/vdb)
-dmsetup create base --table "0 $sectors crypt aes-xts-plain64 {base_key.hex()} 0 /dev/vdb 0"
-dmsetup mknodes base
-""")
+        open_stock(vm, base_key, "base", "/dev/vdb")
         # one writer per CPU on the TRESOR disk (CPU 1's requests are
         # forwarded to CPU 0), one on the stock disk
         vm.sh("""

@@ -4,11 +4,10 @@ dump that must hold no key."""
 import os
 
 from harness import memsearch
-from harness.guest import LOAD_TRESOR, load_kvm, load_masked_key
+from harness.dmcrypt import open_tresor, xts_decrypt_image
+from harness.guest import (LOAD_TRESOR, load_kvm, load_masked_key,
+                           masked_key_args)
 from harness.registry import vm_test
-
-PERF = "--perf-no_read_workqueue --perf-no_write_workqueue"
-
 
 def status(vm):
     out = vm.sh("cd /sys/kernel/tresor && for f in *; do "
@@ -16,19 +15,11 @@ def status(vm):
     return dict(ln.split("=", 1) for ln in out.split("\n"))
 
 
-def key_words(key):
-    """DR0..DR3 as the guest would print them (%016llx)."""
-    return [f"{int.from_bytes(key[i:i + 8], 'little'):016x}"
-            for i in range(0, 32, 8)]
-
-
 def check_on_cpu(vm, key, cpu, n=100):
     """n random requests issued on `cpu`, compared with xts(aes)."""
-    mask = os.urandom(32)
-    enc = bytes(a ^ b for a, b in zip(key, mask))
     seed = int.from_bytes(os.urandom(4), "little")
     rc, out = vm.run(f"taskset -c {cpu} xtstest check {n} {seed} "
-                     f"{enc.hex()} {mask.hex()}", timeout=300)
+                     f"{masked_key_args(key)}", timeout=300)
     assert rc == 0 and f"check: {n} requests, 0 mismatches" in out, \
         f"requests on CPU {cpu}: {out}"
 
@@ -46,17 +37,6 @@ cmp /test/data /tmp/back
 """, timeout=300)
 
 
-def open_mapping(vm):
-    vm.sh(f"""
-modprobe dm_crypt
-head -c 32 /dev/zero > /tmp/zero.key
-DM_DISABLE_UDEV=1 cryptsetup open --type plain \
-  --cipher 'capi:xts(tresor)-plain64' --key-size 256 \
-  --key-file /tmp/zero.key --sector-size 4096 {PERF} /dev/vda t
-dmsetup mknodes t
-""")
-
-
 def assert_no_key_in_ram(ctx, vm, key, label):
     dump = vm.dump_ram(ctx.workdir / f"{label}.raw")
     res = memsearch.search_key(dump, key)
@@ -72,7 +52,7 @@ def _kvm_scenario(ctx, holders_first):
     with ctx.boot(disks=[disk], extra_files={"test/data": data}) as vm:
         vm.sh(LOAD_TRESOR)
         load_masked_key(vm, key)
-        open_mapping(vm)
+        open_tresor(vm, "/dev/vda", "t", ss=4096, perf=True)
         load_kvm(vm)
         if holders_first:
             assert vm.sh("rcprobe set-holders 0") == "ok"
@@ -81,8 +61,8 @@ def _kvm_scenario(ctx, holders_first):
         out = vm.sh("vmm --cpu 1 --seed 0x5000 dr", timeout=300)
         before = next(ln for ln in out.splitlines()
                       if ln.startswith("dr-before"))
-        for w in key_words(key):
-            assert w not in out, "the KVM guest saw host key bytes"
+        for w in memsearch.key_words(key):
+            assert f"{w:016x}" not in out, "the KVM guest saw host key bytes"
         assert before == "dr-before " + " ".join(["0" * 16] * 4), before
         check_on_cpu(vm, key, 1)
         check_on_cpu(vm, key, 0)
@@ -102,17 +82,10 @@ def _kvm_scenario(ctx, holders_first):
         vm.sh("DM_DISABLE_UDEV=1 cryptsetup close t")
         vm.poweroff()
     # Everything on disk was encrypted with the real key (OpenSSL).
-    from cryptography.hazmat.primitives.ciphers import (Cipher, algorithms,
-                                                        modes)
-    img = disk.read_bytes()
+    plain = xts_decrypt_image(disk, key, 4096)
     for off in (0, 1 << 20):
-        plain = bytearray()
-        for s in range(off, off + (1 << 20), 4096):
-            d = Cipher(algorithms.AES(key),
-                       modes.XTS((s // 512).to_bytes(16, "little"))) \
-                .decryptor()
-            plain += d.update(img[s:s + 4096]) + d.finalize()
-        assert bytes(plain) == data, f"disk at {off} not AES-XTS of the data"
+        assert plain[off:off + (1 << 20)] == data, \
+            f"disk at {off} not AES-XTS of the data"
 
 
 @vm_test(timeout=900)

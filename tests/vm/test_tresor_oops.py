@@ -15,15 +15,10 @@ DUMP_LINES = ["RIP: ", "Code: ", "RSP: ", "RAX: ", "RDX: ", "RBP: ", "R10: ",
               "R13: ", "FS: ", "CS: ", "CR2: "]
 
 
-def key_words(key):
-    """DR0..DR3 as tresor.ko loads them: little-endian u64s of the key."""
-    return [int.from_bytes(key[i:i + 8], "little") for i in range(0, 32, 8)]
-
-
 def key_texts(key):
     """Every text form of key material a register dump could print."""
     texts = set()
-    for w in key_words(key):
+    for w in memsearch.key_words(key):
         texts |= {f"{w:016x}", f"{w:x}",
                   w.to_bytes(8, "little").hex()}
     for half in (key[:16], key[16:]):
@@ -68,7 +63,7 @@ def dumps(log):
 @vm_test()
 def test_tresor_oops_no_key(ctx):
     key = os.urandom(32)
-    words = key_words(key)
+    words = memsearch.key_words(key)
     secrets = sorted(key_texts(key)) + [key.hex()]
 
     # 1. Baseline, livepatch not loaded: the stock __show_regs prints the
