@@ -88,7 +88,14 @@ class VM:
         self._sockdir = tempfile.mkdtemp(
             prefix="rcvm-", dir=os.environ.get("RAMCRYPT_VM_TMPDIR"))
         self.qmp_path = Path(self._sockdir) / "qmp.sock"
-        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max",
+        # Single-threaded TCG: with one host thread per vCPU (MTTCG) a vCPU
+        # intermittently executes the transient int3 of the kernel's text
+        # patching after it was removed ("Oops: int3" in __schedule or
+        # sched_clock_cpu on 6.12, even during boot). Round-robin vCPUs keep
+        # cross-modifying code coherent; make check runs two kernels side by
+        # side, so both host cores stay busy anyway.
+        cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=single",
+               "-cpu", "max",
                "-machine", "q35", "-smp", str(smp), "-m", f"{mem_mb}M",
                "-nodefaults", "-display", "none", "-no-reboot",
                "-serial", "stdio", "-monitor", "none",
