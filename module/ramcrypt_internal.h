@@ -5,9 +5,10 @@
  * Locking: every region has one mutex (region->lock) that serialises its
  * faults, evictions, ioctls and the age scan; page crypto runs under it
  * (a mutex, so kernel_fpu_begin() is allowed). Lock order:
- *   mmap_lock (fault, vma open/close) -> region->lock -> i_mmap_rwsem -> ptl
+ *   mmap_lock or VMA lock (fault) -> region->lock -> i_mmap_rwsem -> ptl
  *   ramcrypt_regions_lock -> region->lock
- * Other mms' mmap_locks are only ever trylocked under region->lock.
+ * The page lock of a frame is only taken by the core fault code and by
+ * page_mkwrite, never under region->lock.
  */
 #ifndef RAMCRYPT_INTERNAL_H
 #define RAMCRYPT_INTERNAL_H
@@ -39,13 +40,14 @@ struct ramcrypt_frame {
 	struct page *page;
 	pgoff_t index;			/* region page held, if on the clock */
 	u32 version;			/* encryptions of this page so far */
+	/*
+	 * May differ from the stored ciphertext: set when a writable PTE
+	 * can exist (write fault, page_mkwrite), cleared only on load.
+	 */
+	bool dirty;
+	/* Faulted in (by a CPU or through GUP/KVM) since the hand unmapped it */
+	bool referenced;
 	unsigned long last_access;	/* jiffies */
-};
-
-/* One mapping of a region (tracked for accessed-bit checks). */
-struct ramcrypt_vma {
-	struct list_head node;
-	struct vm_area_struct *vma;
 };
 
 struct ramcrypt_region {
@@ -60,7 +62,6 @@ struct ramcrypt_region {
 	struct xarray ciphertext;	/* index -> ciphertext page */
 	struct list_head clock;		/* resident frames, clock order */
 	struct list_head free;		/* zeroed spare frames */
-	struct list_head vmas;		/* struct ramcrypt_vma */
 	u64 nr_resident;
 	u64 nr_free;
 	u64 nr_ciphertext;
@@ -71,6 +72,8 @@ struct ramcrypt_region {
 	/* counters (under lock) */
 	u64 faults;
 	u64 evictions[RAMCRYPT_EVICT_CLOSE];
+	u64 evictions_clean;		/* of those, no encryption needed */
+	u64 refaults;			/* faults on resident frames */
 	u64 skipped_referenced;
 	u64 window_overflows;
 	u64 crypto_errors;
@@ -88,6 +91,8 @@ struct ramcrypt_global {
 	atomic_long_t mem_pages;
 	atomic_long_t faults;
 	atomic_long_t evictions[RAMCRYPT_EVICT_CLOSE];
+	atomic_long_t evictions_clean;
+	atomic_long_t refaults;
 	atomic_long_t skipped_referenced;
 	atomic_long_t window_overflows;
 	atomic_long_t crypto_errors;
@@ -108,6 +113,8 @@ int ramcrypt_region_set_size(struct ramcrypt_region *region, u64 bytes);
 /* ramcrypt_window.c */
 vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 				 struct vm_fault *vmf);
+vm_fault_t ramcrypt_window_mkwrite(struct ramcrypt_region *region,
+				   struct vm_fault *vmf);
 int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages);
 int ramcrypt_window_flush(struct ramcrypt_region *region);
 void ramcrypt_window_scan(struct work_struct *work);

@@ -150,6 +150,8 @@ RAMCRYPT_COUNTER_ATTR(faults, faults);
 RAMCRYPT_COUNTER_ATTR(evictions_window, evictions[RAMCRYPT_EVICT_WINDOW]);
 RAMCRYPT_COUNTER_ATTR(evictions_age, evictions[RAMCRYPT_EVICT_AGE]);
 RAMCRYPT_COUNTER_ATTR(evictions_flush, evictions[RAMCRYPT_EVICT_FLUSH]);
+RAMCRYPT_COUNTER_ATTR(evictions_clean, evictions_clean);
+RAMCRYPT_COUNTER_ATTR(refaults, refaults);
 RAMCRYPT_COUNTER_ATTR(skipped_referenced, skipped_referenced);
 RAMCRYPT_COUNTER_ATTR(window_overflows, window_overflows);
 RAMCRYPT_COUNTER_ATTR(crypto_errors, crypto_errors);
@@ -200,6 +202,8 @@ static struct attribute *ramcrypt_attrs[] = {
 	&evictions_window_attr.attr,
 	&evictions_age_attr.attr,
 	&evictions_flush_attr.attr,
+	&evictions_clean_attr.attr,
+	&refaults_attr.attr,
 	&skipped_referenced_attr.attr,
 	&window_overflows_attr.attr,
 	&crypto_errors_attr.attr,

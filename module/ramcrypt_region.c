@@ -7,8 +7,8 @@
  * unmap_mapping_range() on it zaps exactly this region's PTEs in every
  * process (fork children, mremap copies) and, through the MMU notifiers,
  * in KVM. Only MAP_SHARED mappings are allowed: a private COW copy would be
- * an anonymous page outside the window. Mappings are VM_MIXEDMAP with
- * struct pages inserted by vm_insert_page(), so GUP (O_DIRECT, KVM) works.
+ * an anonymous page outside the window. The fault handler returns the
+ * frame's struct page for the core to map, so GUP (O_DIRECT, KVM) works.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -45,7 +45,6 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 	xa_init(&region->ciphertext);
 	INIT_LIST_HEAD(&region->clock);
 	INIT_LIST_HEAD(&region->free);
-	INIT_LIST_HEAD(&region->vmas);
 	INIT_DELAYED_WORK(&region->scan, ramcrypt_window_scan);
 
 	/* The host key may not be cleared (or replaced) while we hold
@@ -68,7 +67,6 @@ void ramcrypt_region_destroy(struct ramcrypt_region *region)
 
 	cancel_delayed_work_sync(&region->scan);
 	ramcrypt_window_release(region);
-	WARN_ON_ONCE(!list_empty(&region->vmas));
 	xa_destroy(&region->resident);
 	xa_destroy(&region->ciphertext);
 	mutex_destroy(&region->lock);
@@ -97,64 +95,32 @@ int ramcrypt_region_set_size(struct ramcrypt_region *region, u64 bytes)
 	return ret;
 }
 
-static void ramcrypt_track_vma(struct ramcrypt_region *region,
-			       struct ramcrypt_vma *rv,
-			       struct vm_area_struct *vma)
-{
-	lockdep_assert_held(&region->lock);
-	rv->vma = vma;
-	list_add_tail(&rv->node, &region->vmas);
-}
-
-static void ramcrypt_vm_open(struct vm_area_struct *vma)
-{
-	struct ramcrypt_region *region = vma->vm_private_data;
-	struct ramcrypt_vma *rv;
-
-	/*
-	 * A copy (fork, split, mremap). Without the tracking entry the copy
-	 * still works; only its accessed bits go unseen by the clock.
-	 */
-	rv = kmalloc(sizeof(*rv), GFP_KERNEL);
-	if (!rv)
-		return;
-	mutex_lock(&region->lock);
-	ramcrypt_track_vma(region, rv, vma);
-	mutex_unlock(&region->lock);
-}
-
-static void ramcrypt_vm_close(struct vm_area_struct *vma)
-{
-	struct ramcrypt_region *region = vma->vm_private_data;
-	struct ramcrypt_vma *rv, *tmp;
-
-	mutex_lock(&region->lock);
-	list_for_each_entry_safe(rv, tmp, &region->vmas, node) {
-		if (rv->vma == vma) {
-			list_del(&rv->node);
-			kfree(rv);
-			break;
-		}
-	}
-	mutex_unlock(&region->lock);
-}
-
 static vm_fault_t ramcrypt_vm_fault(struct vm_fault *vmf)
 {
 	return ramcrypt_window_fault(vmf->vma->vm_private_data, vmf);
 }
 
+static vm_fault_t ramcrypt_vm_page_mkwrite(struct vm_fault *vmf)
+{
+	return ramcrypt_window_mkwrite(vmf->vma->vm_private_data, vmf);
+}
+
+/*
+ * With .page_mkwrite the core maps the region write-protected
+ * (vma_wants_writenotify()): the first write through any mapping, and every
+ * GUP with FOLL_WRITE (KVM's hva_to_pfn, O_DIRECT reads), goes through
+ * ramcrypt_window_fault() with FAULT_FLAG_WRITE or through page_mkwrite, so
+ * a frame never made writable since it was loaded is known to be clean.
+ */
 static const struct vm_operations_struct ramcrypt_vm_ops = {
-	.open = ramcrypt_vm_open,
-	.close = ramcrypt_vm_close,
 	.fault = ramcrypt_vm_fault,
+	.page_mkwrite = ramcrypt_vm_page_mkwrite,
 };
 
 int ramcrypt_region_mmap(struct ramcrypt_region *region,
 			 struct vm_area_struct *vma)
 {
 	u64 end = (u64)vma->vm_pgoff + vma_pages(vma);
-	struct ramcrypt_vma *rv;
 	int ret = 0;
 
 	/* VM_MAYSHARE: also set for read-only MAP_SHARED of an O_RDONLY fd */
@@ -163,21 +129,18 @@ int ramcrypt_region_mmap(struct ramcrypt_region *region,
 	if (end > RAMCRYPT_MAX_PAGES || end < vma->vm_pgoff)
 		return -EINVAL;
 
-	rv = kmalloc(sizeof(*rv), GFP_KERNEL);
-	if (!rv)
-		return -ENOMEM;
-
 	mutex_lock(&region->lock);
 	if (!region->nr_pages) {
 		region->nr_pages = end;
 	} else if (end > region->nr_pages) {
 		ret = -EINVAL;
-		goto err_unlock;
+		goto out_unlock;
 	}
 	/*
-	 * MIXEDMAP: vm_insert_page() from the fault handler (pages stay
-	 * normal, refcounted and GUP-able). DONTEXPAND: mremap cannot grow
-	 * past the region. DONTDUMP: no plaintext in core dumps.
+	 * The fault handler hands the core a frame (a normal, refcounted,
+	 * GUP-able page) to map. MIXEDMAP and DONTEXPAND (VM_SPECIAL): no
+	 * mlock, no merging, mremap cannot grow past the region. DONTDUMP:
+	 * no plaintext in core dumps.
 	 */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
 	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
@@ -186,12 +149,7 @@ int ramcrypt_region_mmap(struct ramcrypt_region *region,
 #endif
 	vma->vm_ops = &ramcrypt_vm_ops;
 	vma->vm_private_data = region;
-	ramcrypt_track_vma(region, rv, vma);
+out_unlock:
 	mutex_unlock(&region->lock);
-	return 0;
-
-err_unlock:
-	mutex_unlock(&region->lock);
-	kfree(rv);
 	return ret;
 }

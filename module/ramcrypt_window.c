@@ -7,18 +7,38 @@
  *   - encrypted: a ciphertext page in region->ciphertext, its version (how
  *     many times it was encrypted) in page_private();
  *   - resident: plaintext in a window frame (a page the module owns), on
- *     region->clock and in region->resident, mapped by vm_insert_page().
- * A fault decrypts into a free frame (then frees the ciphertext page) or
- * maps the zeroed frame; when the window is full, a victim chosen by CLOCK
- * over the PTE accessed bits of every mapping is unmapped everywhere,
- * encrypted into a new ciphertext page with the next version, and its frame
- * zeroed. A victim still referenced after the unmap (GUP in flight) is
- * skipped. The age scan evicts frames idle for max_plaintext_age_ms.
+ *     region->clock and in region->resident, mapped by the core from the
+ *     page the fault handler returns. Its ciphertext, if any, stays stored.
+ * A fault decrypts into a frame (or zero-fills one) and returns it. When the
+ * window is full, a victim chosen by CLOCK is unmapped everywhere; if it was
+ * dirty (see below) it is encrypted over its ciphertext with the next
+ * version, if clean its stored ciphertext is still its content and nothing
+ * is encrypted. Then the frame is wiped, or, on the fault path, overwritten
+ * at once by the page being loaded (under region->lock, so no frame holds
+ * plaintext of a page that is not resident). A victim still referenced
+ * after the unmap (GUP in flight) is skipped. The age scan evicts frames
+ * idle for max_plaintext_age_ms.
+ *
+ * Dirty tracking: the mapping is write-notify (vm_ops->page_mkwrite), so
+ * the core installs read-only PTEs for read faults and a writable PTE only
+ * after a write fault or page_mkwrite, both of which mark the frame dirty.
+ * GUP with FOLL_WRITE (O_DIRECT into the region, KVM mapping guest RAM
+ * writable in hva_to_pfn, process_vm_writev) faults for write the same way,
+ * and KVM only maps a page writable in its own page tables if the host PTE
+ * is writable. A frame is marked clean only when it is loaded.
+ *
+ * CLOCK: a frame is referenced when a fault maps it. The hand gives a
+ * referenced frame a second chance by unmapping it (unmap_mapping_range():
+ * PTEs of every process under their page table locks, with the TLB flush,
+ * and KVM's mappings through the MMU notifiers) and clearing the flag; any
+ * later access, by a CPU or by KVM on behalf of a guest, faults the frame
+ * back in (no crypto: it is still resident) and marks it referenced again.
+ * A frame not referenced when the hand comes back round is evicted.
  *
  * Tweak (XTS IV, 16 bytes little endian): low 64 bits
  * (version << 32) | page_index, high 64 bits (1 << 63) | region_id: never a
  * plain64 disk sector (upper half zero), different per region, page and
- * re-encryption.
+ * re-encryption (a clean eviction encrypts nothing, so it needs no version).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -26,7 +46,7 @@
 #include <linux/bitops.h>
 #include <linux/jiffies.h>
 #include <linux/mm.h>
-#include <linux/pgtable.h>
+#include <linux/pagemap.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/version.h>
@@ -84,76 +104,6 @@ static void ramcrypt_free_page(struct ramcrypt_region *region,
 	ramcrypt_uncharge(region);
 }
 
-/* Test (and clear) the accessed bit of the PTE mapping @page at @addr. */
-static bool ramcrypt_pte_young(struct mm_struct *mm, unsigned long addr,
-			       struct page *page)
-{
-	pgd_t *pgd;
-	p4d_t *p4d;
-	pud_t *pud;
-	pmd_t *pmd, pmdval;
-	pte_t *ptep, pte;
-
-	pgd = pgd_offset(mm, addr);
-	if (pgd_none(*pgd) || pgd_bad(*pgd))
-		return false;
-	p4d = p4d_offset(pgd, addr);
-	if (p4d_none(*p4d) || p4d_bad(*p4d))
-		return false;
-	pud = pud_offset(p4d, addr);
-	if (pud_none(*pud) || pud_bad(*pud))
-		return false;
-	pmd = pmd_offset(pud, addr);
-	pmdval = READ_ONCE(*pmd);
-	if (!pmd_present(pmdval) || pmd_trans_huge(pmdval) || pmd_bad(pmdval))
-		return false;
-	ptep = pte_offset_kernel(pmd, addr);
-	pte = ptep_get(ptep);
-	if (!pte_present(pte) || pte_pfn(pte) != page_to_pfn(page) ||
-	    !pte_young(pte))
-		return false;
-	/*
-	 * Like ptep_test_and_clear_young() on x86 (not exported): an atomic
-	 * bit clear, no TLB flush (a stale TLB entry only makes the page
-	 * look idle sooner).
-	 */
-	return test_and_clear_bit(_PAGE_BIT_ACCESSED,
-				  (unsigned long *)&ptep->pte);
-}
-
-/*
- * Was the frame accessed since the last check, through any mapping? The
- * page tables of a mapping are only walked under its mm's mmap_lock (read,
- * trylock: we hold region->lock, faults take it under mmap_lock) and once
- * find_vma() confirms the VMA is still attached, so they cannot be freed
- * under us. A mapping whose lock is busy counts as not accessed.
- */
-static bool ramcrypt_frame_young(struct ramcrypt_region *region,
-				 struct ramcrypt_frame *frame)
-{
-	struct ramcrypt_vma *rv;
-	bool young = false;
-
-	lockdep_assert_held(&region->lock);
-	list_for_each_entry(rv, &region->vmas, node) {
-		struct vm_area_struct *vma = rv->vma;
-		struct mm_struct *mm = vma->vm_mm;
-		unsigned long addr;
-
-		if (!mmap_read_trylock(mm))
-			continue;
-		if (find_vma(mm, vma->vm_start) == vma &&
-		    frame->index >= vma->vm_pgoff &&
-		    frame->index < vma->vm_pgoff + vma_pages(vma)) {
-			addr = vma->vm_start +
-			       ((frame->index - vma->vm_pgoff) << PAGE_SHIFT);
-			young |= ramcrypt_pte_young(mm, addr, frame->page);
-		}
-		mmap_read_unlock(mm);
-	}
-	return young;
-}
-
 static int ramcrypt_mapcount(struct page *page)
 {
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
@@ -164,36 +114,46 @@ static int ramcrypt_mapcount(struct page *page)
 }
 
 /*
- * Evict one resident frame: unmap it everywhere, encrypt it into a new
- * ciphertext page, zero the frame and put it on the free list.
- * Returns 0, -EBUSY if the page is still referenced (left resident,
- * unmapped: the next access faults it back in), or another error.
+ * Every PTE that maps a frame holds a reference to it (and drops it only
+ * after the TLB flush), and KVM maps a page only while a host PTE maps it:
+ * a frame with our reference only is mapped nowhere.
  */
-static int ramcrypt_evict(struct ramcrypt_region *region,
-			  struct ramcrypt_frame *frame,
-			  enum ramcrypt_evict_cause cause)
+static bool ramcrypt_frame_mapped(struct ramcrypt_frame *frame)
 {
-	struct page *ct;
+	return page_count(frame->page) != 1;
+}
+
+static void ramcrypt_unmap(struct ramcrypt_region *region,
+			   struct ramcrypt_frame *frame)
+{
+	lockdep_assert_held(&region->lock);
+	if (ramcrypt_frame_mapped(frame))
+		unmap_mapping_range(&region->mapping,
+				    (loff_t)frame->index << PAGE_SHIFT,
+				    PAGE_SIZE, 1);
+}
+
+/* Encrypt a dirty frame over its ciphertext page (a new one if none). */
+static int ramcrypt_store(struct ramcrypt_region *region,
+			  struct ramcrypt_frame *frame)
+{
+	struct page *ct, *new = NULL;
 	__le64 iv[2];
 	int ret;
 
 	lockdep_assert_held(&region->lock);
-	/* Pinned beyond its mappings (GUP in flight): skip without unmapping. */
-	if (page_count(frame->page) > 1 + ramcrypt_mapcount(frame->page))
-		goto skip;
-	unmap_mapping_range(&region->mapping,
-			    (loff_t)frame->index << PAGE_SHIFT, PAGE_SIZE, 1);
-	/* Our reference only: nobody (GUP, O_DIRECT, KVM) can write it now. */
-	if (page_count(frame->page) != 1 || page_mapped(frame->page))
-		goto skip;
-
-	if (!ramcrypt_charge(region))
-		return -ENOMEM;
-	ct = alloc_page(GFP_KERNEL);
+	ct = xa_load(&region->ciphertext, frame->index);
 	if (!ct) {
-		ret = -ENOMEM;
-		goto err_uncharge;
+		if (!ramcrypt_charge(region))
+			return -ENOMEM;
+		new = alloc_page(GFP_KERNEL);
+		if (!new) {
+			ramcrypt_uncharge(region);
+			return -ENOMEM;
+		}
+		ct = new;
 	}
+	/* On error tresor writes nothing: the old ciphertext stays intact. */
 	ramcrypt_iv(region, frame->index, frame->version + 1, iv);
 	ret = tresor_encrypt_page(page_address(ct), page_address(frame->page),
 				  (u8 *)iv);
@@ -205,21 +165,72 @@ static int ramcrypt_evict(struct ramcrypt_region *region,
 				    region->id, frame->index, ret);
 		goto err_free;
 	}
-	set_page_private(ct, frame->version + 1);
-	ret = xa_err(xa_store(&region->ciphertext, frame->index, ct,
-			      GFP_KERNEL));
-	if (ret)
-		goto err_free;
-	region->nr_ciphertext++;
-	atomic_long_inc(&ramcrypt_global.ciphertext_pages);
+	if (new) {
+		ret = xa_err(xa_store(&region->ciphertext, frame->index, new,
+				      GFP_KERNEL));
+		if (ret)
+			goto err_free;
+		region->nr_ciphertext++;
+		atomic_long_inc(&ramcrypt_global.ciphertext_pages);
+	}
+	frame->version++;
+	set_page_private(ct, frame->version);
+	return 0;
+
+err_free:
+	if (new)
+		ramcrypt_free_page(region, new);
+	return ret;
+}
+
+/*
+ * Evict one resident frame: unmap it everywhere, encrypt it if dirty, and
+ * wipe the frame onto the free list, or, if @reuse points to NULL, hand it
+ * over there unwiped: the caller overwrites or wipes it before it drops
+ * region->lock.
+ * Returns 0, -EBUSY if the page is still referenced (left resident,
+ * unmapped: the next access faults it back in), or another error.
+ */
+static int ramcrypt_evict(struct ramcrypt_region *region,
+			  struct ramcrypt_frame *frame,
+			  enum ramcrypt_evict_cause cause,
+			  struct ramcrypt_frame **reuse)
+{
+	int ret;
+
+	lockdep_assert_held(&region->lock);
+	/* Pinned beyond its mappings (GUP in flight): skip without unmapping. */
+	if (page_count(frame->page) > 1 + ramcrypt_mapcount(frame->page))
+		goto skip;
+	ramcrypt_unmap(region, frame);
+	/* Our reference only: nobody (GUP, O_DIRECT, KVM) can write it now. */
+	if (ramcrypt_frame_mapped(frame) || page_mapped(frame->page))
+		goto skip;
+
+	if (frame->dirty) {
+		ret = ramcrypt_store(region, frame);
+		if (ret)
+			return ret;
+	} else {
+		/* Its stored ciphertext (or no page, if never written) holds. */
+		ramcrypt_count(region, &region->evictions_clean,
+			       &ramcrypt_global.evictions_clean);
+	}
 
 	xa_erase(&region->resident, frame->index);
-	clear_page(page_address(frame->page));
 	ClearPageDirty(frame->page);
-	list_move(&frame->node, &region->free);
+	frame->dirty = false;
+	frame->referenced = false;
 	region->nr_resident--;
-	region->nr_free++;
 	atomic_long_dec(&ramcrypt_global.plaintext_pages);
+	if (reuse && !*reuse) {
+		list_del(&frame->node);
+		*reuse = frame;
+	} else {
+		clear_page(page_address(frame->page));
+		list_move(&frame->node, &region->free);
+		region->nr_free++;
+	}
 	if (cause < RAMCRYPT_EVICT_CLOSE)
 		ramcrypt_count(region, &region->evictions[cause],
 			       &ramcrypt_global.evictions[cause]);
@@ -229,20 +240,15 @@ skip:
 	ramcrypt_count(region, &region->skipped_referenced,
 		       &ramcrypt_global.skipped_referenced);
 	return -EBUSY;
-err_free:
-	ramcrypt_free_page(region, ct);
-	return ret;
-err_uncharge:
-	ramcrypt_uncharge(region);
-	return ret;
 }
 
 /*
- * CLOCK: scan from the hand (list head); a frame accessed since the last
- * pass gets a second chance (moves behind the hand), a referenced one is
- * skipped. Two full turns at most.
+ * CLOCK: scan from the hand (list head); a frame referenced since the last
+ * pass gets a second chance (unmapped, flag cleared, moved behind the hand),
+ * a pinned one is skipped. Two full turns at most.
  */
-static int ramcrypt_evict_one(struct ramcrypt_region *region)
+static int ramcrypt_evict_one(struct ramcrypt_region *region,
+			      struct ramcrypt_frame **reuse)
 {
 	u64 budget = 2 * region->nr_resident + 1;
 	struct ramcrypt_frame *frame;
@@ -252,13 +258,14 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region)
 	while (budget-- && !list_empty(&region->clock)) {
 		frame = list_first_entry(&region->clock, struct ramcrypt_frame,
 					 node);
-		if (budget > region->nr_resident &&
-		    ramcrypt_frame_young(region, frame)) {
-			frame->last_access = jiffies;
+		if (budget > region->nr_resident && frame->referenced) {
+			frame->referenced = false;
+			ramcrypt_unmap(region, frame);
 			list_move_tail(&frame->node, &region->clock);
 			continue;
 		}
-		ret = ramcrypt_evict(region, frame, RAMCRYPT_EVICT_WINDOW);
+		ret = ramcrypt_evict(region, frame, RAMCRYPT_EVICT_WINDOW,
+				     reuse);
 		if (ret != -EBUSY)
 			return ret;
 		list_move_tail(&frame->node, &region->clock);
@@ -305,13 +312,13 @@ static void ramcrypt_put_free_frame(struct ramcrypt_region *region,
 }
 
 /*
- * Fill a free frame with page @index: decrypt, or zeros if never written.
- * The ciphertext stays stored (*@ct) until the caller has committed the
- * frame, so a failure in between can never lose the page.
+ * Fill a frame with page @index: decrypt, or zeros if never written
+ * (@stale: the frame still holds an evicted page and must be wiped). The
+ * ciphertext stays stored: it is the page's content until it is written.
  */
 static int ramcrypt_load(struct ramcrypt_region *region,
 			 struct ramcrypt_frame *frame, pgoff_t index,
-			 struct page **ct_out)
+			 bool stale)
 {
 	struct page *ct;
 	__le64 iv[2];
@@ -320,34 +327,23 @@ static int ramcrypt_load(struct ramcrypt_region *region,
 	lockdep_assert_held(&region->lock);
 	frame->index = index;
 	frame->version = 0;
-	*ct_out = NULL;
+	frame->dirty = false;
 	ct = xa_load(&region->ciphertext, index);
-	if (!ct)
+	if (!ct) {
+		if (stale)
+			clear_page(page_address(frame->page));
 		return 0;
+	}
 
 	frame->version = page_private(ct);
 	ramcrypt_iv(region, index, frame->version, iv);
 	ret = tresor_decrypt_page(page_address(frame->page), page_address(ct),
 				  (u8 *)iv);
 	memzero_explicit(iv, sizeof(iv));
-	if (ret) {
+	if (ret)
 		ramcrypt_count(region, &region->crypto_errors,
 			       &ramcrypt_global.crypto_errors);
-		return ret;
-	}
-	*ct_out = ct;
-	return 0;
-}
-
-/* The frame for @index is committed: its old ciphertext can go. */
-static void ramcrypt_drop_ciphertext(struct ramcrypt_region *region,
-				     pgoff_t index, struct page *ct)
-{
-	lockdep_assert_held(&region->lock);
-	xa_erase(&region->ciphertext, index);
-	region->nr_ciphertext--;
-	atomic_long_dec(&ramcrypt_global.ciphertext_pages);
-	ramcrypt_free_page(region, ct);
+	return ret;
 }
 
 static unsigned long ramcrypt_scan_period(void)
@@ -357,15 +353,84 @@ static unsigned long ramcrypt_scan_period(void)
 	return max(msecs_to_jiffies(ms / 2), 1UL);
 }
 
+/* Make page @index resident: evict as needed, then load it into a frame. */
+static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *region,
+						     pgoff_t index,
+						     vm_fault_t *vmret)
+{
+	struct ramcrypt_frame *frame = NULL;
+	int ret;
+
+	lockdep_assert_held(&region->lock);
+	if (!tresor_key_available()) {
+		pr_warn_ratelimited("region %llu: no TRESOR key loaded, faulting process gets SIGBUS\n",
+				    region->id);
+		*vmret = VM_FAULT_SIGBUS;
+		return NULL;
+	}
+
+	/* The first victim's frame is taken over unwiped, see ramcrypt_load */
+	while (region->nr_resident >= region->window) {
+		ret = ramcrypt_evict_one(region, &frame);
+		if (ret == -EBUSY) {
+			/* Every frame is pinned: exceed the window for now. */
+			ramcrypt_count(region, &region->window_overflows,
+				       &ramcrypt_global.window_overflows);
+			break;
+		}
+		if (ret) {
+			*vmret = VM_FAULT_SIGBUS;
+			goto err_frame;
+		}
+	}
+
+	if (frame) {
+		ret = ramcrypt_load(region, frame, index, true);
+	} else {
+		frame = ramcrypt_get_frame(region);
+		if (!frame) {
+			*vmret = VM_FAULT_SIGBUS;
+			return NULL;
+		}
+		ret = ramcrypt_load(region, frame, index, false);
+	}
+	if (ret) {
+		pr_warn_ratelimited("region %llu: cannot decrypt page %lu (%d), faulting process gets SIGBUS\n",
+				    region->id, index, ret);
+		*vmret = VM_FAULT_SIGBUS;
+		goto err_frame;
+	}
+	ret = xa_err(xa_store(&region->resident, index, frame, GFP_KERNEL));
+	if (ret) {
+		*vmret = VM_FAULT_OOM;	/* the ciphertext is still stored */
+		goto err_frame;
+	}
+	list_add_tail(&frame->node, &region->clock);
+	region->nr_resident++;
+	atomic_long_inc(&ramcrypt_global.plaintext_pages);
+	schedule_delayed_work(&region->scan, ramcrypt_scan_period());
+	return frame;
+
+err_frame:
+	if (frame) {
+		/* Unwiped, or a failed decrypt wrote part of it. */
+		clear_page(page_address(frame->page));
+		ramcrypt_put_free_frame(region, frame);
+	}
+	return NULL;
+}
+
+/*
+ * Returns the frame (with a reference, unlocked) for the core to map:
+ * read-only, or writable and dirty for a write fault (FAULT_FLAG_WRITE, after
+ * page_mkwrite). The reference keeps the frame resident until it is mapped.
+ */
 vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 				 struct vm_fault *vmf)
 {
-	struct vm_area_struct *vma = vmf->vma;
 	struct ramcrypt_frame *frame;
 	pgoff_t index = vmf->pgoff;
-	vm_fault_t vmret = VM_FAULT_NOPAGE;
-	struct page *ct;
-	int ret;
+	vm_fault_t vmret = 0;
 
 	mutex_lock(&region->lock);
 	if (index >= region->nr_pages) {
@@ -375,69 +440,49 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	ramcrypt_count(region, &region->faults, &ramcrypt_global.faults);
 
 	frame = xa_load(&region->resident, index);
-	if (frame)	/* resident but unmapped (another mm, or was pinned) */
-		goto map;
-
-	if (!tresor_key_available()) {
-		pr_warn_ratelimited("region %llu: no TRESOR key loaded, faulting process gets SIGBUS\n",
-				    region->id);
-		vmret = VM_FAULT_SIGBUS;
-		goto out_unlock;
-	}
-
-	while (region->nr_resident >= region->window) {
-		ret = ramcrypt_evict_one(region);
-		if (ret == -EBUSY) {
-			/* Every frame is pinned: exceed the window for now. */
-			ramcrypt_count(region, &region->window_overflows,
-				       &ramcrypt_global.window_overflows);
-			break;
-		}
-		if (ret) {
-			vmret = VM_FAULT_SIGBUS;
+	if (frame) {
+		/* unmapped by the hand (or in another mm, or was pinned) */
+		ramcrypt_count(region, &region->refaults,
+			       &ramcrypt_global.refaults);
+	} else {
+		frame = ramcrypt_make_resident(region, index, &vmret);
+		if (!frame)
 			goto out_unlock;
-		}
 	}
-
-	frame = ramcrypt_get_frame(region);
-	if (!frame) {
-		vmret = VM_FAULT_SIGBUS;
-		goto out_unlock;
-	}
-	ret = ramcrypt_load(region, frame, index, &ct);
-	if (ret) {
-		pr_warn_ratelimited("region %llu: cannot decrypt page %lu (%d), faulting process gets SIGBUS\n",
-				    region->id, index, ret);
-		vmret = VM_FAULT_SIGBUS;
-		goto err_frame;
-	}
-	ret = xa_err(xa_store(&region->resident, index, frame, GFP_KERNEL));
-	if (ret) {
-		vmret = VM_FAULT_OOM;	/* the ciphertext is still stored */
-		goto err_frame;
-	}
-	if (ct)
-		ramcrypt_drop_ciphertext(region, index, ct);
-	list_add_tail(&frame->node, &region->clock);
-	region->nr_resident++;
-	atomic_long_inc(&ramcrypt_global.plaintext_pages);
-	schedule_delayed_work(&region->scan, ramcrypt_scan_period());
-
-map:
+	frame->referenced = true;
 	frame->last_access = jiffies;
-	ret = vm_insert_page(vma, vmf->address & PAGE_MASK, frame->page);
-	if (ret && ret != -EBUSY)	/* -EBUSY: another thread mapped it */
-		vmret = vmf_error(ret);
-	mutex_unlock(&region->lock);
-	return vmret;
-
-err_frame:
-	/* A failed decrypt may have written part of the frame. */
-	clear_page(page_address(frame->page));
-	ramcrypt_put_free_frame(region, frame);
+	if (vmf->flags & FAULT_FLAG_WRITE)
+		frame->dirty = true;
+	get_page(frame->page);
+	vmf->page = frame->page;
 out_unlock:
 	mutex_unlock(&region->lock);
 	return vmret;
+}
+
+/* First write through a read-only PTE (or a write fault): mark dirty. */
+vm_fault_t ramcrypt_window_mkwrite(struct ramcrypt_region *region,
+				   struct vm_fault *vmf)
+{
+	struct ramcrypt_frame *frame;
+
+	mutex_lock(&region->lock);
+	frame = xa_load(&region->resident, vmf->pgoff);
+	/*
+	 * The core holds a reference taken while a PTE mapped the page, so
+	 * it cannot have been evicted; if it were, fault again.
+	 */
+	if (!frame || frame->page != vmf->page) {
+		mutex_unlock(&region->lock);
+		return VM_FAULT_NOPAGE;
+	}
+	frame->dirty = true;
+	frame->referenced = true;
+	frame->last_access = jiffies;
+	mutex_unlock(&region->lock);
+	/* The frame has no page->mapping: say it is locked, or the core retries */
+	lock_page(vmf->page);
+	return VM_FAULT_LOCKED;
 }
 
 /* Evict every resident frame; frames still referenced stay. */
@@ -449,7 +494,7 @@ static int ramcrypt_evict_all(struct ramcrypt_region *region,
 
 	lockdep_assert_held(&region->lock);
 	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
-		ret = ramcrypt_evict(region, frame, cause);
+		ret = ramcrypt_evict(region, frame, cause, NULL);
 		if (ret && !err)
 			err = ret;
 	}
@@ -480,7 +525,7 @@ int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages)
 	mutex_lock(&region->lock);
 	region->window = pages;
 	while (region->nr_resident > region->window) {
-		if (ramcrypt_evict_one(region))
+		if (ramcrypt_evict_one(region, NULL))
 			break;
 	}
 	ramcrypt_trim_free(region, region->window -
@@ -511,12 +556,15 @@ void ramcrypt_window_scan(struct work_struct *work)
 
 	mutex_lock(&region->lock);
 	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
-		if (ramcrypt_frame_young(region, frame)) {
+		if (frame->referenced) {
+			/* Accessed since the last scan: see again if it is. */
+			frame->referenced = false;
+			ramcrypt_unmap(region, frame);
 			frame->last_access = now;
 			continue;
 		}
 		if (time_after_eq(now, frame->last_access + max_age))
-			ramcrypt_evict(region, frame, RAMCRYPT_EVICT_AGE);
+			ramcrypt_evict(region, frame, RAMCRYPT_EVICT_AGE, NULL);
 	}
 	if (region->nr_resident)
 		schedule_delayed_work(&region->scan, ramcrypt_scan_period());

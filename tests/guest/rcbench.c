@@ -8,16 +8,16 @@
  *   rcbench window PAGES WINDOW ROUNDS   ramcrypt window faults: a region of
  *                                        PAGES with a window of WINDOW, swept
  *                                        in order (each access faults:
- *                                        decrypt + evict-encrypt a victim),
- *                                        and two cheaper faults to split the
- *                                        cost (see cmd_window)
+ *                                        decrypt, evict a victim), read and
+ *                                        write sweeps, and two cheaper faults
+ *                                        to split the cost (see cmd_window)
  *   rcbench time CMD [ARGS...]           run CMD, print "elapsed_ns=N rc=R"
  *
  * Each round times one access per page (a write for anon, a read for the
  * others; THP off) and prints
  *   round N: faults=F ns_per_fault=X [extra=...]
- * then "result KIND faults=F ns_per_fault=MEDIAN min=MIN" (window: three
- * KINDs) and exits 0, or
+ * then "result KIND faults=F ns_per_fault=MEDIAN min=MIN" (window: four
+ * KINDs, zram: also the MADV_PAGEOUT cost per page) and exits 0, or
  * "FAIL ..." and exits 1 when the faults did not happen as intended (pages
  * not swapped, content wrong, a window access that did not fault).
  */
@@ -204,17 +204,18 @@ static void zram_mm_stat(unsigned long long *orig, unsigned long long *compr)
 
 static int cmd_zram(size_t pages, int rounds)
 {
-	uint64_t ns[MAX_ROUNDS];
+	uint64_t ns[MAX_ROUNDS], pageout[MAX_ROUNDS];
 	uint8_t *mem = anon_map(pages);
 
 	fill(mem, pages, 0x5a5a);
 	for (int r = 0; r < rounds; r++) {
 		long out0 = vmstat("pswpout"), in0, out, in;
 		unsigned long long orig, compr;
-		uint64_t t;
+		uint64_t t, t0 = now_ns();
 
 		if (madvise(mem, pages * PAGE, MADV_PAGEOUT))
 			fail("MADV_PAGEOUT");
+		pageout[r] = (now_ns() - t0) / pages;
 		out = vmstat("pswpout") - out0;
 		zram_mm_stat(&orig, &compr);
 		in0 = vmstat("pswpin");
@@ -222,9 +223,10 @@ static int cmd_zram(size_t pages, int rounds)
 		in = vmstat("pswpin") - in0;
 		ns[r] = t / pages;
 		printf("round %d: faults=%zu ns_per_fault=%llu pswpout=%ld "
-		       "pswpin=%ld zram_orig_kib=%llu zram_compr_kib=%llu\n",
+		       "pswpin=%ld zram_orig_kib=%llu zram_compr_kib=%llu "
+		       "pageout_ns=%llu\n",
 		       r, pages, (unsigned long long)ns[r], out, in, orig,
-		       compr);
+		       compr, (unsigned long long)pageout[r]);
 		/* Every page must really have gone out to and come back from
 		 * swap (no swap-cache hits, no readahead): one swap-in each. */
 		if (out < (long)pages || in < (long)pages) {
@@ -238,10 +240,30 @@ static int cmd_zram(size_t pages, int rounds)
 		}
 	}
 	result("zram_swapin", pages, ns, rounds);
+	/* Swap-out (compression) happens at MADV_PAGEOUT, outside the
+	 * swap-in fault: per page, for comparison with a dirty eviction. */
+	result("zram_pageout", pages, pageout, rounds);
 	return 0;
 }
 
 /* -- ramcrypt window faults ------------------------------------------------ */
+/* A counter of /sys/kernel/ramcrypt/ (totals of all regions), -1 if none. */
+static long rc_sysfs(const char *name)
+{
+	char path[128];
+	long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/ramcrypt/%s", name);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%ld", &val) != 1)
+			val = -1;
+		fclose(f);
+	}
+	return val;
+}
+
 static void rc_stats(int fd, struct ramcrypt_stats *st)
 {
 	if (ioctl(fd, RAMCRYPT_IOC_STATS, st))
@@ -286,24 +308,28 @@ static uint64_t rc_sweep(struct rc_region *r, size_t pages, int write,
 {
 	struct ramcrypt_stats a, b;
 	uint64_t t, faults, ev;
+	long clean = rc_sysfs("evictions_clean");
 
 	rc_stats(r->fd, &a);
 	if (write) {
 		uint64_t t0 = now_ns();
 
 		for (size_t p = 0; p < pages; p++)
-			*(volatile uint64_t *)(r->mem + p * PAGE) = p + 1;
+			*(volatile uint64_t *)(r->mem + p * PAGE) = p + write;
 		t = now_ns() - t0;
 	} else {
 		t = touch_read(r->mem, pages);
 	}
 	rc_stats(r->fd, &b);
+	clean = rc_sysfs("evictions_clean") - clean;
 	faults = b.faults - a.faults;
 	ev = b.evictions_window - a.evictions_window;
 	printf("round %d %s: faults=%llu ns_per_fault=%llu evictions=%llu "
-	       "plaintext=%llu\n", round, what, (unsigned long long)faults,
+	       "clean_evictions=%ld plaintext=%llu\n", round, what,
+	       (unsigned long long)faults,
 	       (unsigned long long)(faults ? t / faults : 0),
-	       (unsigned long long)ev, (unsigned long long)b.plaintext_pages);
+	       (unsigned long long)ev, clean,
+	       (unsigned long long)b.plaintext_pages);
 	if (faults < pages || ev < min_ev ||
 	    b.plaintext_pages > b.window_pages) {
 		printf("FAIL %s: faults=%llu evictions=%llu for %zu pages, "
@@ -314,18 +340,46 @@ static uint64_t rc_sweep(struct rc_region *r, size_t pages, int write,
 	return t / faults;
 }
 
+/* The fill pattern of @seed with word 0 of every page replaced by p + @w0 */
+static size_t verify_written(const uint8_t *mem, size_t pages, uint64_t seed,
+			     uint64_t w0)
+{
+	size_t bad = 0;
+
+	for (size_t p = 0; p < pages; p++) {
+		const uint64_t *w = (const uint64_t *)(mem + p * PAGE);
+
+		if (w[0] != p + w0) {
+			bad++;
+			continue;
+		}
+		for (size_t i = 1; i < WORDS; i++)
+			if (w[i] != word(seed, p, i)) {
+				bad++;
+				break;
+			}
+	}
+	return bad;
+}
+
 /*
- * Three costs per fault, each from an in-order sweep over PAGES:
+ * Four costs per fault, each from an in-order sweep over PAGES:
  *   zero_fill    never-written pages, window >= region: the fault path
  *                and a zeroed frame, no cipher, no eviction
- *   first_evict  never-written pages, small window: zero fill plus
- *                evicting and encrypting a victim (one page cipher)
- *   window_fault written pages, small window: decrypt plus evict-encrypt
- *                (two page ciphers), the steady state of a window fault
+ *   first_evict  never-written pages, small window, writes: zero fill plus
+ *                evicting and encrypting a dirty victim (one page cipher)
+ *   window_fault written pages, small window, reads: decrypt plus evicting
+ *                a victim that was only read (clean: its ciphertext is
+ *                kept, no encryption), the steady state of a read sweep
+ *   window_write written pages, small window, writes: decrypt plus
+ *                evict-encrypt a dirty victim (two page ciphers), the
+ *                steady state of a write sweep (after an untimed one, so
+ *                that every victim is dirty)
  */
 static int cmd_window(size_t pages, uint32_t window, int rounds)
 {
 	uint64_t zero[MAX_ROUNDS], first[MAX_ROUNDS], ns[MAX_ROUNDS];
+	uint64_t wr[MAX_ROUNDS];
 
 	for (int r = 0; r < rounds; r++) {
 		struct rc_region big = rc_new(pages, pages);
@@ -344,11 +398,18 @@ static int cmd_window(size_t pages, uint32_t window, int rounds)
 			printf("FAIL window: content changed\n");
 			return 1;
 		}
+		rc_sweep(&small, pages, 2, pages, "write_warmup", r);
+		wr[r] = rc_sweep(&small, pages, 3, pages, "window_write", r);
+		if (verify_written(small.mem, pages, 0xa5a5 + r, 3)) {
+			printf("FAIL window_write: content changed\n");
+			return 1;
+		}
 		rc_free(&small, pages);
 	}
 	result("window_zero_fill", pages, zero, rounds);
 	result("window_first_evict", pages, first, rounds);
 	result("window_fault", pages, ns, rounds);
+	result("window_write_fault", pages, wr, rounds);
 	return 0;
 }
 
