@@ -4,6 +4,7 @@
 #   make check                unit tests + VM tests on every test kernel
 #   make check-quick          unit tests + VM tests on the first kernel, no slow tests
 #   make bench                benchmarks (ratios against a same-run baseline)
+#   make install DESTDIR=...  install userspace (modules go through DKMS)
 KVER ?= $(shell uname -r)
 
 all: userspace
@@ -24,6 +25,32 @@ check-quick: userspace
 bench: userspace
 	tests/run --bench
 
+PREFIX     ?= /usr
+LIBDIR     := $(PREFIX)/lib
+DRACUTDIR  := $(LIBDIR)/dracut/modules.d/90tresor
+ITOOLSDIR  := $(PREFIX)/share/initramfs-tools
+UNITDIR    := $(LIBDIR)/systemd/system
+UDEVDIR    := $(LIBDIR)/udev/rules.d
+DOCDIR     := $(PREFIX)/share/doc/ramcrypt-host
+
+install:
+	$(MAKE) -C daemon/tresor-unlock install DESTDIR=$(DESTDIR) \
+		LIBEXECDIR=$(LIBDIR)/ramcrypt
+	install -D -m 0755 -t $(DESTDIR)$(DRACUTDIR) \
+		dracut/90tresor/module-setup.sh dracut/90tresor/parse-tresor.sh \
+		dracut/90tresor/tresor-unlock.sh
+	install -m 0644 -t $(DESTDIR)$(DRACUTDIR) \
+		dracut/90tresor/tresor-unlock.service
+	install -D -m 0755 initramfs-tools/hooks/tresor \
+		$(DESTDIR)$(ITOOLSDIR)/hooks/tresor
+	install -D -m 0755 initramfs-tools/scripts/local-top/tresor \
+		$(DESTDIR)$(ITOOLSDIR)/scripts/local-top/tresor
+	install -D -m 0644 -t $(DESTDIR)$(UNITDIR) systemd/tresor-unlock.service
+	install -D -m 0644 -t $(DESTDIR)$(UDEVDIR) udev/60-ramcrypt.rules
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -D -m 0644 daemon/tresor-unlock/README.md \
+		$(DESTDIR)$(DOCDIR)/tresor-unlock.md
+
 clean:
 	$(MAKE) -C tests/guest clean
 	$(MAKE) -C tests/guest/mbguest clean
@@ -31,4 +58,4 @@ clean:
 	rm -rf module/*.o module/*.ko module/*.mod* module/.*.cmd \
 		module/Module.symvers module/modules.order
 
-.PHONY: all userspace modules check check-quick bench clean
+.PHONY: all userspace modules check check-quick bench install clean

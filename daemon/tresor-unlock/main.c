@@ -41,12 +41,16 @@ static void usage(FILE *f)
 "                           (no prompt; one line per attempt)\n"
 "  --console TTY            ask on this terminal (echo off)\n"
 "  --timeout SECONDS        passphrase prompt timeout\n"
+"  --initramfs              leave entries whose key file is not here (key\n"
+"                           files are never copied into an initramfs) to\n"
+"                           tresor-unlock.service of the booted system\n"
 "  --pbkdf TYPE, --pbkdf-force-iterations N   (format) keyslot PBKDF\n"
 "  -h, --help\n");
 }
 
 enum { OPT_TAB = 256, OPT_FD, OPT_CONSOLE, OPT_TIMEOUT, OPT_VKFROM,
-       OPT_SS, OPT_KEYFILE, OPT_FORCE, OPT_PBKDF, OPT_ITER };
+       OPT_SS, OPT_KEYFILE, OPT_FORCE, OPT_PBKDF, OPT_ITER,
+       OPT_INITRAMFS };
 
 static const struct option longopts[] = {
 	{ "tresortab", required_argument, NULL, OPT_TAB },
@@ -59,6 +63,7 @@ static const struct option longopts[] = {
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "pbkdf", required_argument, NULL, OPT_PBKDF },
 	{ "pbkdf-force-iterations", required_argument, NULL, OPT_ITER },
+	{ "initramfs", no_argument, NULL, OPT_INITRAMFS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -98,7 +103,7 @@ int main(int argc, char **argv)
 	struct format_opts fo = { 0 };
 	struct tresortab tab = { 0 };
 	char err[600];
-	int c, rc = 0;
+	int c, rc = 0, initramfs = 0;
 	long v;
 	size_t i;
 
@@ -145,6 +150,9 @@ int main(int argc, char **argv)
 				return bad_arg("--pbkdf-force-iterations",
 					       optarg);
 			fo.pbkdf_iterations = (unsigned int)v;
+			break;
+		case OPT_INITRAMFS:
+			initramfs = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -205,6 +213,14 @@ int main(int argc, char **argv)
 				wanted = 1;
 		if (!wanted)
 			continue;
+		if (initramfs && e->keyfile && !e->keyfile_timeout_ms &&
+		    access(e->keyfile, F_OK)) {
+			fprintf(stderr, "tresor-unlock: %s: key file %s is not "
+				"in the initramfs; left for tresor-unlock."
+				"service in the booted system\n", e->name,
+				e->keyfile);
+			continue;
+		}
 		if (unlock_entry(e, &uo)) {
 			if (e->flags & TT_NOFAIL)
 				fprintf(stderr, "tresor-unlock: %s: failed "

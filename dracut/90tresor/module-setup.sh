@@ -18,7 +18,10 @@ check() {
 }
 
 depends() {
-    echo dm
+    local deps="dm rootfs-block"
+    # the passphrase prompt on the console (systemd-ask-password-console)
+    dracut_module_included "systemd" && deps+=" systemd-ask-password"
+    echo "$deps"
     return 0
 }
 
@@ -36,6 +39,14 @@ install() {
     inst_multiple -o plymouth systemd-ask-password
 
     if dracut_module_included "systemd"; then
+        # 00systemd installs cryptsetup.target but not its enablement
+        # symlink (90crypt does; it is not included without cryptsetup)
+        inst_multiple -o \
+            "$systemdsystemunitdir"/cryptsetup.target \
+            "$systemdsystemunitdir"/sysinit.target.wants/cryptsetup.target \
+            "$systemdsystemunitdir"/systemd-ask-password-console.path \
+            "$systemdsystemunitdir"/systemd-ask-password-console.service \
+            systemd-ask-password systemd-tty-ask-password-agent
         inst_simple "$moddir/tresor-unlock.service" \
             "$systemdsystemunitdir/tresor-unlock.service"
         $SYSTEMCTL -q --root "$initdir" add-wants cryptsetup.target \

@@ -7,6 +7,6 @@
 : > /tmp/tresor.done
 modprobe -q tresor_showregs 2>/dev/null
 modprobe -a tresor dm_crypt af_alg algif_skcipher xts
-if ! /usr/lib/ramcrypt/tresor-unlock open; then
+if ! /usr/lib/ramcrypt/tresor-unlock --initramfs open; then
     warn "tresor: unlocking the TRESOR volumes failed"
 fi

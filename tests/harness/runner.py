@@ -57,9 +57,13 @@ class Ctx:
         self.vms = []
         self.notes = []
 
-    def boot(self, name="vm", extra_files=None, **opts):
+    def boot(self, name="vm", extra_files=None, kernel=None, initrd=None,
+             **opts):
+        """A VM of the test kernel with the test initramfs, unless kernel
+        (anything with .vmlinuz) and initrd say otherwise."""
         extra = initramfs.build_extra(extra_files) if extra_files else None
-        vm = VM(self.kernel, self.base_initrd, workdir=self.workdir,
+        vm = VM(kernel or self.kernel, initrd or self.base_initrd,
+                workdir=self.workdir,
                 name=name, extra_initrd=extra, **opts)
         self.vms.append(vm)
         return vm

@@ -2,6 +2,7 @@
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -64,7 +65,12 @@ class VM:
 
     def __init__(self, kernel, initrd, *, workdir, name, mem_mb=512, smp=2,
                  disks=(), extra_initrd=None, append="", boot_timeout=120,
-                 qemu_args=()):
+                 qemu_args=(), agent_tty="ttyS0",
+                 console_append="console=ttyS0 panic=-1 loglevel=4 nokaslr"):
+        """agent_tty: where the guest agent listens. "ttyS0" shares the
+        console (busybox guests); "ttyS1" is a second serial port on a
+        socket, so a full system's console (prompts, boot messages) stays
+        apart from the command protocol: see wait_console()/type_console()."""
         self.kernel = kernel
         self.name = name
         self.mem_mb = mem_mb
@@ -72,9 +78,11 @@ class VM:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.serial_log = self.workdir / f"{name}.serial.log"
         self.boot_timeout = boot_timeout
-        self._lines = []
+        self._lines = []  # agent lines
         self._cond = threading.Condition()
         self._eof = False
+        self._console = ""  # everything the console printed (ttyS0)
+        self._agent_sock = None
         self._seq = 0
         self.qmp = None
         self.secrets = []  # strings never to appear in error messages
@@ -101,8 +109,13 @@ class VM:
                "-serial", "stdio", "-monitor", "none",
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd_path),
-               "-append", "console=ttyS0 panic=-1 loglevel=4 "
-               "nokaslr " + append]
+               "-append", console_append + " " + append]
+        self.agent_path = Path(self._sockdir) / "agent.sock"
+        if agent_tty == "ttyS1":
+            cmd += ["-chardev", f"socket,id=agent,path={self.agent_path},"
+                    "server=on,wait=off", "-serial", "chardev:agent"]
+        elif agent_tty != "ttyS0":
+            raise ValueError(f"agent_tty {agent_tty!r}: ttyS0 or ttyS1")
         for i, d in enumerate(disks):
             cmd += ["-drive", f"file={d},if=virtio,format=raw,cache=unsafe,"
                     f"id=disk{i}"]
@@ -111,18 +124,50 @@ class VM:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
-        self._reader = threading.Thread(target=self._read_serial, daemon=True)
-        self._reader.start()
+        self._readers = [threading.Thread(
+            target=self._read_serial, daemon=True,
+            args=(self.proc.stdout.read1, agent_tty == "ttyS0"))]
+        if agent_tty == "ttyS1":
+            self._agent_sock = self._connect_agent()
+            self._readers.append(threading.Thread(
+                target=self._read_serial, daemon=True,
+                args=(self._agent_sock.recv, True)))
+        for t in self._readers:
+            t.start()
+
+    def _connect_agent(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(str(self.agent_path))
+                return s
+            except OSError:
+                s.close()
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.kill()
+                    raise GuestError("the agent serial socket never came up")
+                time.sleep(0.05)
 
     # -- serial ---------------------------------------------------------
-    def _read_serial(self):
+    def _read_serial(self, read, is_agent):
         buf = b""
         while True:
-            chunk = self.proc.stdout.read1(65536)
+            try:
+                chunk = read(65536)
+            except OSError:
+                chunk = b""
             if not chunk:
                 break
-            self._logf.write(chunk)
-            self._logf.flush()
+            if not is_agent or self._agent_sock is None:
+                self._logf.write(chunk)
+                self._logf.flush()
+                with self._cond:
+                    self._console += chunk.replace(b"\r", b"").decode(
+                        "utf-8", "replace")
+                    self._cond.notify_all()
+            if not is_agent:
+                continue
             buf += chunk
             *lines, buf = buf.split(b"\n")
             with self._cond:
@@ -164,6 +209,51 @@ class VM:
                         f"--- serial tail ---\n{self.tail()}"))
                 self._cond.wait(min(left, 1.0))
 
+    def console_mark(self):
+        """Position in the console text, for wait_console(start=...)."""
+        with self._cond:
+            return len(self._console)
+
+    def wait_console(self, pattern, timeout, start=0, what=None):
+        """Wait until the console output from `start` on matches the regex
+        (also an unterminated prompt line); return the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = rx.search(self._console, start)
+                if m:
+                    return m
+                if self.proc.poll() is not None:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 1.0))
+        state = "guest exited" if self.proc.poll() is not None else \
+            f"timeout after {timeout}s"
+        raise GuestError(self.redact(
+            f"{state} waiting for {what or pattern!r} on the console\n"
+            f"--- serial tail ---\n{self.tail()}"))
+
+    def console_text(self, start=0):
+        with self._cond:
+            return self._console[start:]
+
+    def type_console(self, text):
+        """Type on the console (ttyS0 input); only with agent_tty=ttyS1."""
+        if self._agent_sock is None:
+            raise GuestError("type_console needs the agent on ttyS1")
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def _agent_write(self, data):
+        if self._agent_sock is not None:
+            self._agent_sock.sendall(data)
+        else:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+
     def wait_ready(self):
         self._wait_line(0, lambda ln: ln.startswith("@@GUEST-READY"),
                         self.boot_timeout, "the guest to boot")
@@ -176,8 +266,7 @@ class VM:
         b64 = base64.b64encode(script.encode()).decode()
         with self._cond:
             start = len(self._lines)
-        self.proc.stdin.write(f"@@CMD {cid} {b64}\n".encode())
-        self.proc.stdin.flush()
+        self._agent_write(f"@@CMD {cid} {b64}\n".encode())
         b = self._wait_line(start, lambda ln: ln == f"@@BEGIN {cid}", 90,
                             f"command {cid} to start")
         e = self._wait_line(b + 1, lambda ln: ln.startswith(f"@@END {cid} "),
@@ -219,10 +308,9 @@ class VM:
     def poweroff(self, timeout=60):
         """Clean shutdown (sync, poweroff -f); waits for QEMU to exit."""
         try:
-            self.proc.stdin.write(b"@@CMD off "
-                                  + base64.b64encode(b"sync; poweroff -f")
-                                  + b"\n")
-            self.proc.stdin.flush()
+            self._agent_write(b"@@CMD off "
+                              + base64.b64encode(b"sync; poweroff -f")
+                              + b"\n")
         except OSError:
             pass
         try:
@@ -242,7 +330,10 @@ class VM:
         if self.qmp:
             self.qmp.close()
             self.qmp = None
-        self._reader.join(5)
+        if self._agent_sock is not None:
+            self._agent_sock.close()
+        for t in self._readers:
+            t.join(5)
         self._logf.close()
         shutil.rmtree(self._sockdir, ignore_errors=True)
 

@@ -16,9 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-from harness import memsearch
+from harness import luks, memsearch
 from harness.guest import LOAD_TRESOR
 from harness.initramfs import _ldd_libs
 from harness.registry import vm_test
@@ -40,42 +38,14 @@ def unlock_files():
     return files
 
 
-def luks_format(ctx, name, passphrase, key, cipher="aes-xts-plain64",
-                key_bits=256, sector_size=512):
+def luks_format(ctx, name, passphrase, key, **opts):
     """A LUKS2 image with this volume key; returns (path, uuid, offset)."""
     img = ctx.disk(name, DISK_MB)
-    kf = ctx.workdir / (name + ".vk")
-    kf.write_bytes(key)
-    try:
-        subprocess.run(
-            ["cryptsetup", "luksFormat", "--type", "luks2", "--cipher",
-             cipher, "--key-size", str(key_bits), "--pbkdf", "pbkdf2",
-             "--pbkdf-force-iterations", "1000", "--batch-mode",
-             "--sector-size", str(sector_size), "--volume-key-file",
-             str(kf), str(img), "-"],
-            input=passphrase, check=True, capture_output=True)
-    finally:
-        kf.unlink()
-    uuid = subprocess.run(["cryptsetup", "luksUUID", str(img)], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    dump = subprocess.run(["cryptsetup", "luksDump", str(img)], check=True,
-                          capture_output=True, text=True).stdout
-    seg = dump.split("Data segments:", 1)[1]
-    offset = int(re.search(r"offset:\s*(\d+) \[bytes\]", seg).group(1))
-    return img, uuid, offset
+    return (img, *luks.luks_format(img, passphrase, key, **opts))
 
 
 def write_payload(img, key, offset, sector_size, data):
-    """Encrypt data as dm-crypt aes-xts-plain64 (IV = 512-byte sector number
-    within the payload) and write it at the LUKS2 data offset."""
-    out = bytearray()
-    for pos in range(0, len(data), sector_size):
-        iv = (pos // 512).to_bytes(16, "little")
-        e = Cipher(algorithms.AES(key), modes.XTS(iv)).encryptor()
-        out += e.update(data[pos:pos + sector_size]) + e.finalize()
-    with open(img, "r+b") as f:
-        f.seek(offset)
-        f.write(out)
+    luks.encrypt_payload(img, key, offset, sector_size, data)
 
 
 def mbr_disk(ctx, name, luks_img, signature):
