@@ -123,14 +123,57 @@ static bool ramcrypt_frame_mapped(struct ramcrypt_frame *frame)
 	return page_count(frame->page) != 1;
 }
 
+static void ramcrypt_unmap_pages(struct ramcrypt_region *region,
+				 pgoff_t index, pgoff_t nr)
+{
+	unmap_mapping_range(&region->mapping, (loff_t)index << PAGE_SHIFT,
+			    (loff_t)nr << PAGE_SHIFT, 1);
+}
+
 static void ramcrypt_unmap(struct ramcrypt_region *region,
 			   struct ramcrypt_frame *frame)
 {
 	lockdep_assert_held(&region->lock);
 	if (ramcrypt_frame_mapped(frame))
-		unmap_mapping_range(&region->mapping,
-				    (loff_t)frame->index << PAGE_SHIFT,
-				    PAGE_SIZE, 1);
+		ramcrypt_unmap_pages(region, frame->index, 1);
+}
+
+/*
+ * Second chances given in a row to frames of consecutive pages (what a
+ * sequential access pattern leaves on the clock) are one unmap of the run:
+ * one walk, one TLB flush, one MMU notifier call. Flushed before any
+ * eviction and before region->lock is dropped.
+ */
+struct ramcrypt_unmap_batch {
+	pgoff_t start, end;
+};
+
+static void ramcrypt_unmap_flush(struct ramcrypt_region *region,
+				 struct ramcrypt_unmap_batch *b)
+{
+	lockdep_assert_held(&region->lock);
+	if (b->end > b->start)
+		ramcrypt_unmap_pages(region, b->start, b->end - b->start);
+	b->start = 0;
+	b->end = 0;
+}
+
+/* CLOCK's second chance: unmapped, the next access marks it again. */
+static void ramcrypt_second_chance(struct ramcrypt_region *region,
+				   struct ramcrypt_frame *frame,
+				   struct ramcrypt_unmap_batch *b)
+{
+	lockdep_assert_held(&region->lock);
+	frame->referenced = false;
+	if (b->end > b->start && frame->index == b->end) {
+		b->end++;
+		return;
+	}
+	if (!ramcrypt_frame_mapped(frame))
+		return;
+	ramcrypt_unmap_flush(region, b);
+	b->start = frame->index;
+	b->end = frame->index + 1;
 }
 
 /* Encrypt a dirty frame over its ciphertext page (a new one if none). */
@@ -251,6 +294,7 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region,
 			      struct ramcrypt_frame **reuse)
 {
 	u64 budget = 2 * region->nr_resident + 1;
+	struct ramcrypt_unmap_batch batch = {};
 	struct ramcrypt_frame *frame;
 	int ret = -EBUSY;
 
@@ -259,17 +303,18 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region,
 		frame = list_first_entry(&region->clock, struct ramcrypt_frame,
 					 node);
 		if (budget > region->nr_resident && frame->referenced) {
-			frame->referenced = false;
-			ramcrypt_unmap(region, frame);
+			ramcrypt_second_chance(region, frame, &batch);
 			list_move_tail(&frame->node, &region->clock);
 			continue;
 		}
+		ramcrypt_unmap_flush(region, &batch);
 		ret = ramcrypt_evict(region, frame, RAMCRYPT_EVICT_WINDOW,
 				     reuse);
 		if (ret != -EBUSY)
 			return ret;
 		list_move_tail(&frame->node, &region->clock);
 	}
+	ramcrypt_unmap_flush(region, &batch);
 	return ret;
 }
 
@@ -551,6 +596,7 @@ void ramcrypt_window_scan(struct work_struct *work)
 		container_of(to_delayed_work(work), struct ramcrypt_region,
 			     scan);
 	unsigned long max_age = msecs_to_jiffies(READ_ONCE(ramcrypt_max_age_ms));
+	struct ramcrypt_unmap_batch batch = {};
 	struct ramcrypt_frame *frame, *tmp;
 	unsigned long now = jiffies;
 
@@ -558,14 +604,16 @@ void ramcrypt_window_scan(struct work_struct *work)
 	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
 		if (frame->referenced) {
 			/* Accessed since the last scan: see again if it is. */
-			frame->referenced = false;
-			ramcrypt_unmap(region, frame);
+			ramcrypt_second_chance(region, frame, &batch);
 			frame->last_access = now;
 			continue;
 		}
-		if (time_after_eq(now, frame->last_access + max_age))
+		if (time_after_eq(now, frame->last_access + max_age)) {
+			ramcrypt_unmap_flush(region, &batch);
 			ramcrypt_evict(region, frame, RAMCRYPT_EVICT_AGE, NULL);
+		}
 	}
+	ramcrypt_unmap_flush(region, &batch);
 	if (region->nr_resident)
 		schedule_delayed_work(&region->scan, ramcrypt_scan_period());
 	mutex_unlock(&region->lock);
