@@ -7,6 +7,8 @@
  *   rcmem munmap PAGES                          partial munmap, remap
  *   rcmem mremap PAGES                          move and shrink
  *   rcmem odirect DEV PAGES                     O_DIRECT into/out of region
+ *                                               (also into pages mapped
+ *                                               read-only)
  *   rcmem bad                                   invalid uses -> errno
  *   rcmem touch PAGES [WINDOW]                  write every page (SIGBUS?)
  *   rcmem read PAGES                            read page 0 (SIGBUS?)
@@ -402,6 +404,30 @@ static int cmd_odirect(const char *dev, size_t pages)
 	if (pread(bfd, anon, len, len) != (ssize_t)len)
 		fail("pread back");
 	if (!verify_range(anon, 0, pages, 29, "O_DIRECT pwrite from region"))
+		return 1;
+	/*
+	 * Disk -> region pages that are resident and mapped read-only (clean
+	 * frames): the GUP for the DMA must fault them writable (page_mkwrite),
+	 * or the eviction would keep their old ciphertext. 16 pages at a time,
+	 * well inside the window.
+	 */
+	if (ioctl(fd, RAMCRYPT_IOC_FLUSH))
+		fail("FLUSH");
+	for (size_t i = 0; i < pages; i += 16) {
+		size_t n = pages - i < 16 ? pages - i : 16;
+		uint64_t sum = 0;
+
+		for (size_t j = 0; j < n; j++)
+			sum += *(volatile uint64_t *)(mem + (i + j) * PAGE);
+		__asm__ volatile("" : : "r"(sum));
+		if (pread(bfd, mem + i * PAGE, n * PAGE, i * PAGE) !=
+		    (ssize_t)(n * PAGE))
+			fail("pread into read-mapped region pages");
+	}
+	if (ioctl(fd, RAMCRYPT_IOC_FLUSH))
+		fail("FLUSH");
+	if (!verify_range(mem, 0, pages, 23,
+			  "O_DIRECT pread into read-mapped region pages"))
 		return 1;
 	printf("odirect: ok\n");
 	print_stats(fd);

@@ -67,6 +67,14 @@ def test_ramcrypt_integrity(ctx):
         ctx.note(f"O_DIRECT 1 MiB into/out of a region (window 64): ok, "
                  f"skipped={st['skipped']} overflows={st['overflows']}")
         assert "odirect: ok" in out, out
+        # Pages only read since they were decrypted are evicted without
+        # encrypting; the checks above read them back after their eviction.
+        s = sysfs(vm)
+        total = sum(s[f"evictions_{c}"] for c in ("window", "age", "flush"))
+        ctx.note(f"evictions without encryption (clean pages): "
+                 f"{s['evictions_clean']} of {total}; "
+                 f"refaults of resident frames: {s['refaults']}")
+        assert s["evictions_clean"] > 0, s
         assert_all_freed(vm)
         assert_clean_dmesg(vm)
 
@@ -81,6 +89,7 @@ def test_ramcrypt_kvm(ctx):
         s = sysfs(vm)
         ctx.note(f"KVM guest on a 16 MiB region, window 32: "
                  f"faults={s['faults']} ev_window={s['evictions_window']} "
+                 f"(clean {s['evictions_clean']}) refaults={s['refaults']} "
                  f"skipped={s['skipped_referenced']}")
         assert "pattern: ok" in out, out
         assert s["evictions_window"] > 0, s
