@@ -191,17 +191,20 @@ class DebianSystem:
         p.write_text(text) if isinstance(text, str) else p.write_bytes(text)
         p.chmod(mode)
 
-    def make_initramfs(self):
-        """Run the generator inside the root; returns its output."""
+    def make_initramfs(self, dracut_args="", dest=None):
+        """Run the generator inside the root, the way the host's kernel
+        hooks would; copy the image to dest (default self.initrd)."""
         rel = self.release
+        img = f"/boot/initrd.img-{rel}"
         with chroot_mounts(self.root):
             out = chroot(self.root, f"depmod -a {rel}")
             if self.generator == "dracut":
                 out += chroot(self.root, f"dracut --force --no-hostonly "
-                              f"--kver {rel} /boot/initrd.img-{rel} 2>&1")
+                              f"{dracut_args} --kver {rel} {img} 2>&1")
             else:
                 out += chroot(self.root, f"update-initramfs -c -k {rel} 2>&1")
-        shutil.copy(self.root / f"boot/initrd.img-{rel}", self.initrd)
+        dest = dest or self.initrd
+        shutil.copy(self.root / img.lstrip("/"), dest)
         return out
 
     def ext4_image(self, path, size_mb, tree=None):

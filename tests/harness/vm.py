@@ -294,6 +294,8 @@ class VM:
     def dump_ram(self, path):
         """Snapshot all guest RAM (pause, pmemsave from 0, resume)."""
         path = Path(path)
+        if self.qmp is None:  # a guest dumped before its agent came up
+            self.qmp = Qmp(self.qmp_path)
         self.qmp.cmd("stop")
         try:
             self.qmp.cmd("pmemsave", val=0, size=self.mem_mb << 20,

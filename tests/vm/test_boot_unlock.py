@@ -18,6 +18,7 @@ import uuid
 from harness import luks, memsearch
 from harness.debroot import DebianSystem
 from harness.registry import vm_test
+from harness.vm import GuestError
 
 ROOT_MB = 640           # ext4 payload of the root disk
 DATA_MB = 16            # ext4 payload of the key-file disk
@@ -66,6 +67,11 @@ class Host:
         s.write("/etc/ramcrypt-test-marker", self.marker + "\n")
         (s.root / "data").mkdir(exist_ok=True)
         self.initramfs_log = s.make_initramfs()
+        if s.generator == "dracut":
+            # dracut without systemd in the initramfs: the initqueue hook
+            self.initrd_nosystemd = self.ctx.workdir / "initrd-nosystemd.img"
+            s.make_initramfs("--omit 'systemd systemd-initrd dracut-systemd'",
+                             self.initrd_nosystemd)
         self.tree_sha = self.tree_hash()
 
         # the data disk: same volume key, its own keyslot from the key file
@@ -101,8 +107,9 @@ class Host:
             luks.encrypt_payload(img, self.key, offset, 4096, src)
         plain.unlink()
 
-    def boot(self, name, append="", **opts):
-        vm = self.ctx.boot(name, kernel=self.system, initrd=self.system.initrd,
+    def boot(self, name, append="", initrd=None, **opts):
+        vm = self.ctx.boot(name, kernel=self.system,
+                           initrd=initrd or self.system.initrd,
                            mem_mb=1024, disks=[self.root_img, self.data_img],
                            append=BOOT_APPEND + " " + append,
                            boot_timeout=900, agent_tty="ttyS1", **opts)
@@ -124,8 +131,8 @@ def check_dump_clean(ctx, vm, host, what):
     assert pw == 0, f"{what}: the passphrase is in RAM ({pw} copies)"
 
 
-def run_boot(ctx, host, generator):
-    vm = host.boot("boot")
+def run_boot(ctx, host, generator, initrd=None):
+    vm = host.boot("boot-" + generator.replace(" ", "-"), initrd=initrd)
     try:
         m = vm.wait_console(PROMPT, 900, what="the passphrase prompt")
         assert host.passphrase not in vm.console_text(), "passphrase echoed"
@@ -146,6 +153,16 @@ systemctl is-active tresor-unlock.service
 echo written-by-boot > /var/lib/ramcrypt-test-written
 sync
 echo "tree=$(cd / && """ + TREE_HASH + """)"
+# udev rule: /dev/ramcrypt for group kvm (QEMU as an unprivileged user)
+modprobe ramcrypt
+udevadm settle
+echo "ramcrypt-node=$(stat -c '%G:%a' /dev/ramcrypt)"
+id rc-qemu >/dev/null 2>&1 || useradd -M -G kvm rc-qemu
+id rc-other >/dev/null 2>&1 || useradd -M rc-other
+setpriv --reuid=rc-qemu --regid=rc-qemu --init-groups \
+  sh -c 'exec 3<>/dev/ramcrypt && echo kvm-user-open=ok'
+setpriv --reuid=rc-other --regid=rc-other --init-groups \
+  sh -c 'exec 3<>/dev/ramcrypt && echo other-user-open=ok' 2>&1 || true
 """, timeout=600)
         assert host.passphrase not in vm.console_text(start), \
             "the passphrase was echoed on the console"
@@ -165,6 +182,10 @@ echo "tree=$(cd / && """ + TREE_HASH + """)"
             "capi:xts(tresor)-plain64" in ln for ln in tables), out
         assert "passphrase for disk /dev/vdb" not in vm.console_text(), \
             "the key-file disk asked for a passphrase"
+        assert "ramcrypt-node=kvm:660" in out, out
+        assert "kvm-user-open=ok" in out, out
+        assert "other-user-open=ok" not in out and \
+            "Permission denied" in out, out
         check_dump_clean(ctx, vm, host, "booted")
         ctx.note(f"{generator}: root unlocked at the prompt, data disk by "
                  "key file, key on CPUs " + vh + "; RAM dump: no key "
@@ -174,21 +195,25 @@ echo "tree=$(cd / && """ + TREE_HASH + """)"
         vm.close()
 
 
-# Where each generator gives up on a missing root device, and its shell.
+# Where each generator gives up on a missing root device, and its shell:
+# (kernel options, console text once the shell is there, key to press).
 FAIL_BOOT = {
-    # dracut: the root device job times out after rd.timeout, then
-    # dracut-emergency starts a shell on the console
-    "dracut": ("rd.timeout=60", r"Entering emergency mode"),
+    # dracut: the root device job times out after rd.timeout, then the
+    # emergency shell (the root account is locked: "Press Enter")
+    "dracut": ("rd.timeout=60", r"Press Enter for maintenance", "\n"),
     # initramfs-tools: rootdelay, then panic() opens a shell (no panic=)
-    "initramfs-tools": ("rootdelay=20", r"\(initramfs\)"),
+    "initramfs-tools": ("rootdelay=20", r"\(initramfs\)", ""),
 }
+SHELL_PROBE = ("echo KL=$(cat /sys/kernel/tresor/key_loaded); "
+               "echo MAPPED=$(ls /dev/mapper | tr '\\n' ' ')X; "
+               "echo PROBE=$((6 * 7))\n")
 
 
 def run_wrong_passphrase(ctx, host, generator):
     """`tries` wrong passphrases: the console says why, the root is never
     mounted, no key is loaded (tresor status in the initramfs shell) and a
     RAM dump holds no key."""
-    append, shell = FAIL_BOOT[generator]
+    append, shell, key = FAIL_BOOT[generator]
     vm = host.boot("wrong", append=append,
                    console_append="console=ttyS0 loglevel=4 nokaslr")
     try:
@@ -204,11 +229,17 @@ def run_wrong_passphrase(ctx, host, generator):
         check_dump_clean(ctx, vm, host, "wrong-passphrase")
         vm.wait_console(shell, 600, start=gave_up.end(),
                         what="the initramfs emergency shell")
-        vm.type_console("echo KL=$(cat /sys/kernel/tresor/key_loaded); "
-                        "echo MAPPED=$(ls /dev/mapper | tr '\\n' ' ')X; "
-                        "echo PROBE=$((6 * 7))\n")
-        vm.wait_console(r"PROBE=42", 120, start=gave_up.end(),
-                        what="the shell's answer")
+        vm.type_console(key)
+        # a shell may flush input typed while it starts: type until answered
+        for attempt in range(10):
+            vm.type_console(SHELL_PROBE)
+            try:
+                vm.wait_console(r"PROBE=42", 20, start=gave_up.end(),
+                                what="the shell's answer")
+                break
+            except GuestError:
+                if attempt == 9:
+                    raise
         text = vm.console_text(gave_up.end())
         kl = re.search(r"KL=(\d)", text)
         mapped = re.search(r"MAPPED=([^\n$]*)X", text)
@@ -255,11 +286,13 @@ def test_boot_dracut_unlock(ctx):
     """dracut (systemd in the initramfs): 3 wrong passphrases refused (no
     key, no root, dump clean); then the right one at the console prompt:
     root mounted, marker read, data disk by key file, key on every CPU, RAM
-    dump clean; then stock cryptsetup opens the same disk."""
+    dump clean; the same with dracut's initqueue hook (an initramfs without
+    systemd); then stock cryptsetup opens the same disk."""
     host = Host(ctx, "dracut")
     host.build()
     run_wrong_passphrase(ctx, host, "dracut")
     run_boot(ctx, host, "dracut")
+    run_boot(ctx, host, "dracut without systemd", host.initrd_nosystemd)
     stock_open_matches(ctx, host)
 
 
