@@ -66,7 +66,8 @@ class VM:
     def __init__(self, kernel, initrd, *, workdir, name, mem_mb=512, smp=2,
                  disks=(), extra_initrd=None, append="", boot_timeout=120,
                  qemu_args=(), agent_tty="ttyS0",
-                 console_append="console=ttyS0 panic=-1 loglevel=4 nokaslr"):
+                 console_append="console=ttyS0 panic=-1 loglevel=4 nokaslr",
+                 mttcg=False):
         """agent_tty: where the guest agent listens. "ttyS0" shares the
         console (busybox guests); "ttyS1" is a second serial port on a
         socket, so a full system's console (prompts, boot messages) stays
@@ -102,7 +103,10 @@ class VM:
         # sched_clock_cpu on 6.12, even during boot). Round-robin vCPUs keep
         # cross-modifying code coherent; make check runs two kernels side by
         # side, so both host cores stay busy anyway.
-        cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=single",
+        # mttcg=True (benchmarks only): one host thread per vCPU, so work
+        # on another vCPU really runs in parallel; never with nested KVM.
+        cmd = ["qemu-system-x86_64", "-accel",
+               "tcg,thread=" + ("multi" if mttcg else "single"),
                "-cpu", "max",
                "-machine", "q35", "-smp", str(smp), "-m", f"{mem_mb}M",
                "-nodefaults", "-display", "none", "-no-reboot",
