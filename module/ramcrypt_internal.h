@@ -4,7 +4,9 @@
  *
  * Locking: every region has one mutex (region->lock) that serialises its
  * faults, evictions, ioctls and the age scan; page crypto runs under it
- * (a mutex, so kernel_fpu_begin() is allowed). Lock order:
+ * (a mutex, so kernel_fpu_begin() is allowed), except evict-ahead's
+ * encryption of a victim, which runs unlocked on a frame taken off the
+ * clock (region->writeback, see ramcrypt_window.c). Lock order:
  *   mmap_lock or VMA lock (fault) -> region->lock -> i_mmap_rwsem -> ptl
  *   ramcrypt_regions_lock -> region->lock
  * The page lock of a frame is only taken by the core fault code and by
@@ -18,6 +20,7 @@
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
@@ -68,12 +71,19 @@ struct ramcrypt_region {
 	u64 mem_pages;			/* frames + ciphertext pages */
 
 	struct delayed_work scan;
+	/* evict-ahead: keeps a reserve of free frames, on crypto_cpu */
+	struct work_struct evict_ahead;
+	/* frame being encrypted by evict-ahead, region->lock dropped */
+	struct ramcrypt_frame *writeback;
+	wait_queue_head_t writeback_wait;
 
 	/* counters (under lock) */
 	u64 faults;
 	u64 evictions[RAMCRYPT_EVICT_CLOSE];
 	u64 evictions_clean;		/* of those, no encryption needed */
 	u64 refaults;			/* faults on resident frames */
+	u64 evictions_ahead;		/* of the window's, by evict-ahead */
+	u64 evict_ahead_raced;		/* writebacks kept: page accessed */
 	u64 skipped_referenced;
 	u64 window_overflows;
 	u64 crypto_errors;
@@ -82,6 +92,8 @@ struct ramcrypt_region {
 /* ramcrypt_main.c: module parameters and global counters */
 extern unsigned int ramcrypt_window_pages;
 extern unsigned int ramcrypt_max_age_ms;
+extern unsigned int ramcrypt_evict_ahead_pages;
+extern int ramcrypt_crypto_cpu;
 unsigned long ramcrypt_mem_cap_pages(void);
 
 struct ramcrypt_global {
@@ -93,6 +105,8 @@ struct ramcrypt_global {
 	atomic_long_t evictions[RAMCRYPT_EVICT_CLOSE];
 	atomic_long_t evictions_clean;
 	atomic_long_t refaults;
+	atomic_long_t evictions_ahead;
+	atomic_long_t evict_ahead_raced;
 	atomic_long_t skipped_referenced;
 	atomic_long_t window_overflows;
 	atomic_long_t crypto_errors;
@@ -118,6 +132,7 @@ vm_fault_t ramcrypt_window_mkwrite(struct ramcrypt_region *region,
 int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages);
 int ramcrypt_window_flush(struct ramcrypt_region *region);
 void ramcrypt_window_scan(struct work_struct *work);
+void ramcrypt_window_evict_ahead(struct work_struct *work);
 void ramcrypt_window_release(struct ramcrypt_region *region);
 void ramcrypt_window_stats(struct ramcrypt_region *region,
 			   struct ramcrypt_stats *st);

@@ -33,6 +33,16 @@ module_param_named(max_plaintext_age_ms, ramcrypt_max_age_ms, uint, 0644);
 MODULE_PARM_DESC(max_plaintext_age_ms,
 		 "Evict plaintext pages idle for this long (ms, default 100)");
 
+unsigned int ramcrypt_evict_ahead_pages;
+module_param_named(evict_ahead_pages, ramcrypt_evict_ahead_pages, uint, 0644);
+MODULE_PARM_DESC(evict_ahead_pages,
+		 "Free frames a background worker keeps in each window, at most a quarter of it (0 = off: faults evict; default 0)");
+
+int ramcrypt_crypto_cpu = -1;
+module_param_named(crypto_cpu, ramcrypt_crypto_cpu, int, 0644);
+MODULE_PARM_DESC(crypto_cpu,
+		 "CPU that runs evict-ahead (its encryptions), -1 = any (default -1)");
+
 static unsigned int ramcrypt_max_memory_mb;
 module_param_named(max_memory_mb, ramcrypt_max_memory_mb, uint, 0644);
 MODULE_PARM_DESC(max_memory_mb,
@@ -152,6 +162,8 @@ RAMCRYPT_COUNTER_ATTR(evictions_age, evictions[RAMCRYPT_EVICT_AGE]);
 RAMCRYPT_COUNTER_ATTR(evictions_flush, evictions[RAMCRYPT_EVICT_FLUSH]);
 RAMCRYPT_COUNTER_ATTR(evictions_clean, evictions_clean);
 RAMCRYPT_COUNTER_ATTR(refaults, refaults);
+RAMCRYPT_COUNTER_ATTR(evictions_ahead, evictions_ahead);
+RAMCRYPT_COUNTER_ATTR(evict_ahead_raced, evict_ahead_raced);
 RAMCRYPT_COUNTER_ATTR(skipped_referenced, skipped_referenced);
 RAMCRYPT_COUNTER_ATTR(window_overflows, window_overflows);
 RAMCRYPT_COUNTER_ATTR(crypto_errors, crypto_errors);
@@ -204,6 +216,8 @@ static struct attribute *ramcrypt_attrs[] = {
 	&evictions_flush_attr.attr,
 	&evictions_clean_attr.attr,
 	&refaults_attr.attr,
+	&evictions_ahead_attr.attr,
+	&evict_ahead_raced_attr.attr,
 	&skipped_referenced_attr.attr,
 	&window_overflows_attr.attr,
 	&crypto_errors_attr.attr,

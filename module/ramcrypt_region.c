@@ -46,6 +46,8 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 	INIT_LIST_HEAD(&region->clock);
 	INIT_LIST_HEAD(&region->free);
 	INIT_DELAYED_WORK(&region->scan, ramcrypt_window_scan);
+	INIT_WORK(&region->evict_ahead, ramcrypt_window_evict_ahead);
+	init_waitqueue_head(&region->writeback_wait);
 
 	/* The host key may not be cleared (or replaced) while we hold
 	 * pages encrypted with it.
@@ -65,6 +67,8 @@ void ramcrypt_region_destroy(struct ramcrypt_region *region)
 	list_del(&region->node);
 	mutex_unlock(&ramcrypt_regions_lock);
 
+	/* Only faults queue evict-ahead, and no mapping is left. */
+	cancel_work_sync(&region->evict_ahead);
 	cancel_delayed_work_sync(&region->scan);
 	ramcrypt_window_release(region);
 	xa_destroy(&region->resident);

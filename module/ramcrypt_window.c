@@ -35,6 +35,21 @@
  * back in (no crypto: it is still resident) and marks it referenced again.
  * A frame not referenced when the hand comes back round is evicted.
  *
+ * Evict-ahead (evict_ahead_pages > 0): a work item on crypto_cpu keeps the
+ * region's resident frames at most window - reserve, reserve =
+ * min(evict_ahead_pages, window / 4), so a fault usually finds a free
+ * (zeroed) frame and pays only its decrypt. Resident plus free frames never
+ * exceed the window. The worker runs the same CLOCK; a clean victim is
+ * evicted at once; a dirty one is unmapped, taken off the clock
+ * (region->writeback), marked clean, and encrypted over its ciphertext with
+ * region->lock dropped, so faults proceed meanwhile. Nothing can write the
+ * frame unseen: any access faults (it stays in region->resident), which
+ * marks it referenced, and a write marks it dirty again. Back under the
+ * lock the new ciphertext (next version) is stored in any case; the frame
+ * is evicted unless it was accessed meanwhile, in which case it goes back
+ * to the clock (dirty if written). FLUSH and the fault path, if every frame
+ * on the clock is pinned, wait for a writeback in flight.
+ *
  * Tweak (XTS IV, 16 bytes little endian): low 64 bits
  * (version << 32) | page_index, high 64 bits (1 << 63) | region_id: never a
  * plain64 disk sector (upper half zero), different per region, page and
@@ -227,6 +242,34 @@ err_free:
 }
 
 /*
+ * Unmap a frame everywhere unless it is pinned beyond its mappings (GUP in
+ * flight); false (counted) if it is pinned or still mapped. True: only our
+ * reference is left, nobody (GUP, O_DIRECT, KVM) can write it until a fault
+ * maps it again.
+ */
+static bool ramcrypt_unmap_unpinned(struct ramcrypt_region *region,
+				    struct ramcrypt_frame *frame)
+{
+	lockdep_assert_held(&region->lock);
+	if (page_count(frame->page) > 1 + ramcrypt_mapcount(frame->page))
+		goto skip;
+	ramcrypt_unmap(region, frame);
+	if (ramcrypt_frame_mapped(frame) || page_mapped(frame->page))
+		goto skip;
+	return true;
+
+skip:
+	ramcrypt_count(region, &region->skipped_referenced,
+		       &ramcrypt_global.skipped_referenced);
+	return false;
+}
+
+static void ramcrypt_evict_finish(struct ramcrypt_region *region,
+				  struct ramcrypt_frame *frame,
+				  enum ramcrypt_evict_cause cause,
+				  struct ramcrypt_frame **reuse);
+
+/*
  * Evict one resident frame: unmap it everywhere, encrypt it if dirty, and
  * wipe the frame onto the free list, or, if @reuse points to NULL, hand it
  * over there unwiped: the caller overwrites or wipes it before it drops
@@ -242,13 +285,8 @@ static int ramcrypt_evict(struct ramcrypt_region *region,
 	int ret;
 
 	lockdep_assert_held(&region->lock);
-	/* Pinned beyond its mappings (GUP in flight): skip without unmapping. */
-	if (page_count(frame->page) > 1 + ramcrypt_mapcount(frame->page))
-		goto skip;
-	ramcrypt_unmap(region, frame);
-	/* Our reference only: nobody (GUP, O_DIRECT, KVM) can write it now. */
-	if (ramcrypt_frame_mapped(frame) || page_mapped(frame->page))
-		goto skip;
+	if (!ramcrypt_unmap_unpinned(region, frame))
+		return -EBUSY;
 
 	if (frame->dirty) {
 		ret = ramcrypt_store(region, frame);
@@ -259,7 +297,17 @@ static int ramcrypt_evict(struct ramcrypt_region *region,
 		ramcrypt_count(region, &region->evictions_clean,
 			       &ramcrypt_global.evictions_clean);
 	}
+	ramcrypt_evict_finish(region, frame, cause, reuse);
+	return 0;
+}
 
+/* The frame of an evicted page (unmapped, stored): off the window. */
+static void ramcrypt_evict_finish(struct ramcrypt_region *region,
+				  struct ramcrypt_frame *frame,
+				  enum ramcrypt_evict_cause cause,
+				  struct ramcrypt_frame **reuse)
+{
+	lockdep_assert_held(&region->lock);
 	xa_erase(&region->resident, frame->index);
 	ClearPageDirty(frame->page);
 	frame->dirty = false;
@@ -277,12 +325,6 @@ static int ramcrypt_evict(struct ramcrypt_region *region,
 	if (cause < RAMCRYPT_EVICT_CLOSE)
 		ramcrypt_count(region, &region->evictions[cause],
 			       &ramcrypt_global.evictions[cause]);
-	return 0;
-
-skip:
-	ramcrypt_count(region, &region->skipped_referenced,
-		       &ramcrypt_global.skipped_referenced);
-	return -EBUSY;
 }
 
 /*
@@ -398,12 +440,45 @@ static unsigned long ramcrypt_scan_period(void)
 	return max(msecs_to_jiffies(ms / 2), 1UL);
 }
 
-/* Make page @index resident: evict as needed, then load it into a frame. */
+/* Free frames evict-ahead keeps in @region's window, 0 if off. */
+static u32 ramcrypt_reserve(const struct ramcrypt_region *region)
+{
+	return min(READ_ONCE(ramcrypt_evict_ahead_pages), region->window / 4);
+}
+
+static void ramcrypt_kick_evict_ahead(struct ramcrypt_region *region)
+{
+	int cpu = READ_ONCE(ramcrypt_crypto_cpu);
+
+	lockdep_assert_held(&region->lock);
+	if (cpu >= 0 && cpu < nr_cpu_ids && cpu_online(cpu))
+		queue_work_on(cpu, system_highpri_wq, &region->evict_ahead);
+	else
+		queue_work(system_unbound_wq, &region->evict_ahead);
+}
+
+/* Drop region->lock until no evict-ahead writeback is in flight. */
+static void ramcrypt_wait_writeback(struct ramcrypt_region *region)
+{
+	lockdep_assert_held(&region->lock);
+	while (region->writeback) {
+		mutex_unlock(&region->lock);
+		wait_event(region->writeback_wait, !READ_ONCE(region->writeback));
+		mutex_lock(&region->lock);
+	}
+}
+
+/*
+ * Make page @index resident: evict as needed, then load it into a frame.
+ * NULL with *vmret == 0: every frame on the clock is pinned but a writeback
+ * is in flight; the caller waits for it and retries.
+ */
 static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *region,
 						     pgoff_t index,
 						     vm_fault_t *vmret)
 {
 	struct ramcrypt_frame *frame = NULL;
+	u32 reserve;
 	int ret;
 
 	lockdep_assert_held(&region->lock);
@@ -417,6 +492,8 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 	/* The first victim's frame is taken over unwiped, see ramcrypt_load */
 	while (region->nr_resident >= region->window) {
 		ret = ramcrypt_evict_one(region, &frame);
+		if (ret == -EBUSY && region->writeback)
+			goto err_frame;
 		if (ret == -EBUSY) {
 			/* Every frame is pinned: exceed the window for now. */
 			ramcrypt_count(region, &region->window_overflows,
@@ -454,6 +531,9 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 	region->nr_resident++;
 	atomic_long_inc(&ramcrypt_global.plaintext_pages);
 	schedule_delayed_work(&region->scan, ramcrypt_scan_period());
+	reserve = ramcrypt_reserve(region);
+	if (reserve && region->nr_resident + reserve > region->window)
+		ramcrypt_kick_evict_ahead(region);
 	return frame;
 
 err_frame:
@@ -483,6 +563,7 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 		goto out_unlock;
 	}
 	ramcrypt_count(region, &region->faults, &ramcrypt_global.faults);
+retry:
 
 	frame = xa_load(&region->resident, index);
 	if (frame) {
@@ -491,6 +572,10 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 			       &ramcrypt_global.refaults);
 	} else {
 		frame = ramcrypt_make_resident(region, index, &vmret);
+		if (!frame && !vmret) {
+			ramcrypt_wait_writeback(region);
+			goto retry;
+		}
 		if (!frame)
 			goto out_unlock;
 	}
@@ -568,6 +653,7 @@ int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages)
 		return -EINVAL;
 
 	mutex_lock(&region->lock);
+	ramcrypt_wait_writeback(region);
 	region->window = pages;
 	while (region->nr_resident > region->window) {
 		if (ramcrypt_evict_one(region, NULL))
@@ -584,6 +670,7 @@ int ramcrypt_window_flush(struct ramcrypt_region *region)
 	int ret;
 
 	mutex_lock(&region->lock);
+	ramcrypt_wait_writeback(region);
 	ret = ramcrypt_evict_all(region, RAMCRYPT_EVICT_FLUSH);
 	mutex_unlock(&region->lock);
 	/* -EBUSY: pinned pages stay resident, the flush itself succeeded */
@@ -616,6 +703,142 @@ void ramcrypt_window_scan(struct work_struct *work)
 	ramcrypt_unmap_flush(region, &batch);
 	if (region->nr_resident)
 		schedule_delayed_work(&region->scan, ramcrypt_scan_period());
+	mutex_unlock(&region->lock);
+}
+
+/*
+ * Evict-ahead of a dirty victim: unmap it, take it off the clock, encrypt
+ * it with region->lock dropped (see the top of this file). Returns 0 if it
+ * was evicted, -EBUSY if it stays resident (pinned, or accessed during the
+ * encryption), or another error (it stays resident and dirty).
+ */
+static int ramcrypt_writeback(struct ramcrypt_region *region,
+			      struct ramcrypt_frame *frame)
+{
+	struct page *ct, *new = NULL;
+	u32 version;
+	__le64 iv[2];
+	int ret;
+
+	lockdep_assert_held(&region->lock);
+	if (!ramcrypt_unmap_unpinned(region, frame))
+		return -EBUSY;
+	ct = xa_load(&region->ciphertext, frame->index);
+	if (!ct) {
+		if (!ramcrypt_charge(region))
+			return -ENOMEM;
+		new = alloc_page(GFP_KERNEL);
+		if (!new) {
+			ramcrypt_uncharge(region);
+			return -ENOMEM;
+		}
+		ct = new;
+	}
+	/* Only a fault, which sets the flags again, can map it now. */
+	list_del_init(&frame->node);
+	frame->dirty = false;
+	frame->referenced = false;
+	region->writeback = frame;
+	version = frame->version + 1;
+	mutex_unlock(&region->lock);
+
+	/*
+	 * The page is resident: nobody reads its ciphertext page, and nobody
+	 * else stores it while it is off the clock. On error tresor writes
+	 * nothing.
+	 */
+	ramcrypt_iv(region, frame->index, version, iv);
+	ret = tresor_encrypt_page(page_address(ct), page_address(frame->page),
+				  (u8 *)iv);
+	memzero_explicit(iv, sizeof(iv));
+
+	mutex_lock(&region->lock);
+	region->writeback = NULL;
+	wake_up_all(&region->writeback_wait);
+	if (!ret && new) {
+		ret = xa_err(xa_store(&region->ciphertext, frame->index, new,
+				      GFP_KERNEL));
+		if (!ret) {
+			region->nr_ciphertext++;
+			atomic_long_inc(&ramcrypt_global.ciphertext_pages);
+			new = NULL;
+		}
+	}
+	if (ret) {
+		if (ret != -ENOMEM) {
+			ramcrypt_count(region, &region->crypto_errors,
+				       &ramcrypt_global.crypto_errors);
+			pr_warn_ratelimited("region %llu: cannot encrypt page %lu (%d), it stays plaintext\n",
+					    region->id, frame->index, ret);
+		}
+		frame->dirty = true;
+		goto keep;
+	}
+	/* Stored even if it is rewritten meanwhile: a version is never reused */
+	frame->version = version;
+	set_page_private(ct, version);
+	if (frame->dirty || frame->referenced ||
+	    ramcrypt_frame_mapped(frame)) {
+		ramcrypt_count(region, &region->evict_ahead_raced,
+			       &ramcrypt_global.evict_ahead_raced);
+		ret = -EBUSY;
+		goto keep;
+	}
+	ramcrypt_evict_finish(region, frame, RAMCRYPT_EVICT_WINDOW, NULL);
+	return 0;
+
+keep:
+	if (new)
+		ramcrypt_free_page(region, new);
+	list_add_tail(&frame->node, &region->clock);
+	return ret;
+}
+
+/*
+ * Evict-ahead: run CLOCK until the region's resident frames leave room for
+ * the reserve. Queued by faults on crypto_cpu (or any CPU).
+ */
+void ramcrypt_window_evict_ahead(struct work_struct *work)
+{
+	struct ramcrypt_region *region =
+		container_of(work, struct ramcrypt_region, evict_ahead);
+	struct ramcrypt_unmap_batch batch = {};
+	struct ramcrypt_frame *frame;
+	u64 budget;
+	int ret;
+
+	mutex_lock(&region->lock);
+	budget = 2 * region->nr_resident + 1;
+	/* !writeback: an instance queued on another CPU may be encrypting. */
+	while (budget-- && !list_empty(&region->clock) && !region->writeback &&
+	       ramcrypt_reserve(region) &&
+	       region->nr_resident + ramcrypt_reserve(region) > region->window) {
+		frame = list_first_entry(&region->clock, struct ramcrypt_frame,
+					 node);
+		if (budget > region->nr_resident && frame->referenced) {
+			ramcrypt_second_chance(region, frame, &batch);
+			list_move_tail(&frame->node, &region->clock);
+			continue;
+		}
+		ramcrypt_unmap_flush(region, &batch);
+		if (frame->dirty)
+			ret = ramcrypt_writeback(region, frame);
+		else
+			ret = ramcrypt_evict(region, frame,
+					     RAMCRYPT_EVICT_WINDOW, NULL);
+		if (!ret) {
+			ramcrypt_count(region, &region->evictions_ahead,
+				       &ramcrypt_global.evictions_ahead);
+			continue;
+		}
+		if (ret != -EBUSY)
+			break;
+		/* Pinned (still on the clock) or back at its tail. */
+		if (list_first_entry(&region->clock, struct ramcrypt_frame,
+				     node) == frame)
+			list_move_tail(&frame->node, &region->clock);
+	}
+	ramcrypt_unmap_flush(region, &batch);
 	mutex_unlock(&region->lock);
 }
 

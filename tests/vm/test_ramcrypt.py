@@ -59,6 +59,17 @@ def test_ramcrypt_integrity(ctx):
         assert "mismatches=0" in out, out
         assert st["ev_window"] > 0 and st["plaintext"] <= 64, st
 
+        # The rest with evict-ahead: a worker keeps 8 frames free, its
+        # encryptions racing with the faults (and GUP) of the cases below.
+        vm.sh("echo 8 > /sys/module/ramcrypt/parameters/evict_ahead_pages")
+        out = vm.sh("rcmem stress 4 30000 64", timeout=700)
+        st, s = stats_of(out), sysfs(vm)
+        ctx.note(f"stress with evict-ahead (8 of 64): {out.splitlines()[0]}"
+                 f"; evictions_ahead={s['evictions_ahead']} raced="
+                 f"{s['evict_ahead_raced']} plaintext={st['plaintext']}")
+        assert "mismatches=0" in out, out
+        assert s["evictions_ahead"] > 0 and st["plaintext"] <= 64, (st, s)
+
         for case in ("fork 512", "munmap 512", "mremap 512"):
             out = vm.sh(f"rcmem {case}", timeout=300)
             assert f"{case.split()[0]}: ok" in out, out
@@ -82,17 +93,19 @@ def test_ramcrypt_integrity(ctx):
 @vm_test(timeout=600)
 def test_ramcrypt_kvm(ctx):
     with ctx.boot() as vm:
-        setup(vm, "window_pages=32")
+        setup(vm, "window_pages=32 evict_ahead_pages=4")
         load_kvm(vm)
         out = vm.sh("vmm --mem-file /dev/ramcrypt --mem-size 0x1000000 "
                     "pattern", timeout=400)
         s = sysfs(vm)
         ctx.note(f"KVM guest on a 16 MiB region, window 32: "
                  f"faults={s['faults']} ev_window={s['evictions_window']} "
-                 f"(clean {s['evictions_clean']}) refaults={s['refaults']} "
+                 f"(clean {s['evictions_clean']}, evict-ahead "
+                 f"{s['evictions_ahead']}, raced {s['evict_ahead_raced']}) "
+                 f"refaults={s['refaults']} "
                  f"skipped={s['skipped_referenced']}")
         assert "pattern: ok" in out, out
-        assert s["evictions_window"] > 0, s
+        assert s["evictions_window"] > 0 and s["evictions_ahead"] > 0, s
         assert_all_freed(vm)
         assert_clean_dmesg(vm)
 
