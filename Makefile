@@ -46,6 +46,8 @@ install:
 	install -D -m 0755 initramfs-tools/scripts/local-top/tresor \
 		$(DESTDIR)$(ITOOLSDIR)/scripts/local-top/tresor
 	install -D -m 0644 -t $(DESTDIR)$(UNITDIR) systemd/tresor-unlock.service
+	install -D -m 0755 systemd/tresor-generator \
+		$(DESTDIR)$(LIBDIR)/systemd/system-generators/tresor-generator
 	install -D -m 0644 -t $(DESTDIR)$(UDEVDIR) udev/60-ramcrypt.rules
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -D -m 0644 daemon/tresor-unlock/README.md \

@@ -89,3 +89,30 @@ def test_tresor_boot_scripts():
                            text=True, timeout=10)
         assert r.returncode == 0 and r.stdout.strip() == "", \
             f"{f} prereqs: {r.stdout}{r.stderr}"
+
+
+@unit_test()
+def test_tresor_generator():
+    """systemd/tresor-generator: every auto tresortab volume's mapped device
+    gets a drop-in that pulls in tresor-unlock.service with no job timeout
+    (names escaped as systemd does); noauto and comments are skipped."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        tab = Path(d) / "tresortab"
+        tab.write_text("# name device keyfile options\n\n"
+                       "root UUID=0d1f none tries=3\n"
+                       "vm-data /dev/vdb /etc/k discard\n"
+                       "later /dev/vdc none noauto,tries=1\n")
+        out = Path(d) / "gen"
+        out.mkdir()
+        r = subprocess.run([str(REPO / "systemd" / "tresor-generator"),
+                            str(out), str(out), str(out)],
+                           env={"TRESORTAB": str(tab), "PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        got = sorted(str(p.relative_to(out)) for p in out.rglob("*.conf"))
+        assert got == ["dev-mapper-root.device.d/50-tresor.conf",
+                       "dev-mapper-vm\\x2ddata.device.d/50-tresor.conf"], got
+        conf = (out / got[0]).read_text()
+        assert "JobTimeoutSec=infinity" in conf and \
+            "Wants=tresor-unlock.service" in conf, conf
