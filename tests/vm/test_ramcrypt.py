@@ -69,6 +69,17 @@ def test_ramcrypt_integrity(ctx):
                  f"{s['evict_ahead_raced']} plaintext={st['plaintext']}")
         assert "mismatches=0" in out, out
         assert s["evictions_ahead"] > 0 and st["plaintext"] <= 64, (st, s)
+        # Hot pages (256, window 16, reserve 4): accesses to a page while
+        # evict-ahead encrypts it (kept resident: "raced").
+        out = vm.sh("rcmem stress 2 200000 1 16", timeout=700)
+        st, s2 = stats_of(out), sysfs(vm)
+        ctx.note(f"hot stress with evict-ahead (4 of 16): "
+                 f"{out.splitlines()[0]}; evictions_ahead="
+                 f"{s2['evictions_ahead'] - s['evictions_ahead']} raced="
+                 f"{s2['evict_ahead_raced'] - s['evict_ahead_raced']} "
+                 f"plaintext={st['plaintext']}")
+        assert "mismatches=0" in out, out
+        assert st["plaintext"] <= 16, st
 
         for case in ("fork 512", "munmap 512", "mremap 512"):
             out = vm.sh(f"rcmem {case}", timeout=300)
