@@ -191,6 +191,39 @@ static void ramcrypt_second_chance(struct ramcrypt_region *region,
 	b->end = frame->index + 1;
 }
 
+/*
+ * The ciphertext page of index, or else a new charged page in *new (stored
+ * by ramcrypt_ct_insert() once it holds a valid encryption); NULL if over
+ * the memory cap or out of memory.
+ */
+static struct page *ramcrypt_ct_page(struct ramcrypt_region *region,
+				     unsigned long index, struct page **new)
+{
+	struct page *ct = xa_load(&region->ciphertext, index);
+
+	*new = NULL;
+	if (ct)
+		return ct;
+	if (!ramcrypt_charge(region))
+		return NULL;
+	*new = alloc_page(GFP_KERNEL);
+	if (!*new)
+		ramcrypt_uncharge(region);
+	return *new;
+}
+
+static int ramcrypt_ct_insert(struct ramcrypt_region *region,
+			      unsigned long index, struct page *new)
+{
+	int ret = xa_err(xa_store(&region->ciphertext, index, new, GFP_KERNEL));
+
+	if (ret)
+		return ret;
+	region->nr_ciphertext++;
+	atomic_long_inc(&ramcrypt_global.ciphertext_pages);
+	return 0;
+}
+
 /* Encrypt a dirty frame over its ciphertext page (a new one if none). */
 static int ramcrypt_store(struct ramcrypt_region *region,
 			  struct ramcrypt_frame *frame)
@@ -200,17 +233,9 @@ static int ramcrypt_store(struct ramcrypt_region *region,
 	int ret;
 
 	lockdep_assert_held(&region->lock);
-	ct = xa_load(&region->ciphertext, frame->index);
-	if (!ct) {
-		if (!ramcrypt_charge(region))
-			return -ENOMEM;
-		new = alloc_page(GFP_KERNEL);
-		if (!new) {
-			ramcrypt_uncharge(region);
-			return -ENOMEM;
-		}
-		ct = new;
-	}
+	ct = ramcrypt_ct_page(region, frame->index, &new);
+	if (!ct)
+		return -ENOMEM;
 	/* On error tresor writes nothing: the old ciphertext stays intact. */
 	ramcrypt_iv(region, frame->index, frame->version + 1, iv);
 	ret = tresor_encrypt_page(page_address(ct), page_address(frame->page),
@@ -224,12 +249,9 @@ static int ramcrypt_store(struct ramcrypt_region *region,
 		goto err_free;
 	}
 	if (new) {
-		ret = xa_err(xa_store(&region->ciphertext, frame->index, new,
-				      GFP_KERNEL));
+		ret = ramcrypt_ct_insert(region, frame->index, new);
 		if (ret)
 			goto err_free;
-		region->nr_ciphertext++;
-		atomic_long_inc(&ramcrypt_global.ciphertext_pages);
 	}
 	frame->version++;
 	set_page_private(ct, frame->version);
@@ -723,17 +745,9 @@ static int ramcrypt_writeback(struct ramcrypt_region *region,
 	lockdep_assert_held(&region->lock);
 	if (!ramcrypt_unmap_unpinned(region, frame))
 		return -EBUSY;
-	ct = xa_load(&region->ciphertext, frame->index);
-	if (!ct) {
-		if (!ramcrypt_charge(region))
-			return -ENOMEM;
-		new = alloc_page(GFP_KERNEL);
-		if (!new) {
-			ramcrypt_uncharge(region);
-			return -ENOMEM;
-		}
-		ct = new;
-	}
+	ct = ramcrypt_ct_page(region, frame->index, &new);
+	if (!ct)
+		return -ENOMEM;
 	/* Only a fault, which sets the flags again, can map it now. */
 	list_del_init(&frame->node);
 	frame->dirty = false;
@@ -756,13 +770,9 @@ static int ramcrypt_writeback(struct ramcrypt_region *region,
 	region->writeback = NULL;
 	wake_up_all(&region->writeback_wait);
 	if (!ret && new) {
-		ret = xa_err(xa_store(&region->ciphertext, frame->index, new,
-				      GFP_KERNEL));
-		if (!ret) {
-			region->nr_ciphertext++;
-			atomic_long_inc(&ramcrypt_global.ciphertext_pages);
+		ret = ramcrypt_ct_insert(region, frame->index, new);
+		if (!ret)
 			new = NULL;
-		}
 	}
 	if (ret) {
 		if (ret != -ENOMEM) {
