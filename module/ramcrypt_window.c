@@ -350,9 +350,37 @@ static void ramcrypt_evict_finish(struct ramcrypt_region *region,
 }
 
 /*
- * CLOCK: scan from the hand (list head); a frame referenced since the last
- * pass gets a second chance (unmapped, flag cleared, moved behind the hand),
- * a pinned one is skipped. Two full turns at most.
+ * The CLOCK hand (list head) moved to the next frame due for eviction: a
+ * frame referenced since the last pass gets a second chance (unmapped in
+ * the batch, flag cleared, moved behind the hand) while more than one turn
+ * of *budget is left. The batch is flushed before a victim is returned;
+ * NULL when the budget or the clock runs out (the caller flushes then).
+ */
+static struct ramcrypt_frame *
+ramcrypt_clock_hand(struct ramcrypt_region *region, u64 *budget,
+		    struct ramcrypt_unmap_batch *batch)
+{
+	struct ramcrypt_frame *frame;
+
+	lockdep_assert_held(&region->lock);
+	while (*budget && !list_empty(&region->clock)) {
+		(*budget)--;
+		frame = list_first_entry(&region->clock, struct ramcrypt_frame,
+					 node);
+		if (*budget > region->nr_resident && frame->referenced) {
+			ramcrypt_second_chance(region, frame, batch);
+			list_move_tail(&frame->node, &region->clock);
+			continue;
+		}
+		ramcrypt_unmap_flush(region, batch);
+		return frame;
+	}
+	return NULL;
+}
+
+/*
+ * CLOCK eviction of one frame; a pinned one is skipped. Two full turns at
+ * most.
  */
 static int ramcrypt_evict_one(struct ramcrypt_region *region,
 			      struct ramcrypt_frame **reuse)
@@ -363,15 +391,7 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region,
 	int ret = -EBUSY;
 
 	lockdep_assert_held(&region->lock);
-	while (budget-- && !list_empty(&region->clock)) {
-		frame = list_first_entry(&region->clock, struct ramcrypt_frame,
-					 node);
-		if (budget > region->nr_resident && frame->referenced) {
-			ramcrypt_second_chance(region, frame, &batch);
-			list_move_tail(&frame->node, &region->clock);
-			continue;
-		}
-		ramcrypt_unmap_flush(region, &batch);
+	while ((frame = ramcrypt_clock_hand(region, &budget, &batch))) {
 		ret = ramcrypt_evict(region, frame, RAMCRYPT_EVICT_WINDOW,
 				     reuse);
 		if (ret != -EBUSY)
@@ -820,17 +840,9 @@ void ramcrypt_window_evict_ahead(struct work_struct *work)
 	mutex_lock(&region->lock);
 	budget = 2 * region->nr_resident + 1;
 	/* !writeback: an instance queued on another CPU may be encrypting. */
-	while (budget-- && !list_empty(&region->clock) && !region->writeback &&
-	       ramcrypt_reserve(region) &&
-	       region->nr_resident + ramcrypt_reserve(region) > region->window) {
-		frame = list_first_entry(&region->clock, struct ramcrypt_frame,
-					 node);
-		if (budget > region->nr_resident && frame->referenced) {
-			ramcrypt_second_chance(region, frame, &batch);
-			list_move_tail(&frame->node, &region->clock);
-			continue;
-		}
-		ramcrypt_unmap_flush(region, &batch);
+	while (!region->writeback && ramcrypt_reserve(region) &&
+	       region->nr_resident + ramcrypt_reserve(region) > region->window &&
+	       (frame = ramcrypt_clock_hand(region, &budget, &batch))) {
 		if (frame->dirty)
 			ret = ramcrypt_writeback(region, frame);
 		else
