@@ -35,6 +35,8 @@
 
 #include <uapi/ramcrypt.h>
 
+#include "mix64.h"
+
 #define PAGE 4096UL
 #define WORDS (PAGE / 8)
 
@@ -115,15 +117,6 @@ static void print_stats(int fd)
 	       (unsigned long long)st.memory_pages,
 	       (unsigned long long)st.region_id);
 	fflush(stdout);
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	return x ^ (x >> 33);
 }
 
 /* Page content for (page, seed); seed 0 = never written = zeros. */
