@@ -73,26 +73,30 @@ int tt_parse_timespan(const char *s, unsigned int *ms)
 
 /* Options; a trailing '=' means the option takes a value. */
 enum opt_id {
-	O_DISCARD, O_READONLY, O_READ_ONLY, O_TRIES, O_KEYFILE_TIMEOUT,
-	O_KEYFILE_OFFSET, O_KEYFILE_SIZE, O_TIMEOUT, O_DEVICE_TIMEOUT,
-	O_NOFAIL, O_NOAUTO, O_LUKS, O_NO_READ_WQ, O_NO_WRITE_WQ,
+	O_FLAG, O_TRIES, O_KEYFILE_TIMEOUT, O_KEYFILE_OFFSET, O_KEYFILE_SIZE,
+	O_TIMEOUT, O_DEVICE_TIMEOUT,
 };
 
-static const struct { const char *name; enum opt_id id; } options[] = {
-	{ "discard", O_DISCARD },
-	{ "readonly", O_READONLY },
-	{ "read-only", O_READ_ONLY },
-	{ "tries=", O_TRIES },
-	{ "keyfile-timeout=", O_KEYFILE_TIMEOUT },
-	{ "keyfile-offset=", O_KEYFILE_OFFSET },
-	{ "keyfile-size=", O_KEYFILE_SIZE },
-	{ "timeout=", O_TIMEOUT },
-	{ "x-systemd.device-timeout=", O_DEVICE_TIMEOUT },
-	{ "nofail", O_NOFAIL },
-	{ "noauto", O_NOAUTO },
-	{ "luks", O_LUKS },
-	{ "no-read-workqueue", O_NO_READ_WQ },
-	{ "no-write-workqueue", O_NO_WRITE_WQ },
+/* O_FLAG options set .flag in the entry (0: accepted, nothing to set). */
+static const struct {
+	const char *name;
+	enum opt_id id;
+	unsigned int flag;
+} options[] = {
+	{ "discard", O_FLAG, TT_DISCARD },
+	{ "readonly", O_FLAG, TT_READONLY },
+	{ "read-only", O_FLAG, TT_READONLY },
+	{ "tries=", O_TRIES, 0 },
+	{ "keyfile-timeout=", O_KEYFILE_TIMEOUT, 0 },
+	{ "keyfile-offset=", O_KEYFILE_OFFSET, 0 },
+	{ "keyfile-size=", O_KEYFILE_SIZE, 0 },
+	{ "timeout=", O_TIMEOUT, 0 },
+	{ "x-systemd.device-timeout=", O_DEVICE_TIMEOUT, 0 },
+	{ "nofail", O_FLAG, TT_NOFAIL },
+	{ "noauto", O_FLAG, TT_NOAUTO },
+	{ "luks", O_FLAG, 0 },
+	{ "no-read-workqueue", O_FLAG, TT_NO_READ_WQ },
+	{ "no-write-workqueue", O_FLAG, TT_NO_WRITE_WQ },
 };
 
 static int parse_option(char *opt, struct tresor_entry *e, const char *fname,
@@ -125,26 +129,8 @@ static int parse_option(char *opt, struct tresor_entry *e, const char *fname,
 			return -1;
 		}
 		switch (options[i].id) {
-		case O_DISCARD:
-			e->flags |= TT_DISCARD;
-			return 0;
-		case O_READONLY:
-		case O_READ_ONLY:
-			e->flags |= TT_READONLY;
-			return 0;
-		case O_NOFAIL:
-			e->flags |= TT_NOFAIL;
-			return 0;
-		case O_NOAUTO:
-			e->flags |= TT_NOAUTO;
-			return 0;
-		case O_LUKS:
-			return 0;
-		case O_NO_READ_WQ:
-			e->flags |= TT_NO_READ_WQ;
-			return 0;
-		case O_NO_WRITE_WQ:
-			e->flags |= TT_NO_WRITE_WQ;
+		case O_FLAG:
+			e->flags |= options[i].flag;
 			return 0;
 		case O_TRIES:
 			if (parse_u64(val, 1000, &v))
