@@ -44,10 +44,6 @@ def luks_format(ctx, name, passphrase, key, **opts):
     return (img, *luks.luks_format(img, passphrase, key, **opts))
 
 
-def write_payload(img, key, offset, sector_size, data):
-    luks.encrypt_payload(img, key, offset, sector_size, data)
-
-
 def mbr_disk(ctx, name, luks_img, signature):
     """A disk with an MBR whose partition 1 (at 1 MiB) holds luks_img; its
     PARTUUID is <signature>-01."""
@@ -160,11 +156,11 @@ def test_tresor_unlock_open(ctx):
     b, uuid_b, off_b = luks_format(ctx, "b.img", pb, key, sector_size=4096)
     data_a = os.urandom(payload_bytes(off_a))
     data_b = os.urandom(payload_bytes(off_b))
-    write_payload(a, key, off_a, 512, data_a)
-    write_payload(b, key, off_b, 4096, data_b)
+    luks.encrypt_payload(a, key, off_a, 512, data_a)
+    luks.encrypt_payload(b, key, off_b, 4096, data_b)
     c0, _, off_c = luks_format(ctx, "c0.img", pa, key, sector_size=512)
     data_c = os.urandom(payload_bytes(off_c))
-    write_payload(c0, key, off_c, 512, data_c)
+    luks.encrypt_payload(c0, key, off_c, 512, data_c)
     c, partuuid = mbr_disk(ctx, "c.img", c0, 0x6a8e3b2c)
     c0.unlink()
     files = unlock_files()
@@ -241,7 +237,7 @@ def test_tresor_unlock_refusals(ctx):
     pw = b"correct horse battery"
     good, _, off = luks_format(ctx, "good.img", pw, key)
     data = os.urandom(payload_bytes(off))
-    write_payload(good, key, off, 512, data)
+    luks.encrypt_payload(good, key, off, 512, data)
     cbc, _, _ = luks_format(ctx, "cbc.img", pw, os.urandom(32),
                             cipher="aes-cbc-essiv:sha256")
     x512, _, _ = luks_format(ctx, "x512.img", pw, os.urandom(64),
