@@ -35,6 +35,15 @@ TREE_HASH = "find usr/bin usr/sbin usr/lib/ramcrypt -type f | LC_ALL=C sort " \
     "| xargs sha256sum | sha256sum | cut -d' ' -f1"
 
 
+def human_pause():
+    """Type only a moment after the prompt shows, as a person would. Once
+    (6.12, dracut, loaded host) input typed the instant systemd's console
+    ask-password prompt appeared was echoed: the prompt is visible before
+    the agent has turned echo off, it seems. tresor-unlock's own console
+    prompt turns echo off before it prints."""
+    time.sleep(2)
+
+
 class Host:
     """The disks and secrets of one test host."""
 
@@ -137,6 +146,7 @@ def run_boot(ctx, host, generator, initrd=None):
     try:
         m = vm.wait_console(PROMPT, 900, what="the passphrase prompt")
         assert host.passphrase not in vm.console_text(), "passphrase echoed"
+        human_pause()
         vm.type_console(host.passphrase + "\n")
         vm.wait_ready()
         start = m.end()
@@ -225,6 +235,7 @@ def run_wrong_passphrase(ctx, host, generator):
         for i in range(3):
             m = vm.wait_console(PROMPT, 600, start=pos,
                                 what=f"passphrase prompt {i + 1}")
+            human_pause()
             vm.type_console(f"wrong-{i}-{host.passphrase[::-1]}\n")
             pos = m.end()
         gave_up = vm.wait_console(
