@@ -5,8 +5,8 @@
  * Locking: every region has one mutex (region->lock) that serialises its
  * faults, evictions, ioctls and the age scan; page crypto runs under it
  * (a mutex, so kernel_fpu_begin() is allowed), except evict-ahead's
- * encryption of a victim, which runs unlocked on a frame taken off the
- * clock (region->writeback, see ramcrypt_window.c). Lock order:
+ * encryption of a batch of victims, which runs unlocked on frames taken off
+ * the clock (region->writeback, see ramcrypt_window.c). Lock order:
  *   mmap_lock or VMA lock (fault) -> region->lock -> i_mmap_rwsem -> ptl
  *   ramcrypt_regions_lock -> region->lock
  * The page lock of a frame is only taken by the core fault code and by
@@ -50,6 +50,8 @@ struct ramcrypt_frame {
 	bool dirty;
 	/* Faulted in (by a CPU or through GUP/KVM) since the hand unmapped it */
 	bool referenced;
+	/* A spare frame still holding an evicted page (see ramcrypt_window.c) */
+	bool stale;
 	unsigned long last_access;	/* jiffies */
 };
 
@@ -66,15 +68,17 @@ struct ramcrypt_region {
 	struct list_head clock;		/* resident frames, clock order */
 	struct list_head free;		/* zeroed spare frames */
 	u64 nr_resident;
-	u64 nr_free;
+	u64 nr_free;			/* of which nr_stale not wiped yet */
+	u64 nr_stale;
 	u64 nr_ciphertext;
 	u64 mem_pages;			/* frames + ciphertext pages */
 
 	struct delayed_work scan;
 	/* evict-ahead: keeps a reserve of free frames, on crypto_cpu */
 	struct work_struct evict_ahead;
-	/* frame being encrypted by evict-ahead, region->lock dropped */
-	struct ramcrypt_frame *writeback;
+	/* frames being encrypted by evict-ahead, region->lock dropped */
+	struct list_head writeback;
+	unsigned int nr_writeback;
 	wait_queue_head_t writeback_wait;
 
 	/* counters (under lock) */

@@ -45,6 +45,7 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 	xa_init(&region->ciphertext);
 	INIT_LIST_HEAD(&region->clock);
 	INIT_LIST_HEAD(&region->free);
+	INIT_LIST_HEAD(&region->writeback);
 	INIT_DELAYED_WORK(&region->scan, ramcrypt_window_scan);
 	INIT_WORK(&region->evict_ahead, ramcrypt_window_evict_ahead);
 	init_waitqueue_head(&region->writeback_wait);

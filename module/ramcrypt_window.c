@@ -13,11 +13,17 @@
  * window is full, a victim chosen by CLOCK is unmapped everywhere; if it was
  * dirty (see below) it is encrypted over its ciphertext with the next
  * version, if clean its stored ciphertext is still its content and nothing
- * is encrypted. Then the frame is wiped, or, on the fault path, overwritten
- * at once by the page being loaded (under region->lock, so no frame holds
- * plaintext of a page that is not resident). A victim still referenced
- * after the unmap (GUP in flight) is skipped. The age scan evicts frames
- * idle for max_plaintext_age_ms.
+ * is encrypted. A victim still referenced after the unmap (GUP in flight)
+ * is skipped. The age scan evicts frames idle for max_plaintext_age_ms.
+ *
+ * Spare frames: a frame evicted for room in the window is not wiped at
+ * once but put first on region->free as "stale" (or, on the fault path,
+ * taken over directly), because the next load overwrites it anyway; wiping
+ * is a page-sized store the fault would pay for nothing. Stale frames
+ * count in plaintext_pages; resident plus spare frames never exceed the
+ * window, so the size bound holds for them too, and every age scan (each
+ * max_plaintext_age_ms / 2), FLUSH, and region close wipe them, so does an
+ * eviction by age or FLUSH itself: the time bound holds as well.
  *
  * Dirty tracking: the mapping is write-notify (vm_ops->page_mkwrite), so
  * the core installs read-only PTEs for read faults and a writable PTE only
@@ -35,20 +41,24 @@
  * back in (no crypto: it is still resident) and marks it referenced again.
  * A frame not referenced when the hand comes back round is evicted.
  *
- * Evict-ahead (evict_ahead_pages > 0): a work item on crypto_cpu keeps the
- * region's resident frames at most window - reserve, reserve =
- * min(evict_ahead_pages, window / 4), so a fault usually finds a free
- * (zeroed) frame and pays only its decrypt. Resident plus free frames never
- * exceed the window. The worker runs the same CLOCK; a clean victim is
- * evicted at once; a dirty one is unmapped, taken off the clock
- * (region->writeback), marked clean, and encrypted over its ciphertext with
- * region->lock dropped, so faults proceed meanwhile. Nothing can write the
- * frame unseen: any access faults (it stays in region->resident), which
- * marks it referenced, and a write marks it dirty again. Back under the
- * lock the new ciphertext (next version) is stored in any case; the frame
- * is evicted unless it was accessed meanwhile, in which case it goes back
- * to the clock (dirty if written). FLUSH and the fault path, if every frame
- * on the clock is pinned, wait for a writeback in flight.
+ * Evict-ahead (evict_ahead_pages > 0) keeps a reserve of free (zeroed)
+ * frames, reserve = min(evict_ahead_pages, window / 4), so a fault usually
+ * finds a free frame and pays only its decrypt. When fewer than half the
+ * reserve is free or on its way, the fault path picks up to
+ * RAMCRYPT_AHEAD_BATCH victims by the same CLOCK and unmaps them (one unmap
+ * per run of consecutive pages, on the faulting CPU: no TLB-flush IPI to
+ * it), evicts the clean ones, and queues the dirty ones on
+ * region->writeback for a work item on crypto_cpu. The worker marks them
+ * clean and encrypts them over their ciphertext with region->lock dropped,
+ * so faults proceed meanwhile. Nothing can write such a frame unseen: any
+ * access faults (it stays in region->resident), which marks it referenced,
+ * and a write marks it dirty again. A queued frame accessed before the
+ * worker takes it goes back to the clock unencrypted. Back under the lock
+ * each new ciphertext (next version) is stored in any case; the frame is
+ * evicted unless it was accessed meanwhile, in which case it goes back to
+ * the clock (dirty if written). Resident plus free frames never exceed the
+ * window. FLUSH, a window change and the fault path, if every frame on the
+ * clock is pinned, wait for the queued writebacks.
  *
  * Tweak (XTS IV, 16 bytes little endian): low 64 bits
  * (version << 32) | page_index, high 64 bits (1 << 63) | region_id: never a
@@ -119,6 +129,33 @@ static void ramcrypt_free_page(struct ramcrypt_region *region,
 	ramcrypt_uncharge(region);
 }
 
+/* Zero a frame that holds plaintext of a page that is not resident. */
+static void ramcrypt_wipe_frame(struct ramcrypt_region *region,
+				struct ramcrypt_frame *frame)
+{
+	lockdep_assert_held(&region->lock);
+	clear_page(page_address(frame->page));
+	if (frame->stale) {
+		frame->stale = false;
+		region->nr_stale--;
+		atomic_long_dec(&ramcrypt_global.plaintext_pages);
+	}
+}
+
+/* Wipe the stale spare frames (the age scan, FLUSH). */
+static void ramcrypt_wipe_stale(struct ramcrypt_region *region)
+{
+	struct ramcrypt_frame *frame;
+
+	lockdep_assert_held(&region->lock);
+	list_for_each_entry(frame, &region->free, node) {
+		if (!region->nr_stale)
+			break;
+		if (frame->stale)
+			ramcrypt_wipe_frame(region, frame);
+	}
+}
+
 static int ramcrypt_mapcount(struct page *page)
 {
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
@@ -173,13 +210,12 @@ static void ramcrypt_unmap_flush(struct ramcrypt_region *region,
 	b->end = 0;
 }
 
-/* CLOCK's second chance: unmapped, the next access marks it again. */
-static void ramcrypt_second_chance(struct ramcrypt_region *region,
-				   struct ramcrypt_frame *frame,
-				   struct ramcrypt_unmap_batch *b)
+/* Add a frame to the batch: a mapped one outside the run flushes it. */
+static void ramcrypt_unmap_add(struct ramcrypt_region *region,
+			       struct ramcrypt_frame *frame,
+			       struct ramcrypt_unmap_batch *b)
 {
 	lockdep_assert_held(&region->lock);
-	frame->referenced = false;
 	if (b->end > b->start && frame->index == b->end) {
 		b->end++;
 		return;
@@ -189,6 +225,15 @@ static void ramcrypt_second_chance(struct ramcrypt_region *region,
 	ramcrypt_unmap_flush(region, b);
 	b->start = frame->index;
 	b->end = frame->index + 1;
+}
+
+/* CLOCK's second chance: unmapped, the next access marks it again. */
+static void ramcrypt_second_chance(struct ramcrypt_region *region,
+				   struct ramcrypt_frame *frame,
+				   struct ramcrypt_unmap_batch *b)
+{
+	frame->referenced = false;
+	ramcrypt_unmap_add(region, frame, b);
 }
 
 /*
@@ -263,6 +308,18 @@ err_free:
 	return ret;
 }
 
+/* Referenced beyond its mappings and our reference: GUP in flight. */
+static bool ramcrypt_frame_pinned(struct ramcrypt_frame *frame)
+{
+	return page_count(frame->page) > 1 + ramcrypt_mapcount(frame->page);
+}
+
+static void ramcrypt_count_skipped(struct ramcrypt_region *region)
+{
+	ramcrypt_count(region, &region->skipped_referenced,
+		       &ramcrypt_global.skipped_referenced);
+}
+
 /*
  * Unmap a frame everywhere unless it is pinned beyond its mappings (GUP in
  * flight); false (counted) if it is pinned or still mapped. True: only our
@@ -273,16 +330,12 @@ static bool ramcrypt_unmap_unpinned(struct ramcrypt_region *region,
 				    struct ramcrypt_frame *frame)
 {
 	lockdep_assert_held(&region->lock);
-	if (page_count(frame->page) > 1 + ramcrypt_mapcount(frame->page))
-		goto skip;
-	ramcrypt_unmap(region, frame);
-	if (ramcrypt_frame_mapped(frame) || page_mapped(frame->page))
-		goto skip;
-	return true;
-
-skip:
-	ramcrypt_count(region, &region->skipped_referenced,
-		       &ramcrypt_global.skipped_referenced);
+	if (!ramcrypt_frame_pinned(frame)) {
+		ramcrypt_unmap(region, frame);
+		if (!ramcrypt_frame_mapped(frame))
+			return true;
+	}
+	ramcrypt_count_skipped(region);
 	return false;
 }
 
@@ -335,12 +388,16 @@ static void ramcrypt_evict_finish(struct ramcrypt_region *region,
 	frame->dirty = false;
 	frame->referenced = false;
 	region->nr_resident--;
-	atomic_long_dec(&ramcrypt_global.plaintext_pages);
+	/* Still plaintext: counted in plaintext_pages until wiped */
+	frame->stale = true;
+	region->nr_stale++;
+	if (cause != RAMCRYPT_EVICT_WINDOW)
+		ramcrypt_wipe_frame(region, frame);
 	if (reuse && !*reuse) {
 		list_del(&frame->node);
 		*reuse = frame;
 	} else {
-		clear_page(page_address(frame->page));
+		/* Stale frames first: the next load overwrites one. */
 		list_move(&frame->node, &region->free);
 		region->nr_free++;
 	}
@@ -423,6 +480,8 @@ static struct ramcrypt_frame *ramcrypt_get_frame(struct ramcrypt_region *region)
 	frame->page = alloc_page(GFP_KERNEL | __GFP_ZERO);
 	if (!frame->page)
 		goto err_uncharge;
+	/* For page_mkwrite; ramcrypt_free_page() clears it */
+	set_page_private(frame->page, (unsigned long)frame);
 	return frame;
 
 err_uncharge:
@@ -446,8 +505,7 @@ static void ramcrypt_put_free_frame(struct ramcrypt_region *region,
  * ciphertext stays stored: it is the page's content until it is written.
  */
 static int ramcrypt_load(struct ramcrypt_region *region,
-			 struct ramcrypt_frame *frame, pgoff_t index,
-			 bool stale)
+			 struct ramcrypt_frame *frame, pgoff_t index)
 {
 	struct page *ct;
 	__le64 iv[2];
@@ -459,9 +517,15 @@ static int ramcrypt_load(struct ramcrypt_region *region,
 	frame->dirty = false;
 	ct = xa_load(&region->ciphertext, index);
 	if (!ct) {
-		if (stale)
-			clear_page(page_address(frame->page));
+		if (frame->stale)
+			ramcrypt_wipe_frame(region, frame);
 		return 0;
+	}
+	/* Overwritten below, or wiped by the caller if the decrypt fails */
+	if (frame->stale) {
+		frame->stale = false;
+		region->nr_stale--;
+		atomic_long_dec(&ramcrypt_global.plaintext_pages);
 	}
 
 	frame->version = page_private(ct);
@@ -488,6 +552,17 @@ static u32 ramcrypt_reserve(const struct ramcrypt_region *region)
 	return min(READ_ONCE(ramcrypt_evict_ahead_pages), region->window / 4);
 }
 
+/*
+ * Frames free or on their way (queued for writeback): the window minus the
+ * resident frames that stay.
+ */
+static u64 ramcrypt_room(const struct ramcrypt_region *region)
+{
+	u64 staying = region->nr_resident - region->nr_writeback;
+
+	return region->window > staying ? region->window - staying : 0;
+}
+
 static void ramcrypt_kick_evict_ahead(struct ramcrypt_region *region)
 {
 	int cpu = READ_ONCE(ramcrypt_crypto_cpu);
@@ -499,13 +574,90 @@ static void ramcrypt_kick_evict_ahead(struct ramcrypt_region *region)
 		queue_work(system_unbound_wq, &region->evict_ahead);
 }
 
+/* Victims evict-ahead picks at once (and encrypts per unlocked section) */
+#define RAMCRYPT_AHEAD_BATCH	16
+
+/*
+ * Up to @want victims by CLOCK onto @picked, unmapped (one unmap per run of
+ * consecutive pages). Pinned frames stay on the clock (counted).
+ */
+static unsigned int ramcrypt_ahead_pick(struct ramcrypt_region *region,
+					u64 want, struct list_head *picked)
+{
+	struct ramcrypt_unmap_batch chances = {}, victims = {};
+	u64 budget = 2 * region->nr_resident + 1;
+	struct ramcrypt_frame *frame;
+	unsigned int n = 0;
+
+	lockdep_assert_held(&region->lock);
+	while (n < want &&
+	       (frame = ramcrypt_clock_hand(region, &budget, &chances))) {
+		if (ramcrypt_frame_pinned(frame)) {
+			ramcrypt_count_skipped(region);
+			list_move_tail(&frame->node, &region->clock);
+			continue;
+		}
+		list_move_tail(&frame->node, picked);
+		ramcrypt_unmap_add(region, frame, &victims);
+		n++;
+	}
+	ramcrypt_unmap_flush(region, &chances);
+	ramcrypt_unmap_flush(region, &victims);
+	return n;
+}
+
+/*
+ * Evict-ahead, on the fault path once fewer than half the reserve is left:
+ * refill it (up to a batch) by CLOCK. Clean victims are evicted here; dirty
+ * ones are queued on region->writeback for the worker on crypto_cpu.
+ */
+static void ramcrypt_evict_ahead_pick(struct ramcrypt_region *region)
+{
+	u32 reserve = ramcrypt_reserve(region);
+	struct ramcrypt_frame *frame, *tmp;
+	bool queued = false;
+	LIST_HEAD(picked);
+	u64 room;
+
+	lockdep_assert_held(&region->lock);
+	room = ramcrypt_room(region);
+	if (!reserve || room >= DIV_ROUND_UP(reserve, 2))
+		return;
+	ramcrypt_ahead_pick(region, min_t(u64, reserve - room,
+					  RAMCRYPT_AHEAD_BATCH), &picked);
+	list_for_each_entry_safe(frame, tmp, &picked, node) {
+		/* Pinned through GUP-fast since it was picked: skip it. */
+		if (ramcrypt_frame_mapped(frame)) {
+			ramcrypt_count_skipped(region);
+			list_move_tail(&frame->node, &region->clock);
+			continue;
+		}
+		if (frame->dirty) {
+			frame->referenced = false;
+			list_move_tail(&frame->node, &region->writeback);
+			region->nr_writeback++;
+			queued = true;
+			continue;
+		}
+		ramcrypt_count(region, &region->evictions_clean,
+			       &ramcrypt_global.evictions_clean);
+		ramcrypt_count(region, &region->evictions_ahead,
+			       &ramcrypt_global.evictions_ahead);
+		ramcrypt_evict_finish(region, frame, RAMCRYPT_EVICT_WINDOW,
+				      NULL);
+	}
+	if (queued)
+		ramcrypt_kick_evict_ahead(region);
+}
+
 /* Drop region->lock until no evict-ahead writeback is in flight. */
 static void ramcrypt_wait_writeback(struct ramcrypt_region *region)
 {
 	lockdep_assert_held(&region->lock);
-	while (region->writeback) {
+	while (region->nr_writeback) {
 		mutex_unlock(&region->lock);
-		wait_event(region->writeback_wait, !READ_ONCE(region->writeback));
+		wait_event(region->writeback_wait,
+			   !READ_ONCE(region->nr_writeback));
 		mutex_lock(&region->lock);
 	}
 }
@@ -520,7 +672,6 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 						     vm_fault_t *vmret)
 {
 	struct ramcrypt_frame *frame = NULL;
-	u32 reserve;
 	int ret;
 
 	lockdep_assert_held(&region->lock);
@@ -534,7 +685,7 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 	/* The first victim's frame is taken over unwiped, see ramcrypt_load */
 	while (region->nr_resident >= region->window) {
 		ret = ramcrypt_evict_one(region, &frame);
-		if (ret == -EBUSY && region->writeback)
+		if (ret == -EBUSY && region->nr_writeback)
 			goto err_frame;
 		if (ret == -EBUSY) {
 			/* Every frame is pinned: exceed the window for now. */
@@ -549,14 +700,14 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 	}
 
 	if (frame) {
-		ret = ramcrypt_load(region, frame, index, true);
+		ret = ramcrypt_load(region, frame, index);
 	} else {
 		frame = ramcrypt_get_frame(region);
 		if (!frame) {
 			*vmret = VM_FAULT_SIGBUS;
 			return NULL;
 		}
-		ret = ramcrypt_load(region, frame, index, false);
+		ret = ramcrypt_load(region, frame, index);
 	}
 	if (ret) {
 		pr_warn_ratelimited("region %llu: cannot decrypt page %lu (%d), faulting process gets SIGBUS\n",
@@ -573,15 +724,12 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 	region->nr_resident++;
 	atomic_long_inc(&ramcrypt_global.plaintext_pages);
 	schedule_delayed_work(&region->scan, ramcrypt_scan_period());
-	reserve = ramcrypt_reserve(region);
-	if (reserve && region->nr_resident + reserve > region->window)
-		ramcrypt_kick_evict_ahead(region);
 	return frame;
 
 err_frame:
 	if (frame) {
-		/* Unwiped, or a failed decrypt wrote part of it. */
-		clear_page(page_address(frame->page));
+		/* Stale, or a failed decrypt wrote part of it. */
+		ramcrypt_wipe_frame(region, frame);
 		ramcrypt_put_free_frame(region, frame);
 	}
 	return NULL;
@@ -627,6 +775,8 @@ retry:
 		frame->dirty = true;
 	get_page(frame->page);
 	vmf->page = frame->page;
+	/* After the reference: the hand must not pick the frame we return */
+	ramcrypt_evict_ahead_pick(region);
 out_unlock:
 	mutex_unlock(&region->lock);
 	return vmret;
@@ -636,14 +786,21 @@ out_unlock:
 vm_fault_t ramcrypt_window_mkwrite(struct ramcrypt_region *region,
 				   struct vm_fault *vmf)
 {
-	struct ramcrypt_frame *frame;
+	struct ramcrypt_frame *frame = (void *)page_private(vmf->page);
+
+	/*
+	 * The core holds a reference to the page (taken by our fault handler
+	 * or while a PTE mapped it), so no eviction takes the frame meanwhile:
+	 * if the write fault that just returned it marked it dirty, there is
+	 * nothing to do, and the write fault takes region->lock only once.
+	 */
+	if (frame && READ_ONCE(frame->page) == vmf->page &&
+	    READ_ONCE(frame->index) == vmf->pgoff && READ_ONCE(frame->dirty))
+		goto out_locked;
 
 	mutex_lock(&region->lock);
 	frame = xa_load(&region->resident, vmf->pgoff);
-	/*
-	 * The core holds a reference taken while a PTE mapped the page, so
-	 * it cannot have been evicted; if it were, fault again.
-	 */
+	/* As above it cannot have been evicted; if it were, fault again. */
 	if (!frame || frame->page != vmf->page) {
 		mutex_unlock(&region->lock);
 		return VM_FAULT_NOPAGE;
@@ -652,6 +809,7 @@ vm_fault_t ramcrypt_window_mkwrite(struct ramcrypt_region *region,
 	frame->referenced = true;
 	frame->last_access = jiffies;
 	mutex_unlock(&region->lock);
+out_locked:
 	/* The frame has no page->mapping: say it is locked, or the core retries */
 	lock_page(vmf->page);
 	return VM_FAULT_LOCKED;
@@ -684,6 +842,8 @@ static void ramcrypt_trim_free(struct ramcrypt_region *region, u64 keep)
 					 node);
 		list_del(&frame->node);
 		region->nr_free--;
+		if (frame->stale)
+			ramcrypt_wipe_frame(region, frame);
 		ramcrypt_free_page(region, frame->page);
 		kfree(frame);
 	}
@@ -714,6 +874,7 @@ int ramcrypt_window_flush(struct ramcrypt_region *region)
 	mutex_lock(&region->lock);
 	ramcrypt_wait_writeback(region);
 	ret = ramcrypt_evict_all(region, RAMCRYPT_EVICT_FLUSH);
+	ramcrypt_wipe_stale(region);
 	mutex_unlock(&region->lock);
 	/* -EBUSY: pinned pages stay resident, the flush itself succeeded */
 	return ret == -EBUSY ? 0 : ret;
@@ -743,56 +904,68 @@ void ramcrypt_window_scan(struct work_struct *work)
 		}
 	}
 	ramcrypt_unmap_flush(region, &batch);
+	ramcrypt_wipe_stale(region);
 	if (region->nr_resident)
 		schedule_delayed_work(&region->scan, ramcrypt_scan_period());
 	mutex_unlock(&region->lock);
 }
 
-/*
- * Evict-ahead of a dirty victim: unmap it, take it off the clock, encrypt
- * it with region->lock dropped (see the top of this file). Returns 0 if it
- * was evicted, -EBUSY if it stays resident (pinned, or accessed during the
- * encryption), or another error (it stays resident and dirty).
- */
-static int ramcrypt_writeback(struct ramcrypt_region *region,
-			      struct ramcrypt_frame *frame)
-{
-	struct page *ct, *new = NULL;
+/* A dirty victim being encrypted by evict-ahead's worker */
+struct ramcrypt_writeback {
+	struct ramcrypt_frame *frame;
+	struct page *ct;	/* its ciphertext page */
+	struct page *new;	/* ct if newly allocated (stored on success) */
 	u32 version;
-	__le64 iv[2];
 	int ret;
+};
+
+/*
+ * Take a frame off region->writeback for encryption (true, *wb set up), or
+ * put it back on the clock: accessed while queued (counted as raced), or no
+ * ciphertext page (memory cap). It stays resident either way.
+ */
+static bool ramcrypt_writeback_start(struct ramcrypt_region *region,
+				     struct ramcrypt_frame *frame,
+				     struct ramcrypt_writeback *wb)
+{
+	lockdep_assert_held(&region->lock);
+	if (frame->referenced || ramcrypt_frame_mapped(frame)) {
+		ramcrypt_count(region, &region->evict_ahead_raced,
+			       &ramcrypt_global.evict_ahead_raced);
+		goto keep;
+	}
+	wb->ct = ramcrypt_ct_page(region, frame->index, &wb->new);
+	if (!wb->ct)
+		goto keep;
+	/* Only a fault, which sets the flags again, can map it now. */
+	frame->dirty = false;
+	wb->frame = frame;
+	wb->version = frame->version + 1;
+	list_del_init(&frame->node);
+	return true;
+
+keep:
+	list_move_tail(&frame->node, &region->clock);
+	region->nr_writeback--;
+	return false;
+}
+
+/*
+ * Store a writeback's ciphertext and evict its frame, or put the frame back
+ * on the clock if it was accessed during the encryption (or failed).
+ */
+static void ramcrypt_writeback_finish(struct ramcrypt_region *region,
+				      struct ramcrypt_writeback *wb)
+{
+	struct ramcrypt_frame *frame = wb->frame;
+	int ret = wb->ret;
 
 	lockdep_assert_held(&region->lock);
-	if (!ramcrypt_unmap_unpinned(region, frame))
-		return -EBUSY;
-	ct = ramcrypt_ct_page(region, frame->index, &new);
-	if (!ct)
-		return -ENOMEM;
-	/* Only a fault, which sets the flags again, can map it now. */
-	list_del_init(&frame->node);
-	frame->dirty = false;
-	frame->referenced = false;
-	region->writeback = frame;
-	version = frame->version + 1;
-	mutex_unlock(&region->lock);
-
-	/*
-	 * The page is resident: nobody reads its ciphertext page, and nobody
-	 * else stores it while it is off the clock. On error tresor writes
-	 * nothing.
-	 */
-	ramcrypt_iv(region, frame->index, version, iv);
-	ret = tresor_encrypt_page(page_address(ct), page_address(frame->page),
-				  (u8 *)iv);
-	memzero_explicit(iv, sizeof(iv));
-
-	mutex_lock(&region->lock);
-	region->writeback = NULL;
-	wake_up_all(&region->writeback_wait);
-	if (!ret && new) {
-		ret = ramcrypt_ct_insert(region, frame->index, new);
+	region->nr_writeback--;
+	if (!ret && wb->new) {
+		ret = ramcrypt_ct_insert(region, frame->index, wb->new);
 		if (!ret)
-			new = NULL;
+			wb->new = NULL;
 	}
 	if (ret) {
 		if (ret != -ENOMEM) {
@@ -805,62 +978,68 @@ static int ramcrypt_writeback(struct ramcrypt_region *region,
 		goto keep;
 	}
 	/* Stored even if it is rewritten meanwhile: a version is never reused */
-	frame->version = version;
-	set_page_private(ct, version);
+	frame->version = wb->version;
+	set_page_private(wb->ct, wb->version);
 	if (frame->dirty || frame->referenced ||
 	    ramcrypt_frame_mapped(frame)) {
 		ramcrypt_count(region, &region->evict_ahead_raced,
 			       &ramcrypt_global.evict_ahead_raced);
-		ret = -EBUSY;
 		goto keep;
 	}
+	ramcrypt_count(region, &region->evictions_ahead,
+		       &ramcrypt_global.evictions_ahead);
 	ramcrypt_evict_finish(region, frame, RAMCRYPT_EVICT_WINDOW, NULL);
-	return 0;
+	return;
 
 keep:
-	if (new)
-		ramcrypt_free_page(region, new);
+	if (wb->new)
+		ramcrypt_free_page(region, wb->new);
 	list_add_tail(&frame->node, &region->clock);
-	return ret;
 }
 
 /*
- * Evict-ahead: run CLOCK until the region's resident frames leave room for
- * the reserve. Queued by faults on crypto_cpu (or any CPU).
+ * Evict-ahead's worker, on crypto_cpu: encrypt the dirty victims the fault
+ * path queued, a batch per unlocked section (see the top of this file).
  */
 void ramcrypt_window_evict_ahead(struct work_struct *work)
 {
 	struct ramcrypt_region *region =
 		container_of(work, struct ramcrypt_region, evict_ahead);
-	struct ramcrypt_unmap_batch batch = {};
-	struct ramcrypt_frame *frame;
-	u64 budget;
-	int ret;
+	struct ramcrypt_writeback wb[RAMCRYPT_AHEAD_BATCH];
+	struct ramcrypt_frame *frame, *tmp;
+	unsigned int i, n;
+	__le64 iv[2];
 
 	mutex_lock(&region->lock);
-	budget = 2 * region->nr_resident + 1;
-	/* !writeback: an instance queued on another CPU may be encrypting. */
-	while (!region->writeback && ramcrypt_reserve(region) &&
-	       region->nr_resident + ramcrypt_reserve(region) > region->window &&
-	       (frame = ramcrypt_clock_hand(region, &budget, &batch))) {
-		if (frame->dirty)
-			ret = ramcrypt_writeback(region, frame);
-		else
-			ret = ramcrypt_evict(region, frame,
-					     RAMCRYPT_EVICT_WINDOW, NULL);
-		if (!ret) {
-			ramcrypt_count(region, &region->evictions_ahead,
-				       &ramcrypt_global.evictions_ahead);
-			continue;
+	while (!list_empty(&region->writeback)) {
+		n = 0;
+		list_for_each_entry_safe(frame, tmp, &region->writeback, node) {
+			if (n == RAMCRYPT_AHEAD_BATCH)
+				break;
+			n += ramcrypt_writeback_start(region, frame, &wb[n]);
 		}
-		if (ret != -EBUSY)
-			break;
-		/* Pinned (still on the clock) or back at its tail. */
-		if (list_first_entry(&region->clock, struct ramcrypt_frame,
-				     node) == frame)
-			list_move_tail(&frame->node, &region->clock);
+		if (!n)
+			continue;
+		mutex_unlock(&region->lock);
+		/*
+		 * The pages are resident: nobody reads their ciphertext pages,
+		 * and nobody else stores them while they are off the clock.
+		 * On error tresor writes nothing.
+		 */
+		for (i = 0; i < n; i++) {
+			ramcrypt_iv(region, wb[i].frame->index, wb[i].version,
+				    iv);
+			wb[i].ret = tresor_encrypt_page(page_address(wb[i].ct),
+							page_address(wb[i].frame->page),
+							(u8 *)iv);
+		}
+		memzero_explicit(iv, sizeof(iv));
+		mutex_lock(&region->lock);
+		for (i = 0; i < n; i++)
+			ramcrypt_writeback_finish(region, &wb[i]);
 	}
-	ramcrypt_unmap_flush(region, &batch);
+	if (!region->nr_writeback)
+		wake_up_all(&region->writeback_wait);
 	mutex_unlock(&region->lock);
 }
 
@@ -885,6 +1064,9 @@ void ramcrypt_window_release(struct ramcrypt_region *region)
 		ramcrypt_uncharge(region);
 		kfree(frame);
 	}
+	/* Evict-ahead was cancelled: frames it had queued are on the list. */
+	list_splice_init(&region->writeback, &region->clock);
+	region->nr_writeback = 0;
 	ramcrypt_trim_free(region, 0);
 	xa_for_each(&region->ciphertext, index, ct) {
 		xa_erase(&region->ciphertext, index);
@@ -917,7 +1099,7 @@ void ramcrypt_window_stats(struct ramcrypt_region *region,
 	st->abi_version = RAMCRYPT_ABI_VERSION;
 	st->window_pages = region->window;
 	st->size = region->nr_pages << PAGE_SHIFT;
-	st->plaintext_pages = region->nr_resident;
+	st->plaintext_pages = region->nr_resident + region->nr_stale;
 	st->encrypted_pages = region->nr_ciphertext;
 	st->faults = region->faults;
 	st->evictions_window = region->evictions[RAMCRYPT_EVICT_WINDOW];

@@ -178,6 +178,29 @@ def test_ramcrypt_coldboot(ctx):
         assert max(sweep) <= window, sweep
         _stop_canary(vm)
 
+        # (a) and (b) again with evict-ahead (a reserve of 64 spare frames,
+        # evicted pages left unwiped until reused or the age scan): spare
+        # frames count against the window and are wiped in time.
+        vm.sh("echo 64 > /sys/module/ramcrypt/parameters/evict_ahead_pages")
+        _start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
+        time.sleep(1)
+        idle = [len(take("idle, evict-ahead")) for i in range(3)]
+        _stop_canary(vm)
+        _start_canary(vm, f"--file /dev/ramcrypt --sweep {set_id} {count}")
+        time.sleep(1)
+        sweep = [len(take("sweep, evict-ahead")) for i in range(3)]
+        out = vm.sh("cat /tmp/canary.log")
+        _stop_canary(vm)
+        s = sysfs(vm)
+        ctx.note(f"(a, b) with evict-ahead (64 of {window}): idle {idle}, "
+                 f"sweeping {sweep} per dump; evictions_ahead="
+                 f"{s['evictions_ahead']}")
+        assert "corrupted" not in out, out
+        assert idle == [0] * 3, idle
+        assert max(sweep) <= window, sweep
+        assert s["evictions_ahead"] > 0, s
+        vm.sh("echo 0 > /sys/module/ramcrypt/parameters/evict_ahead_pages")
+
         # (c) after exit
         time.sleep(0.5)
         after = len(take("after exit"))
