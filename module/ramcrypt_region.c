@@ -111,20 +111,6 @@ static vm_fault_t ramcrypt_vm_page_mkwrite(struct vm_fault *vmf)
 }
 
 /*
- * No fault-around: a page is mapped only when it is accessed, because
- * CLOCK's reference test is the fault (ramcrypt_window.c). The core takes a
- * ->map_pages method as the sign that ->fault is safe under the per-VMA
- * lock alone (6.7+): ours takes only region->lock and unmaps through the
- * address space, as truncation does, so without this every fault there
- * would be retried under mmap_lock.
- */
-static vm_fault_t ramcrypt_vm_map_pages(struct vm_fault *vmf,
-					pgoff_t start_pgoff, pgoff_t end_pgoff)
-{
-	return 0;
-}
-
-/*
  * With .page_mkwrite the core maps the region write-protected
  * (vma_wants_writenotify()): the first write through any mapping, and every
  * GUP with FOLL_WRITE (KVM's hva_to_pfn, O_DIRECT reads), goes through
@@ -133,7 +119,6 @@ static vm_fault_t ramcrypt_vm_map_pages(struct vm_fault *vmf,
  */
 static const struct vm_operations_struct ramcrypt_vm_ops = {
 	.fault = ramcrypt_vm_fault,
-	.map_pages = ramcrypt_vm_map_pages,
 	.page_mkwrite = ramcrypt_vm_page_mkwrite,
 };
 
