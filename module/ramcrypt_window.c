@@ -1051,6 +1051,9 @@ void ramcrypt_window_release(struct ramcrypt_region *region)
 	struct page *ct;
 
 	mutex_lock(&region->lock);
+	/* Evict-ahead was cancelled: frames it had queued are freed here too */
+	list_splice_init(&region->writeback, &region->clock);
+	region->nr_writeback = 0;
 	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
 		/* No mapping is left; a GUP user may still hold the page. */
 		xa_erase(&region->resident, frame->index);
@@ -1064,9 +1067,6 @@ void ramcrypt_window_release(struct ramcrypt_region *region)
 		ramcrypt_uncharge(region);
 		kfree(frame);
 	}
-	/* Evict-ahead was cancelled: frames it had queued are on the list. */
-	list_splice_init(&region->writeback, &region->clock);
-	region->nr_writeback = 0;
 	ramcrypt_trim_free(region, 0);
 	xa_for_each(&region->ciphertext, index, ct) {
 		xa_erase(&region->ciphertext, index);
