@@ -66,7 +66,7 @@ struct ramcrypt_region {
 	struct xarray resident;		/* index -> struct ramcrypt_frame */
 	struct xarray ciphertext;	/* index -> ciphertext page */
 	struct list_head clock;		/* resident frames, clock order */
-	struct list_head free;		/* zeroed spare frames */
+	struct list_head free;		/* spare frames, zeroed or stale */
 	u64 nr_resident;
 	u64 nr_free;			/* of which nr_stale not wiped yet */
 	u64 nr_stale;
@@ -74,7 +74,7 @@ struct ramcrypt_region {
 	u64 mem_pages;			/* frames + ciphertext pages */
 
 	struct delayed_work scan;
-	/* evict-ahead: keeps a reserve of free frames, on crypto_cpu */
+	/* evict-ahead's worker on crypto_cpu: encrypts region->writeback */
 	struct work_struct evict_ahead;
 	/* frames being encrypted by evict-ahead, region->lock dropped */
 	struct list_head writeback;

@@ -41,9 +41,9 @@
  * back in (no crypto: it is still resident) and marks it referenced again.
  * A frame not referenced when the hand comes back round is evicted.
  *
- * Evict-ahead (evict_ahead_pages > 0) keeps a reserve of free (zeroed)
- * frames, reserve = min(evict_ahead_pages, window / 4), so a fault usually
- * finds a free frame and pays only its decrypt. When fewer than half the
+ * Evict-ahead (evict_ahead_pages > 0) keeps a reserve of spare frames,
+ * reserve = min(evict_ahead_pages, window / 4), so a fault usually finds a
+ * spare frame and pays only its decrypt. When fewer than half the
  * reserve is free or on its way, the fault path picks up to
  * RAMCRYPT_AHEAD_BATCH victims by the same CLOCK and unmaps them (one unmap
  * per run of consecutive pages, on the faulting CPU: no TLB-flush IPI to
@@ -56,7 +56,7 @@
  * worker takes it goes back to the clock unencrypted. Back under the lock
  * each new ciphertext (next version) is stored in any case; the frame is
  * evicted unless it was accessed meanwhile, in which case it goes back to
- * the clock (dirty if written). Resident plus free frames never exceed the
+ * the clock (dirty if written). Resident plus spare frames never exceed the
  * window. FLUSH, a window change and the fault path, if every frame on the
  * clock is pinned, wait for the queued writebacks.
  *
@@ -129,17 +129,24 @@ static void ramcrypt_free_page(struct ramcrypt_region *region,
 	ramcrypt_uncharge(region);
 }
 
-/* Zero a frame that holds plaintext of a page that is not resident. */
-static void ramcrypt_wipe_frame(struct ramcrypt_region *region,
-				struct ramcrypt_frame *frame)
+/* A stale frame is about to be wiped or overwritten: uncount it. */
+static void ramcrypt_unstale(struct ramcrypt_region *region,
+			     struct ramcrypt_frame *frame)
 {
 	lockdep_assert_held(&region->lock);
-	clear_page(page_address(frame->page));
 	if (frame->stale) {
 		frame->stale = false;
 		region->nr_stale--;
 		atomic_long_dec(&ramcrypt_global.plaintext_pages);
 	}
+}
+
+/* Zero a frame that holds plaintext of a page that is not resident. */
+static void ramcrypt_wipe_frame(struct ramcrypt_region *region,
+				struct ramcrypt_frame *frame)
+{
+	clear_page(page_address(frame->page));
+	ramcrypt_unstale(region, frame);
 }
 
 /* Wipe the stale spare frames (the age scan, FLUSH). */
@@ -388,11 +395,14 @@ static void ramcrypt_evict_finish(struct ramcrypt_region *region,
 	frame->dirty = false;
 	frame->referenced = false;
 	region->nr_resident--;
-	/* Still plaintext: counted in plaintext_pages until wiped */
-	frame->stale = true;
-	region->nr_stale++;
-	if (cause != RAMCRYPT_EVICT_WINDOW)
-		ramcrypt_wipe_frame(region, frame);
+	if (cause == RAMCRYPT_EVICT_WINDOW) {
+		/* Still plaintext: counted in plaintext_pages until wiped */
+		frame->stale = true;
+		region->nr_stale++;
+	} else {
+		clear_page(page_address(frame->page));
+		atomic_long_dec(&ramcrypt_global.plaintext_pages);
+	}
 	if (reuse && !*reuse) {
 		list_del(&frame->node);
 		*reuse = frame;
@@ -459,7 +469,7 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region,
 	return ret;
 }
 
-/* A zeroed frame for a fault: from the free list or newly allocated. */
+/* A frame for a fault: a spare one (zeroed or stale) or a new one. */
 static struct ramcrypt_frame *ramcrypt_get_frame(struct ramcrypt_region *region)
 {
 	struct ramcrypt_frame *frame;
@@ -522,11 +532,7 @@ static int ramcrypt_load(struct ramcrypt_region *region,
 		return 0;
 	}
 	/* Overwritten below, or wiped by the caller if the decrypt fails */
-	if (frame->stale) {
-		frame->stale = false;
-		region->nr_stale--;
-		atomic_long_dec(&ramcrypt_global.plaintext_pages);
-	}
+	ramcrypt_unstale(region, frame);
 
 	frame->version = page_private(ct);
 	ramcrypt_iv(region, index, frame->version, iv);
@@ -831,7 +837,7 @@ static int ramcrypt_evict_all(struct ramcrypt_region *region,
 	return err;
 }
 
-/* Keep at most @keep spare frames (zeroed) in the pool. */
+/* Keep at most @keep spare frames in the pool; the others are wiped. */
 static void ramcrypt_trim_free(struct ramcrypt_region *region, u64 keep)
 {
 	struct ramcrypt_frame *frame;
@@ -842,8 +848,8 @@ static void ramcrypt_trim_free(struct ramcrypt_region *region, u64 keep)
 					 node);
 		list_del(&frame->node);
 		region->nr_free--;
-		if (frame->stale)
-			ramcrypt_wipe_frame(region, frame);
+		/* ramcrypt_free_page() wipes it */
+		ramcrypt_unstale(region, frame);
 		ramcrypt_free_page(region, frame->page);
 		kfree(frame);
 	}
