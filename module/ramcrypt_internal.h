@@ -52,6 +52,10 @@ struct ramcrypt_frame {
 	bool referenced;
 	/* A spare frame still holding an evicted page (see ramcrypt_window.c) */
 	bool stale;
+	/* A spare frame holding old ciphertext: not secret, but not zeroed */
+	bool unzeroed;
+	/* Being encrypted in place by evict-ahead: a fault on it waits */
+	bool encrypting;
 	unsigned long last_access;	/* jiffies */
 };
 
@@ -76,9 +80,10 @@ struct ramcrypt_region {
 	struct delayed_work scan;
 	/* evict-ahead's worker on crypto_cpu: encrypts region->writeback */
 	struct work_struct evict_ahead;
-	/* frames being encrypted by evict-ahead, region->lock dropped */
+	/* dirty victims queued for evict-ahead's worker */
 	struct list_head writeback;
-	unsigned int nr_writeback;
+	unsigned int nr_writeback;	/* queued or being encrypted */
+	unsigned long writeback_batches;	/* batches the worker finished */
 	wait_queue_head_t writeback_wait;
 
 	/* counters (under lock) */
@@ -87,7 +92,7 @@ struct ramcrypt_region {
 	u64 evictions_clean;		/* of those, no encryption needed */
 	u64 refaults;			/* faults on resident frames */
 	u64 evictions_ahead;		/* of the window's, by evict-ahead */
-	u64 evict_ahead_raced;		/* writebacks kept: page accessed */
+	u64 evict_ahead_raced;		/* page accessed while queued or encrypted */
 	u64 skipped_referenced;
 	u64 window_overflows;
 	u64 crypto_errors;

@@ -16,8 +16,13 @@
  * is encrypted. A victim still referenced after the unmap (GUP in flight)
  * is skipped. The age scan evicts frames idle for max_plaintext_age_ms.
  *
- * Spare frames: a frame evicted for room in the window is not wiped at
- * once but put first on region->free as "stale" (or, on the fault path,
+ * A dirty victim is encrypted in place, and its page becomes the page's
+ * ciphertext page; the frame takes the old ciphertext page (or a new page)
+ * instead: a spare frame "unzeroed", not secret. Nothing is copied, and
+ * no dirty eviction leaves plaintext behind.
+ *
+ * Spare frames: a clean frame evicted for room in the window is not wiped
+ * at once but put first on region->free as "stale" (or, on the fault path,
  * taken over directly), because the next load overwrites it anyway; wiping
  * is a page-sized store the fault would pay for nothing. Stale frames
  * count in plaintext_pages; resident plus spare frames never exceed the
@@ -48,17 +53,19 @@
  * RAMCRYPT_AHEAD_BATCH victims by the same CLOCK and unmaps them (one unmap
  * per run of consecutive pages, on the faulting CPU: no TLB-flush IPI to
  * it), evicts the clean ones, and queues the dirty ones on
- * region->writeback for a work item on crypto_cpu. The worker marks them
- * clean and encrypts them over their ciphertext with region->lock dropped,
- * so faults proceed meanwhile. Nothing can write such a frame unseen: any
- * access faults (it stays in region->resident), which marks it referenced,
- * and a write marks it dirty again. A queued frame accessed before the
- * worker takes it goes back to the clock unencrypted. Back under the lock
- * each new ciphertext (next version) is stored in any case; the frame is
- * evicted unless it was accessed meanwhile, in which case it goes back to
- * the clock (dirty if written). Resident plus spare frames never exceed the
- * window. FLUSH, a window change and the fault path, if every frame on the
- * clock is pinned, wait for the queued writebacks.
+ * region->writeback for a work item on crypto_cpu. A queued frame
+ * accessed before the worker takes it goes back to the clock unencrypted.
+ * The worker marks the frames it takes "encrypting" and encrypts them in
+ * place with region->lock dropped, so faults on other pages proceed; a
+ * fault on such a page waits for the batch (the frame is unmapped and
+ * unpinned, so nothing else reaches it). Back under the lock their pages
+ * are swapped as above. In place also because the faulting CPU then never
+ * writes a page the crypto CPU has just read: measured under TCG,
+ * decrypting into a frame the worker had just encrypted from cost ~6 us
+ * more per fault (its cache lines still held by the other core).
+ * Resident plus spare frames never exceed the window. FLUSH, a window
+ * change and the fault path, if every frame on the clock is pinned, wait
+ * for the queued writebacks.
  *
  * Tweak (XTS IV, 16 bytes little endian): low 64 bits
  * (version << 32) | page_index, high 64 bits (1 << 63) | region_id: never a
@@ -141,12 +148,13 @@ static void ramcrypt_unstale(struct ramcrypt_region *region,
 	}
 }
 
-/* Zero a frame that holds plaintext of a page that is not resident. */
+/* Zero a spare frame (stale plaintext or old ciphertext in it). */
 static void ramcrypt_wipe_frame(struct ramcrypt_region *region,
 				struct ramcrypt_frame *frame)
 {
 	clear_page(page_address(frame->page));
 	ramcrypt_unstale(region, frame);
+	frame->unzeroed = false;
 }
 
 /* Wipe the stale spare frames (the age scan, FLUSH). */
@@ -244,75 +252,113 @@ static void ramcrypt_second_chance(struct ramcrypt_region *region,
 }
 
 /*
- * The ciphertext page of index, or else a new charged page in *new (stored
- * by ramcrypt_ct_insert() once it holds a valid encryption); NULL if over
- * the memory cap or out of memory.
+ * The page a dirty frame's page is swapped for once it is encrypted in
+ * place: @index's ciphertext page, or else a new charged page (*new set)
+ * with its ciphertext slot reserved, so that the swap cannot fail; NULL if
+ * over the memory cap or out of memory.
  */
-static struct page *ramcrypt_ct_page(struct ramcrypt_region *region,
-				     unsigned long index, struct page **new)
+static struct page *ramcrypt_spare_get(struct ramcrypt_region *region,
+				       pgoff_t index, bool *new)
 {
-	struct page *ct = xa_load(&region->ciphertext, index);
+	struct page *page = xa_load(&region->ciphertext, index);
 
-	*new = NULL;
-	if (ct)
-		return ct;
+	lockdep_assert_held(&region->lock);
+	*new = !page;
+	if (page)
+		return page;
 	if (!ramcrypt_charge(region))
 		return NULL;
-	*new = alloc_page(GFP_KERNEL);
-	if (!*new)
-		ramcrypt_uncharge(region);
-	return *new;
+	page = alloc_page(GFP_KERNEL);
+	if (!page)
+		goto err_uncharge;
+	if (xa_reserve(&region->ciphertext, index, GFP_KERNEL))
+		goto err_free;
+	return page;
+
+err_free:
+	__free_page(page);
+err_uncharge:
+	ramcrypt_uncharge(region);
+	return NULL;
 }
 
-static int ramcrypt_ct_insert(struct ramcrypt_region *region,
-			      unsigned long index, struct page *new)
+/* The encryption failed: give a new spare page back. */
+static void ramcrypt_spare_put(struct ramcrypt_region *region, pgoff_t index,
+			       struct page *spare, bool new)
 {
-	int ret = xa_err(xa_store(&region->ciphertext, index, new, GFP_KERNEL));
-
-	if (ret)
-		return ret;
-	region->nr_ciphertext++;
-	atomic_long_inc(&ramcrypt_global.ciphertext_pages);
-	return 0;
+	lockdep_assert_held(&region->lock);
+	if (new) {
+		xa_release(&region->ciphertext, index);
+		ramcrypt_free_page(region, spare);
+	}
 }
 
-/* Encrypt a dirty frame over its ciphertext page (a new one if none). */
+/*
+ * A dirty frame's page now holds its page's ciphertext of @version
+ * (encrypted in place): store it as the ciphertext page, and give the frame
+ * @spare, which holds old ciphertext or nothing, no plaintext ("unzeroed").
+ */
+static void ramcrypt_swap_ciphertext(struct ramcrypt_region *region,
+				     struct ramcrypt_frame *frame,
+				     struct page *spare, bool new, u32 version)
+{
+	struct page *ct = frame->page;
+
+	lockdep_assert_held(&region->lock);
+	ClearPageDirty(ct);
+	set_page_private(ct, version);
+	/* Replaces the old page or fills the reserved slot: no allocation */
+	WARN_ON_ONCE(xa_is_err(xa_store(&region->ciphertext, frame->index, ct,
+					GFP_NOWAIT)));
+	if (new) {
+		region->nr_ciphertext++;
+		atomic_long_inc(&ramcrypt_global.ciphertext_pages);
+	}
+	frame->page = spare;
+	set_page_private(spare, (unsigned long)frame);
+	frame->version = version;
+	frame->dirty = false;
+	frame->unzeroed = true;
+}
+
+static void ramcrypt_crypto_error(struct ramcrypt_region *region,
+				  pgoff_t index, int ret)
+{
+	ramcrypt_count(region, &region->crypto_errors,
+		       &ramcrypt_global.crypto_errors);
+	pr_warn_ratelimited("region %llu: cannot encrypt page %lu (%d), it stays plaintext\n",
+			    region->id, index, ret);
+}
+
+/*
+ * Encrypt a dirty, unmapped frame in place and swap its page for a spare
+ * one (see ramcrypt_swap_ciphertext). On error tresor writes nothing: the
+ * frame keeps its plaintext, the stored ciphertext its old version.
+ */
 static int ramcrypt_store(struct ramcrypt_region *region,
 			  struct ramcrypt_frame *frame)
 {
-	struct page *ct, *new = NULL;
+	void *page = page_address(frame->page);
+	struct page *spare;
 	__le64 iv[2];
+	bool new;
 	int ret;
 
 	lockdep_assert_held(&region->lock);
-	ct = ramcrypt_ct_page(region, frame->index, &new);
-	if (!ct)
+	spare = ramcrypt_spare_get(region, frame->index, &new);
+	if (!spare)
 		return -ENOMEM;
-	/* On error tresor writes nothing: the old ciphertext stays intact. */
 	ramcrypt_iv(region, frame->index, frame->version + 1, iv);
-	ret = tresor_encrypt_page(page_address(ct), page_address(frame->page),
-				  (u8 *)iv);
+	ret = tresor_encrypt_page(page, page, (u8 *)iv);
 	memzero_explicit(iv, sizeof(iv));
 	if (ret) {
-		ramcrypt_count(region, &region->crypto_errors,
-			       &ramcrypt_global.crypto_errors);
-		pr_warn_ratelimited("region %llu: cannot encrypt page %lu (%d), it stays plaintext\n",
-				    region->id, frame->index, ret);
-		goto err_free;
+		ramcrypt_crypto_error(region, frame->index, ret);
+		ramcrypt_spare_put(region, frame->index, spare, new);
+		return ret;
 	}
-	if (new) {
-		ret = ramcrypt_ct_insert(region, frame->index, new);
-		if (ret)
-			goto err_free;
-	}
-	frame->version++;
-	set_page_private(ct, frame->version);
+	ramcrypt_swap_ciphertext(region, frame, spare, new,
+				 frame->version + 1);
 	return 0;
-
-err_free:
-	if (new)
-		ramcrypt_free_page(region, new);
-	return ret;
 }
 
 /* Referenced beyond its mappings and our reference: GUP in flight. */
@@ -353,9 +399,9 @@ static void ramcrypt_evict_finish(struct ramcrypt_region *region,
 
 /*
  * Evict one resident frame: unmap it everywhere, encrypt it if dirty, and
- * wipe the frame onto the free list, or, if @reuse points to NULL, hand it
- * over there unwiped: the caller overwrites or wipes it before it drops
- * region->lock.
+ * put the frame on the free list, or, if @reuse points to NULL, hand it
+ * over there (stale or unzeroed): the caller overwrites or wipes it before
+ * it drops region->lock.
  * Returns 0, -EBUSY if the page is still referenced (left resident,
  * unmapped: the next access faults it back in), or another error.
  */
@@ -395,7 +441,10 @@ static void ramcrypt_evict_finish(struct ramcrypt_region *region,
 	frame->dirty = false;
 	frame->referenced = false;
 	region->nr_resident--;
-	if (cause == RAMCRYPT_EVICT_WINDOW) {
+	if (frame->unzeroed) {
+		/* Its page was swapped for old ciphertext: no plaintext left */
+		atomic_long_dec(&ramcrypt_global.plaintext_pages);
+	} else if (cause == RAMCRYPT_EVICT_WINDOW) {
 		/* Still plaintext: counted in plaintext_pages until wiped */
 		frame->stale = true;
 		region->nr_stale++;
@@ -469,7 +518,7 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region,
 	return ret;
 }
 
-/* A frame for a fault: a spare one (zeroed or stale) or a new one. */
+/* A frame for a fault: a spare one (zeroed, stale or unzeroed) or new. */
 static struct ramcrypt_frame *ramcrypt_get_frame(struct ramcrypt_region *region)
 {
 	struct ramcrypt_frame *frame;
@@ -510,9 +559,9 @@ static void ramcrypt_put_free_frame(struct ramcrypt_region *region,
 }
 
 /*
- * Fill a frame with page @index: decrypt, or zeros if never written
- * (@stale: the frame still holds an evicted page and must be wiped). The
- * ciphertext stays stored: it is the page's content until it is written.
+ * Fill a frame with page @index: decrypt, or zeros if never written (a
+ * stale or unzeroed spare frame is wiped first). The ciphertext stays
+ * stored: it is the page's content until it is written.
  */
 static int ramcrypt_load(struct ramcrypt_region *region,
 			 struct ramcrypt_frame *frame, pgoff_t index)
@@ -527,12 +576,13 @@ static int ramcrypt_load(struct ramcrypt_region *region,
 	frame->dirty = false;
 	ct = xa_load(&region->ciphertext, index);
 	if (!ct) {
-		if (frame->stale)
+		if (frame->stale || frame->unzeroed)
 			ramcrypt_wipe_frame(region, frame);
 		return 0;
 	}
 	/* Overwritten below, or wiped by the caller if the decrypt fails */
 	ramcrypt_unstale(region, frame);
+	frame->unzeroed = false;
 
 	frame->version = page_private(ct);
 	ramcrypt_iv(region, index, frame->version, iv);
@@ -668,6 +718,18 @@ static void ramcrypt_wait_writeback(struct ramcrypt_region *region)
 	}
 }
 
+/* Drop region->lock until evict-ahead's worker finished a batch. */
+static void ramcrypt_wait_batch(struct ramcrypt_region *region)
+{
+	unsigned long batches = region->writeback_batches;
+
+	lockdep_assert_held(&region->lock);
+	mutex_unlock(&region->lock);
+	wait_event(region->writeback_wait,
+		   READ_ONCE(region->writeback_batches) != batches);
+	mutex_lock(&region->lock);
+}
+
 /*
  * Make page @index resident: evict as needed, then load it into a frame.
  * NULL with *vmret == 0: every frame on the clock is pinned but a writeback
@@ -762,6 +824,12 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 retry:
 
 	frame = xa_load(&region->resident, index);
+	if (frame && frame->encrypting) {
+		ramcrypt_count(region, &region->evict_ahead_raced,
+			       &ramcrypt_global.evict_ahead_raced);
+		ramcrypt_wait_batch(region);
+		goto retry;
+	}
 	if (frame) {
 		/* unmapped by the hand (or in another mm, or was pinned) */
 		ramcrypt_count(region, &region->refaults,
@@ -916,11 +984,11 @@ void ramcrypt_window_scan(struct work_struct *work)
 	mutex_unlock(&region->lock);
 }
 
-/* A dirty victim being encrypted by evict-ahead's worker */
+/* A dirty victim being encrypted in place by evict-ahead's worker */
 struct ramcrypt_writeback {
 	struct ramcrypt_frame *frame;
-	struct page *ct;	/* its ciphertext page */
-	struct page *new;	/* ct if newly allocated (stored on success) */
+	struct page *spare;	/* see ramcrypt_spare_get() */
+	bool new;
 	u32 version;
 	int ret;
 };
@@ -928,7 +996,7 @@ struct ramcrypt_writeback {
 /*
  * Take a frame off region->writeback for encryption (true, *wb set up), or
  * put it back on the clock: accessed while queued (counted as raced), or no
- * ciphertext page (memory cap). It stays resident either way.
+ * spare page (memory cap). It stays resident either way.
  */
 static bool ramcrypt_writeback_start(struct ramcrypt_region *region,
 				     struct ramcrypt_frame *frame,
@@ -940,13 +1008,13 @@ static bool ramcrypt_writeback_start(struct ramcrypt_region *region,
 			       &ramcrypt_global.evict_ahead_raced);
 		goto keep;
 	}
-	wb->ct = ramcrypt_ct_page(region, frame->index, &wb->new);
-	if (!wb->ct)
+	wb->spare = ramcrypt_spare_get(region, frame->index, &wb->new);
+	if (!wb->spare)
 		goto keep;
-	/* Only a fault, which sets the flags again, can map it now. */
-	frame->dirty = false;
 	wb->frame = frame;
 	wb->version = frame->version + 1;
+	/* Unmapped and unpinned: only a fault reaches it, and it waits. */
+	frame->encrypting = true;
 	list_del_init(&frame->node);
 	return true;
 
@@ -957,55 +1025,37 @@ keep:
 }
 
 /*
- * Store a writeback's ciphertext and evict its frame, or put the frame back
- * on the clock if it was accessed during the encryption (or failed).
+ * After the worker encrypted a frame in place: swap its page for the spare
+ * and evict it, or, if tresor failed (it wrote nothing), put it back on the
+ * clock.
  */
 static void ramcrypt_writeback_finish(struct ramcrypt_region *region,
 				      struct ramcrypt_writeback *wb)
 {
 	struct ramcrypt_frame *frame = wb->frame;
-	int ret = wb->ret;
 
 	lockdep_assert_held(&region->lock);
 	region->nr_writeback--;
-	if (!ret && wb->new) {
-		ret = ramcrypt_ct_insert(region, frame->index, wb->new);
-		if (!ret)
-			wb->new = NULL;
+	frame->encrypting = false;
+	/* Faults on it waited, nothing else reaches an unmapped frame */
+	WARN_ON_ONCE(frame->referenced);
+	if (wb->ret) {
+		ramcrypt_crypto_error(region, frame->index, wb->ret);
+		ramcrypt_spare_put(region, frame->index, wb->spare, wb->new);
+		list_add_tail(&frame->node, &region->clock);
+		return;
 	}
-	if (ret) {
-		if (ret != -ENOMEM) {
-			ramcrypt_count(region, &region->crypto_errors,
-				       &ramcrypt_global.crypto_errors);
-			pr_warn_ratelimited("region %llu: cannot encrypt page %lu (%d), it stays plaintext\n",
-					    region->id, frame->index, ret);
-		}
-		frame->dirty = true;
-		goto keep;
-	}
-	/* Stored even if it is rewritten meanwhile: a version is never reused */
-	frame->version = wb->version;
-	set_page_private(wb->ct, wb->version);
-	if (frame->dirty || frame->referenced ||
-	    ramcrypt_frame_mapped(frame)) {
-		ramcrypt_count(region, &region->evict_ahead_raced,
-			       &ramcrypt_global.evict_ahead_raced);
-		goto keep;
-	}
+	ramcrypt_swap_ciphertext(region, frame, wb->spare, wb->new,
+				 wb->version);
 	ramcrypt_count(region, &region->evictions_ahead,
 		       &ramcrypt_global.evictions_ahead);
 	ramcrypt_evict_finish(region, frame, RAMCRYPT_EVICT_WINDOW, NULL);
-	return;
-
-keep:
-	if (wb->new)
-		ramcrypt_free_page(region, wb->new);
-	list_add_tail(&frame->node, &region->clock);
 }
 
 /*
  * Evict-ahead's worker, on crypto_cpu: encrypt the dirty victims the fault
- * path queued, a batch per unlocked section (see the top of this file).
+ * path queued in place, a batch per unlocked section (see the top of this
+ * file).
  */
 void ramcrypt_window_evict_ahead(struct work_struct *work)
 {
@@ -1028,21 +1078,23 @@ void ramcrypt_window_evict_ahead(struct work_struct *work)
 			continue;
 		mutex_unlock(&region->lock);
 		/*
-		 * The pages are resident: nobody reads their ciphertext pages,
-		 * and nobody else stores them while they are off the clock.
-		 * On error tresor writes nothing.
+		 * Nobody maps or reads these frames now (faults on them wait
+		 * for this batch), nor their ciphertext pages (the pages are
+		 * resident). On error tresor writes nothing.
 		 */
 		for (i = 0; i < n; i++) {
+			void *page = page_address(wb[i].frame->page);
+
 			ramcrypt_iv(region, wb[i].frame->index, wb[i].version,
 				    iv);
-			wb[i].ret = tresor_encrypt_page(page_address(wb[i].ct),
-							page_address(wb[i].frame->page),
-							(u8 *)iv);
+			wb[i].ret = tresor_encrypt_page(page, page, (u8 *)iv);
 		}
 		memzero_explicit(iv, sizeof(iv));
 		mutex_lock(&region->lock);
 		for (i = 0; i < n; i++)
 			ramcrypt_writeback_finish(region, &wb[i]);
+		region->writeback_batches++;
+		wake_up_all(&region->writeback_wait);
 	}
 	if (!region->nr_writeback)
 		wake_up_all(&region->writeback_wait);
