@@ -50,7 +50,7 @@
  * reserve = min(evict_ahead_pages, window / 4), so a fault usually finds a
  * spare frame and pays only its decrypt. When fewer than half the
  * reserve is free or on its way, the fault path picks up to
- * RAMCRYPT_AHEAD_BATCH victims by the same CLOCK and unmaps them (one unmap
+ * RAMCRYPT_PICK_BATCH victims by the same CLOCK and unmaps them (one unmap
  * per run of consecutive pages, on the faulting CPU: no TLB-flush IPI to
  * it), evicts the clean ones, and queues the dirty ones on
  * region->writeback for a work item on crypto_cpu. A queued frame
@@ -630,7 +630,12 @@ static void ramcrypt_kick_evict_ahead(struct ramcrypt_region *region)
 		queue_work(system_unbound_wq, &region->evict_ahead);
 }
 
-/* Victims evict-ahead picks at once (and encrypts per unlocked section) */
+/*
+ * Victims a fault picks at once: fewer, larger batches wake the worker
+ * less often (each wake-up of an idle crypto CPU is an IPI). The worker
+ * encrypts them RAMCRYPT_AHEAD_BATCH per unlocked section.
+ */
+#define RAMCRYPT_PICK_BATCH	32
 #define RAMCRYPT_AHEAD_BATCH	16
 
 /*
@@ -680,7 +685,7 @@ static void ramcrypt_evict_ahead_pick(struct ramcrypt_region *region)
 	if (!reserve || room >= DIV_ROUND_UP(reserve, 2))
 		return;
 	ramcrypt_ahead_pick(region, min_t(u64, reserve - room,
-					  RAMCRYPT_AHEAD_BATCH), &picked);
+					  RAMCRYPT_PICK_BATCH), &picked);
 	list_for_each_entry_safe(frame, tmp, &picked, node) {
 		/* Pinned through GUP-fast since it was picked: skip it. */
 		if (ramcrypt_frame_mapped(frame)) {

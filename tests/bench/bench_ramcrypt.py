@@ -46,7 +46,7 @@ grep -q zram0 /proc/swaps
     return vm.sh("cat /sys/block/zram0/comp_algorithm")
 
 
-EVICT_AHEAD = 32    # spare frames evict-ahead keeps (of WINDOW); refilled from 16
+EVICT_AHEAD = 64    # spare frames evict-ahead keeps (of WINDOW); refilled from 32
 AHEAD_REPEATS = 3   # (c): the host's noise shifts whole calls by 10-20%
 
 
