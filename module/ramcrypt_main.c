@@ -41,7 +41,7 @@ MODULE_PARM_DESC(evict_ahead_pages,
 int ramcrypt_crypto_cpu = -1;
 module_param_named(crypto_cpu, ramcrypt_crypto_cpu, int, 0644);
 MODULE_PARM_DESC(crypto_cpu,
-		 "CPU that runs evict-ahead (its encryptions), -1 = any (default -1)");
+		 "CPU that runs evict-ahead (its encryptions), -1 = the next online CPU after the faulting one (default -1)");
 
 static unsigned int ramcrypt_max_memory_mb;
 module_param_named(max_memory_mb, ramcrypt_max_memory_mb, uint, 0644);

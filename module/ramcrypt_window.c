@@ -183,11 +183,15 @@ static int ramcrypt_mapcount(struct page *page)
 /*
  * Every PTE that maps a frame holds a reference to it (and drops it only
  * after the TLB flush), and KVM maps a page only while a host PTE maps it:
- * a frame with our reference only is mapped nowhere.
+ * a frame with our reference only is mapped nowhere. Locked counts as
+ * mapped: the core hands a fault's reference to the PTE before it unlocks
+ * the page (do_shared_fault), so an unmap in between leaves a locked page
+ * we must neither swap nor free; nobody else can lock it without a
+ * reference.
  */
 static bool ramcrypt_frame_mapped(struct ramcrypt_frame *frame)
 {
-	return page_count(frame->page) != 1;
+	return page_count(frame->page) != 1 || PageLocked(frame->page);
 }
 
 static void ramcrypt_unmap_pages(struct ramcrypt_region *region,
@@ -268,7 +272,8 @@ static struct page *ramcrypt_spare_get(struct ramcrypt_region *region,
 		return page;
 	if (!ramcrypt_charge(region))
 		return NULL;
-	page = alloc_page(GFP_KERNEL);
+	/* Zeroed: it becomes a spare frame, never any kernel's old data */
+	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
 	if (!page)
 		goto err_uncharge;
 	if (xa_reserve(&region->ciphertext, index, GFP_KERNEL))
@@ -296,7 +301,7 @@ static void ramcrypt_spare_put(struct ramcrypt_region *region, pgoff_t index,
 /*
  * A dirty frame's page now holds its page's ciphertext of @version
  * (encrypted in place): store it as the ciphertext page, and give the frame
- * @spare, which holds old ciphertext or nothing, no plaintext ("unzeroed").
+ * @spare, which holds old ciphertext or zeros, no plaintext ("unzeroed").
  */
 static void ramcrypt_swap_ciphertext(struct ramcrypt_region *region,
 				     struct ramcrypt_frame *frame,
@@ -307,7 +312,10 @@ static void ramcrypt_swap_ciphertext(struct ramcrypt_region *region,
 	lockdep_assert_held(&region->lock);
 	ClearPageDirty(ct);
 	set_page_private(ct, version);
-	/* Replaces the old page or fills the reserved slot: no allocation */
+	/*
+	 * Replaces the old page or fills the reserved slot: nothing to
+	 * allocate, so this cannot fail (the ciphertext would be lost).
+	 */
 	WARN_ON_ONCE(xa_is_err(xa_store(&region->ciphertext, frame->index, ct,
 					GFP_NOWAIT)));
 	if (new) {
@@ -619,15 +627,23 @@ static u64 ramcrypt_room(const struct ramcrypt_region *region)
 	return region->window > staying ? region->window - staying : 0;
 }
 
+/*
+ * Wake the worker on crypto_cpu, or if that is not set (or offline) on the
+ * next online CPU after this one. Always on one workqueue, whatever
+ * crypto_cpu says meanwhile: only within one workqueue is a work item kept
+ * from running twice at once and waited for by cancel_work_sync().
+ */
 static void ramcrypt_kick_evict_ahead(struct ramcrypt_region *region)
 {
 	int cpu = READ_ONCE(ramcrypt_crypto_cpu);
 
 	lockdep_assert_held(&region->lock);
-	if (cpu >= 0 && cpu < nr_cpu_ids && cpu_online(cpu))
-		queue_work_on(cpu, system_highpri_wq, &region->evict_ahead);
-	else
-		queue_work(system_unbound_wq, &region->evict_ahead);
+	if (cpu < 0 || cpu >= nr_cpu_ids || !cpu_online(cpu)) {
+		cpu = cpumask_next(raw_smp_processor_id(), cpu_online_mask);
+		if (cpu >= nr_cpu_ids)
+			cpu = cpumask_first(cpu_online_mask);
+	}
+	queue_work_on(cpu, system_highpri_wq, &region->evict_ahead);
 }
 
 /*

@@ -97,18 +97,20 @@ static const u8 tresor_kat_ct[512] = {
  */
 bool tresor_impl_selftest(const struct tresor_impl *impl, u8 cv[32])
 {
-	u8 *pt, *ct, *back;
+	u8 *pt, *ct, *back, *inplace;
 	u8 tweak[16];
 	bool ok;
 	int i;
 
-	pt = kmalloc(3 * 512, GFP_KERNEL);
+	pt = kmalloc(4 * 512, GFP_KERNEL);
 	if (!pt)
 		return false;
 	ct = pt + 512;
 	back = ct + 512;
+	inplace = back + 512;
 	for (i = 0; i < 512; i++)
 		pt[i] = i & 0xff;
+	memcpy(inplace, pt, 512);
 
 	preempt_disable();
 	tresor_write_key_regs(tresor_kat_key);
@@ -119,12 +121,16 @@ bool tresor_impl_selftest(const struct tresor_impl *impl, u8 cv[32])
 		      512 - TRESOR_KAT_SPLIT, tweak, 0);
 	memset(tweak, 0, sizeof(tweak));
 	impl->decrypt(back, tresor_kat_ct, 512, tweak, 1);
+	/* In place, as ramcrypt encrypts a frame; compared below */
+	memset(tweak, 0, sizeof(tweak));
+	impl->encrypt(inplace, inplace, 512, tweak, 1);
 	impl->check_values(cv);
 	kernel_fpu_end();
 	tresor_wipe_key_regs();
 	preempt_enable();
 
-	ok = !memcmp(ct, tresor_kat_ct, 512) && !memcmp(back, pt, 512);
+	ok = !memcmp(ct, tresor_kat_ct, 512) && !memcmp(back, pt, 512) &&
+	     !memcmp(inplace, tresor_kat_ct, 512);
 	if (!ok)
 		pr_warn("%s: known-answer test failed; not using it\n",
 			impl->name);
