@@ -39,7 +39,8 @@ enum ramcrypt_evict_cause {
 
 /* One plaintext frame of the window: a page the module owns. */
 struct ramcrypt_frame {
-	struct list_head node;		/* region->clock or region->free */
+	/* region->clock, ->free or ->writeback; none while loading/encrypting */
+	struct list_head node;
 	struct page *page;
 	pgoff_t index;			/* region page held, if on the clock */
 	u32 version;			/* encryptions of this page so far */
@@ -56,6 +57,8 @@ struct ramcrypt_frame {
 	bool unzeroed;
 	/* Being encrypted in place by evict-ahead: a fault on it waits */
 	bool encrypting;
+	/* Being decrypted into by a fault, region->lock dropped: off the clock */
+	bool loading;
 	unsigned long last_access;	/* jiffies */
 };
 
@@ -83,8 +86,10 @@ struct ramcrypt_region {
 	/* dirty victims queued for evict-ahead's worker */
 	struct list_head writeback;
 	unsigned int nr_writeback;	/* queued or being encrypted */
-	unsigned long writeback_batches;	/* batches the worker finished */
-	wait_queue_head_t writeback_wait;
+	unsigned int nr_loading;	/* frames faults are decrypting into */
+	/* Bumped when frames stop being busy (encrypting, loading, queued) */
+	unsigned long frames_done;
+	wait_queue_head_t frame_wait;
 
 	/* counters (under lock) */
 	u64 faults;

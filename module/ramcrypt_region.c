@@ -48,7 +48,7 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 	INIT_LIST_HEAD(&region->writeback);
 	INIT_DELAYED_WORK(&region->scan, ramcrypt_window_scan);
 	INIT_WORK(&region->evict_ahead, ramcrypt_window_evict_ahead);
-	init_waitqueue_head(&region->writeback_wait);
+	init_waitqueue_head(&region->frame_wait);
 
 	/* The host key may not be cleared (or replaced) while we hold
 	 * pages encrypted with it.

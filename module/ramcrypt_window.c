@@ -7,14 +7,22 @@
  *   - encrypted: a ciphertext page in region->ciphertext, its version (how
  *     many times it was encrypted) in page_private();
  *   - resident: plaintext in a window frame (a page the module owns), on
- *     region->clock and in region->resident, mapped by the core from the
- *     page the fault handler returns. Its ciphertext, if any, stays stored.
+ *     region->clock (unless loading, see below) and in region->resident,
+ *     mapped by the core from the page the fault handler returns. Its
+ *     ciphertext, if any, stays stored.
  * A fault decrypts into a frame (or zero-fills one) and returns it. When the
  * window is full, a victim chosen by CLOCK is unmapped everywhere; if it was
  * dirty (see below) it is encrypted over its ciphertext with the next
  * version, if clean its stored ciphertext is still its content and nothing
  * is encrypted. A victim still referenced after the unmap (GUP in flight)
  * is skipped. The age scan evicts frames idle for max_plaintext_age_ms.
+ *
+ * The decrypt runs with region->lock dropped, so the faults of several
+ * vCPUs (threads) decrypt at once: the frame is "loading", in
+ * region->resident and counted in the window but off the clock, so no
+ * eviction takes it, and a fault on the same page waits for it. Its
+ * ciphertext page stays put meanwhile: only an eviction of that page
+ * replaces it.
  *
  * A dirty victim is encrypted in place, and its page becomes the page's
  * ciphertext page; the frame takes the old ciphertext page (or a new page)
@@ -566,17 +574,60 @@ static void ramcrypt_put_free_frame(struct ramcrypt_region *region,
 	region->nr_free++;
 }
 
+static unsigned long ramcrypt_scan_period(void)
+{
+	unsigned int ms = READ_ONCE(ramcrypt_max_age_ms);
+
+	return max(msecs_to_jiffies(ms / 2), 1UL);
+}
+
+/* Drop region->lock until no evict-ahead writeback is in flight. */
+static void ramcrypt_wait_writeback(struct ramcrypt_region *region)
+{
+	lockdep_assert_held(&region->lock);
+	while (region->nr_writeback) {
+		mutex_unlock(&region->lock);
+		wait_event(region->frame_wait,
+			   !READ_ONCE(region->nr_writeback));
+		mutex_lock(&region->lock);
+	}
+}
+
 /*
- * Fill a frame with page @index: decrypt, or zeros if never written (a
- * stale or unzeroed spare frame is wiped first). The ciphertext stays
+ * Drop region->lock until some busy frame is done (a load, an evict-ahead
+ * batch or pass); the caller looks again.
+ */
+static void ramcrypt_wait_frames(struct ramcrypt_region *region)
+{
+	unsigned long done = region->frames_done;
+
+	lockdep_assert_held(&region->lock);
+	mutex_unlock(&region->lock);
+	wait_event(region->frame_wait,
+		   READ_ONCE(region->frames_done) != done);
+	mutex_lock(&region->lock);
+}
+
+static void ramcrypt_frames_done(struct ramcrypt_region *region)
+{
+	lockdep_assert_held(&region->lock);
+	WRITE_ONCE(region->frames_done, region->frames_done + 1);
+	/* Waiters sleep without region->lock: see the full barrier */
+	if (wq_has_sleeper(&region->frame_wait))
+		wake_up_all(&region->frame_wait);
+}
+
+/*
+ * Set a frame up for page @index: zeros if never written (a stale or
+ * unzeroed spare frame is wiped first), NULL returned; else the ciphertext
+ * page the caller decrypts into it (ramcrypt_decrypt). The ciphertext stays
  * stored: it is the page's content until it is written.
  */
-static int ramcrypt_load(struct ramcrypt_region *region,
-			 struct ramcrypt_frame *frame, pgoff_t index)
+static struct page *ramcrypt_load_begin(struct ramcrypt_region *region,
+					struct ramcrypt_frame *frame,
+					pgoff_t index)
 {
 	struct page *ct;
-	__le64 iv[2];
-	int ret;
 
 	lockdep_assert_held(&region->lock);
 	frame->index = index;
@@ -586,28 +637,65 @@ static int ramcrypt_load(struct ramcrypt_region *region,
 	if (!ct) {
 		if (frame->stale || frame->unzeroed)
 			ramcrypt_wipe_frame(region, frame);
-		return 0;
+		return NULL;
 	}
-	/* Overwritten below, or wiped by the caller if the decrypt fails */
+	/* Overwritten by the decrypt, or wiped if it fails */
 	ramcrypt_unstale(region, frame);
 	frame->unzeroed = false;
-
 	frame->version = page_private(ct);
-	ramcrypt_iv(region, index, frame->version, iv);
+	return ct;
+}
+
+/*
+ * Decrypt @ct into a loading frame. Needs no region->lock: nothing else
+ * reaches the frame (off the clock, unmapped; faults on its page wait), and
+ * @ct stays the page's ciphertext until the frame is evicted.
+ */
+static int ramcrypt_decrypt(struct ramcrypt_region *region,
+			    struct ramcrypt_frame *frame, struct page *ct)
+{
+	__le64 iv[2];
+	int ret;
+
+	ramcrypt_iv(region, frame->index, frame->version, iv);
 	ret = tresor_decrypt_page(page_address(frame->page), page_address(ct),
 				  (u8 *)iv);
 	memzero_explicit(iv, sizeof(iv));
-	if (ret)
-		ramcrypt_count(region, &region->crypto_errors,
-			       &ramcrypt_global.crypto_errors);
 	return ret;
 }
 
-static unsigned long ramcrypt_scan_period(void)
+/* A resident frame holds its page now: onto the clock. */
+static void ramcrypt_load_end(struct ramcrypt_region *region,
+			      struct ramcrypt_frame *frame)
 {
-	unsigned int ms = READ_ONCE(ramcrypt_max_age_ms);
+	lockdep_assert_held(&region->lock);
+	if (frame->loading) {
+		frame->loading = false;
+		region->nr_loading--;
+		ramcrypt_frames_done(region);
+	}
+	list_add_tail(&frame->node, &region->clock);
+	schedule_delayed_work(&region->scan, ramcrypt_scan_period());
+}
 
-	return max(msecs_to_jiffies(ms / 2), 1UL);
+/* The decrypt into a loading frame failed: the page stays encrypted. */
+static void ramcrypt_load_failed(struct ramcrypt_region *region,
+				 struct ramcrypt_frame *frame, int ret)
+{
+	lockdep_assert_held(&region->lock);
+	ramcrypt_count(region, &region->crypto_errors,
+		       &ramcrypt_global.crypto_errors);
+	pr_warn_ratelimited("region %llu: cannot decrypt page %lu (%d), faulting process gets SIGBUS\n",
+			    region->id, frame->index, ret);
+	xa_erase(&region->resident, frame->index);
+	region->nr_resident--;
+	atomic_long_dec(&ramcrypt_global.plaintext_pages);
+	frame->loading = false;
+	region->nr_loading--;
+	ramcrypt_frames_done(region);
+	/* A failed decrypt may have written part of it */
+	ramcrypt_wipe_frame(region, frame);
+	ramcrypt_put_free_frame(region, frame);
 }
 
 /* Free frames evict-ahead keeps in @region's window, 0 if off. */
@@ -727,37 +815,17 @@ static void ramcrypt_evict_ahead_pick(struct ramcrypt_region *region)
 		ramcrypt_kick_evict_ahead(region);
 }
 
-/* Drop region->lock until no evict-ahead writeback is in flight. */
-static void ramcrypt_wait_writeback(struct ramcrypt_region *region)
-{
-	lockdep_assert_held(&region->lock);
-	while (region->nr_writeback) {
-		mutex_unlock(&region->lock);
-		wait_event(region->writeback_wait,
-			   !READ_ONCE(region->nr_writeback));
-		mutex_lock(&region->lock);
-	}
-}
-
-/* Drop region->lock until evict-ahead's worker finished a batch. */
-static void ramcrypt_wait_batch(struct ramcrypt_region *region)
-{
-	unsigned long batches = region->writeback_batches;
-
-	lockdep_assert_held(&region->lock);
-	mutex_unlock(&region->lock);
-	wait_event(region->writeback_wait,
-		   READ_ONCE(region->writeback_batches) != batches);
-	mutex_lock(&region->lock);
-}
-
 /*
- * Make page @index resident: evict as needed, then load it into a frame.
- * NULL with *vmret == 0: every frame on the clock is pinned but a writeback
- * is in flight; the caller waits for it and retries.
+ * Make page @index resident: evict as needed, take a frame and set it up.
+ * A page never written is zero-filled at once. Otherwise the frame is in
+ * region->resident, "loading", off the clock, and *ct is the ciphertext the
+ * caller decrypts into it with region->lock dropped (ramcrypt_load_end()
+ * then). NULL with *vmret == 0: every frame on the clock is pinned, busy
+ * frames will be done; the caller waits for one and retries.
  */
 static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *region,
 						     pgoff_t index,
+						     struct page **ct,
 						     vm_fault_t *vmret)
 {
 	struct ramcrypt_frame *frame = NULL;
@@ -771,10 +839,11 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 		return NULL;
 	}
 
-	/* The first victim's frame is taken over unwiped, see ramcrypt_load */
+	/* The first victim's frame is taken over unwiped, see load_begin */
 	while (region->nr_resident >= region->window) {
 		ret = ramcrypt_evict_one(region, &frame);
-		if (ret == -EBUSY && region->nr_writeback)
+		if (ret == -EBUSY &&
+		    (region->nr_writeback || region->nr_loading))
 			goto err_frame;
 		if (ret == -EBUSY) {
 			/* Every frame is pinned: exceed the window for now. */
@@ -788,36 +857,32 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 		}
 	}
 
-	if (frame) {
-		ret = ramcrypt_load(region, frame, index);
-	} else {
+	if (!frame) {
 		frame = ramcrypt_get_frame(region);
 		if (!frame) {
 			*vmret = VM_FAULT_SIGBUS;
 			return NULL;
 		}
-		ret = ramcrypt_load(region, frame, index);
 	}
-	if (ret) {
-		pr_warn_ratelimited("region %llu: cannot decrypt page %lu (%d), faulting process gets SIGBUS\n",
-				    region->id, index, ret);
-		*vmret = VM_FAULT_SIGBUS;
-		goto err_frame;
-	}
+	*ct = ramcrypt_load_begin(region, frame, index);
 	ret = xa_err(xa_store(&region->resident, index, frame, GFP_KERNEL));
 	if (ret) {
 		*vmret = VM_FAULT_OOM;	/* the ciphertext is still stored */
 		goto err_frame;
 	}
-	list_add_tail(&frame->node, &region->clock);
 	region->nr_resident++;
 	atomic_long_inc(&ramcrypt_global.plaintext_pages);
-	schedule_delayed_work(&region->scan, ramcrypt_scan_period());
+	if (*ct) {
+		frame->loading = true;
+		region->nr_loading++;
+		return frame;
+	}
+	ramcrypt_load_end(region, frame);
 	return frame;
 
 err_frame:
 	if (frame) {
-		/* Stale, or a failed decrypt wrote part of it. */
+		/* Stale, or set up for a load that will not happen */
 		ramcrypt_wipe_frame(region, frame);
 		ramcrypt_put_free_frame(region, frame);
 	}
@@ -828,6 +893,8 @@ err_frame:
  * Returns the frame (with a reference, unlocked) for the core to map:
  * read-only, or writable and dirty for a write fault (FAULT_FLAG_WRITE, after
  * page_mkwrite). The reference keeps the frame resident until it is mapped.
+ * The decrypt runs with region->lock dropped, so faults on other pages and
+ * evict-ahead's worker go on meanwhile.
  */
 vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 				 struct vm_fault *vmf)
@@ -835,6 +902,8 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	struct ramcrypt_frame *frame;
 	pgoff_t index = vmf->pgoff;
 	vm_fault_t vmret = 0;
+	struct page *ct;
+	int ret;
 
 	mutex_lock(&region->lock);
 	if (index >= region->nr_pages) {
@@ -845,10 +914,11 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 retry:
 
 	frame = xa_load(&region->resident, index);
-	if (frame && frame->encrypting) {
-		ramcrypt_count(region, &region->evict_ahead_raced,
-			       &ramcrypt_global.evict_ahead_raced);
-		ramcrypt_wait_batch(region);
+	if (frame && (frame->encrypting || frame->loading)) {
+		if (frame->encrypting)
+			ramcrypt_count(region, &region->evict_ahead_raced,
+				       &ramcrypt_global.evict_ahead_raced);
+		ramcrypt_wait_frames(region);
 		goto retry;
 	}
 	if (frame) {
@@ -856,13 +926,25 @@ retry:
 		ramcrypt_count(region, &region->refaults,
 			       &ramcrypt_global.refaults);
 	} else {
-		frame = ramcrypt_make_resident(region, index, &vmret);
+		ct = NULL;
+		frame = ramcrypt_make_resident(region, index, &ct, &vmret);
 		if (!frame && !vmret) {
-			ramcrypt_wait_writeback(region);
+			ramcrypt_wait_frames(region);
 			goto retry;
 		}
 		if (!frame)
 			goto out_unlock;
+		if (ct) {
+			mutex_unlock(&region->lock);
+			ret = ramcrypt_decrypt(region, frame, ct);
+			mutex_lock(&region->lock);
+			if (ret) {
+				ramcrypt_load_failed(region, frame, ret);
+				vmret = VM_FAULT_SIGBUS;
+				goto out_unlock;
+			}
+			ramcrypt_load_end(region, frame);
+		}
 	}
 	frame->referenced = true;
 	frame->last_access = jiffies;
@@ -1114,11 +1196,10 @@ void ramcrypt_window_evict_ahead(struct work_struct *work)
 		mutex_lock(&region->lock);
 		for (i = 0; i < n; i++)
 			ramcrypt_writeback_finish(region, &wb[i]);
-		region->writeback_batches++;
-		wake_up_all(&region->writeback_wait);
+		ramcrypt_frames_done(region);
 	}
-	if (!region->nr_writeback)
-		wake_up_all(&region->writeback_wait);
+	/* Frames kept (not encrypted) left the queue too */
+	ramcrypt_frames_done(region);
 	mutex_unlock(&region->lock);
 }
 
@@ -1130,6 +1211,8 @@ void ramcrypt_window_release(struct ramcrypt_region *region)
 	struct page *ct;
 
 	mutex_lock(&region->lock);
+	/* Faults hold the file: none is loading */
+	WARN_ON_ONCE(region->nr_loading);
 	/* Evict-ahead was cancelled: frames it had queued are freed here too */
 	list_splice_init(&region->writeback, &region->clock);
 	region->nr_writeback = 0;

@@ -11,6 +11,12 @@
  *                                        decrypt, evict a victim), read and
  *                                        write sweeps, and two cheaper faults
  *                                        to split the cost (see cmd_window)
+ *   rcbench parallel PAGES WINDOW ROUNDS read sweeps over one region by one
+ *                                        thread (CPU 0) and by two at once
+ *                                        (CPUs 0 and 1, a half each): wall
+ *                                        ns per fault of all faults, so a
+ *                                        region that serialises its faults
+ *                                        shows no speed-up
  *   rcbench time CMD [ARGS...]           run CMD, print "elapsed_ns=N rc=R"
  *
  * Each round times one access per page (a write for anon, a read for the
@@ -23,6 +29,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -431,6 +439,91 @@ static int cmd_time(char **argv)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+/* -- faults of two threads on one region ---------------------------------- */
+struct par_slice {
+	const uint8_t *mem;
+	size_t pages;
+	int cpu;
+	pthread_barrier_t *start;
+};
+
+static void *par_sweep(void *arg)
+{
+	struct par_slice *sl = arg;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(sl->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		fail("sched_setaffinity");
+	pthread_barrier_wait(sl->start);
+	touch_read(sl->mem, sl->pages);
+	return NULL;
+}
+
+/* Wall ns per fault of a read sweep over @r by @threads threads. */
+static uint64_t par_round(struct rc_region *r, size_t pages, int threads,
+			  int round)
+{
+	struct par_slice sl[2];
+	struct ramcrypt_stats a, b;
+	pthread_barrier_t start;
+	pthread_t tid[2];
+	uint64_t t0, t, faults;
+
+	pthread_barrier_init(&start, NULL, threads + 1);
+	rc_stats(r->fd, &a);
+	for (int i = 0; i < threads; i++) {
+		sl[i] = (struct par_slice){
+			.mem = r->mem + i * (pages / threads) * PAGE,
+			.pages = pages / threads, .cpu = i, .start = &start,
+		};
+		if (pthread_create(&tid[i], NULL, par_sweep, &sl[i]))
+			fail("pthread_create");
+	}
+	pthread_barrier_wait(&start);
+	t0 = now_ns();
+	for (int i = 0; i < threads; i++)
+		pthread_join(tid[i], NULL);
+	t = now_ns() - t0;
+	pthread_barrier_destroy(&start);
+	rc_stats(r->fd, &b);
+	faults = b.faults - a.faults;
+	if (faults < pages || b.plaintext_pages > b.window_pages) {
+		printf("FAIL parallel: faults=%llu for %zu pages, plaintext "
+		       "%llu\n", (unsigned long long)faults, pages,
+		       (unsigned long long)b.plaintext_pages);
+		exit(1);
+	}
+	printf("round %d threads=%d: faults=%llu ns_per_fault=%llu "
+	       "plaintext=%llu\n", round, threads, (unsigned long long)faults,
+	       (unsigned long long)(t / faults),
+	       (unsigned long long)b.plaintext_pages);
+	return t / faults;
+}
+
+static int cmd_parallel(size_t pages, uint32_t window, int rounds)
+{
+	uint64_t one[MAX_ROUNDS], two[MAX_ROUNDS];
+	struct rc_region r = rc_new(pages, window);
+
+	fill(r.mem, pages, 0x3c3c);
+	/* Untimed: after it every victim is clean (no encryption) */
+	touch_read(r.mem, pages);
+	for (int i = 0; i < rounds; i++) {
+		one[i] = par_round(&r, pages, 1, i);
+		two[i] = par_round(&r, pages, 2, i);
+	}
+	if (verify(r.mem, pages, 0x3c3c)) {
+		printf("FAIL parallel: content changed\n");
+		return 1;
+	}
+	rc_free(&r, pages);
+	result("parallel_1", pages, one, rounds);
+	result("parallel_2", pages, two, rounds);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	size_t pages = argc > 2 ? strtoull(argv[2], NULL, 0) : 0;
@@ -447,6 +540,8 @@ int main(int argc, char **argv)
 		return cmd_zram(pages, rounds);
 	if (argc == 5 && !strcmp(argv[1], "window"))
 		return cmd_window(pages, strtoul(argv[3], NULL, 0), rounds);
+	if (argc == 5 && !strcmp(argv[1], "parallel"))
+		return cmd_parallel(pages, strtoul(argv[3], NULL, 0), rounds);
 usage:
 	fprintf(stderr, "usage: see the comment at the top of rcbench.c\n");
 	return 2;
