@@ -1273,5 +1273,8 @@ void ramcrypt_window_stats(struct ramcrypt_region *region,
 	st->crypto_errors = region->crypto_errors;
 	st->memory_pages = region->mem_pages;
 	st->region_id = region->id;
+	st->evictions_clean = region->evictions_clean;
+	st->evictions_ahead = region->evictions_ahead;
+	st->refaults = region->refaults;
 	mutex_unlock(&region->lock);
 }

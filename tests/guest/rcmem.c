@@ -102,7 +102,8 @@ static void print_stats(int fd)
 	printf("stats: window=%u size=%llu plaintext=%llu encrypted=%llu "
 	       "faults=%llu ev_window=%llu ev_age=%llu ev_flush=%llu "
 	       "skipped=%llu oldest_ms=%llu overflows=%llu crypto_errors=%llu "
-	       "memory=%llu region=%llu\n", st.window_pages,
+	       "memory=%llu region=%llu ev_clean=%llu ev_ahead=%llu "
+	       "refaults=%llu\n", st.window_pages,
 	       (unsigned long long)st.size,
 	       (unsigned long long)st.plaintext_pages,
 	       (unsigned long long)st.encrypted_pages,
@@ -115,7 +116,10 @@ static void print_stats(int fd)
 	       (unsigned long long)st.window_overflows,
 	       (unsigned long long)st.crypto_errors,
 	       (unsigned long long)st.memory_pages,
-	       (unsigned long long)st.region_id);
+	       (unsigned long long)st.region_id,
+	       (unsigned long long)st.evictions_clean,
+	       (unsigned long long)st.evictions_ahead,
+	       (unsigned long long)st.refaults);
 	fflush(stdout);
 }
 

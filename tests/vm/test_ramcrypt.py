@@ -58,6 +58,15 @@ def test_ramcrypt_integrity(ctx):
                  f"({time.monotonic() - t0:.0f}s)")
         assert "mismatches=0" in out, out
         assert st["ev_window"] > 0 and st["plaintext"] <= 64, st
+        # The first region in this VM: its own counters (RAMCRYPT_IOC_STATS)
+        # are the totals of sysfs.
+        s = sysfs(vm)
+        for mine, total in (("ev_clean", "evictions_clean"),
+                            ("ev_ahead", "evictions_ahead"),
+                            ("refaults", "refaults")):
+            assert st[mine] == s[total], (mine, st, s)
+        assert 0 < st["ev_clean"] < sum(st[f"ev_{c}"] for c in
+                                        ("window", "age", "flush")), st
 
         # The rest with evict-ahead: a worker keeps 8 frames free, its
         # encryptions racing with the faults (and GUP) of the cases below.
@@ -69,6 +78,7 @@ def test_ramcrypt_integrity(ctx):
                  f"{s['evict_ahead_raced']} plaintext={st['plaintext']}")
         assert "mismatches=0" in out, out
         assert s["evictions_ahead"] > 0 and st["plaintext"] <= 64, (st, s)
+        assert st["ev_ahead"] == s["evictions_ahead"], (st, s)
         # Hot pages (256, window 16, reserve 4): accesses to a page while
         # evict-ahead encrypts it (kept resident: "raced").
         out = vm.sh("rcmem stress 2 200000 1 16", timeout=700)

@@ -16,7 +16,7 @@
 #include <linux/types.h>
 
 #define RAMCRYPT_DEVICE_PATH	"/dev/ramcrypt"
-#define RAMCRYPT_ABI_VERSION	1
+#define RAMCRYPT_ABI_VERSION	2	/* 2: evictions_clean/_ahead, refaults */
 
 struct ramcrypt_stats {
 	__u32 abi_version;	/* RAMCRYPT_ABI_VERSION */
@@ -34,7 +34,11 @@ struct ramcrypt_stats {
 	__u64 crypto_errors;	/* failed page encryptions/decryptions */
 	__u64 memory_pages;	/* frames + ciphertext pages allocated */
 	__u64 region_id;	/* upper tweak half is region_id | 1 << 63 */
-	__u64 reserved[4];	/* zero */
+	/* ABI version 2 (zero before): */
+	__u64 evictions_clean;	/* of all evictions: pages only read, not encrypted */
+	__u64 evictions_ahead;	/* of evictions_window: by evict-ahead */
+	__u64 refaults;		/* faults on pages still resident */
+	__u64 reserved[1];	/* zero */
 };
 
 #define RAMCRYPT_IOC_MAGIC	0xD5
