@@ -79,6 +79,8 @@ struct ramcrypt_region {
 	u64 nr_stale;
 	u64 nr_ciphertext;
 	u64 mem_pages;			/* frames + ciphertext pages */
+	/* charged for them: the first mapper's, NULL before (or no memcg) */
+	struct mem_cgroup *memcg;
 
 	struct delayed_work scan;
 	/* evict-ahead's worker on crypto_cpu: encrypts region->writeback */

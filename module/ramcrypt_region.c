@@ -14,6 +14,7 @@
 
 #include <linux/atomic.h>
 #include <linux/fs.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/version.h>
@@ -74,6 +75,7 @@ void ramcrypt_region_destroy(struct ramcrypt_region *region)
 	ramcrypt_window_release(region);
 	xa_destroy(&region->resident);
 	xa_destroy(&region->ciphertext);
+	mem_cgroup_put(region->memcg);
 	mutex_destroy(&region->lock);
 	atomic_long_dec(&ramcrypt_global.regions);
 	kfree(region);
@@ -135,6 +137,8 @@ int ramcrypt_region_mmap(struct ramcrypt_region *region,
 		return -EINVAL;
 
 	mutex_lock(&region->lock);
+	if (!region->memcg)
+		region->memcg = get_mem_cgroup_from_mm(vma->vm_mm);
 	if (!region->nr_pages) {
 		region->nr_pages = end;
 	} else if (end > region->nr_pages) {

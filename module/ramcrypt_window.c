@@ -85,8 +85,10 @@
 #include <linux/atomic.h>
 #include <linux/bitops.h>
 #include <linux/jiffies.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/version.h>
@@ -134,6 +136,28 @@ static void ramcrypt_uncharge(struct ramcrypt_region *region)
 	atomic_long_dec(&ramcrypt_global.mem_pages);
 }
 
+/*
+ * A zeroed page for the region (frame or ciphertext) within the memory cap,
+ * charged to the memory cgroup of the process that first mapped the region
+ * whoever allocates it (a vCPU thread, evict-ahead's worker): guest RAM
+ * counts against its VM's cgroup as anonymous memory would. NULL if over
+ * the cap or out of memory (the cgroup's too).
+ */
+static struct page *ramcrypt_alloc_page(struct ramcrypt_region *region)
+{
+	struct mem_cgroup *old;
+	struct page *page;
+
+	if (!ramcrypt_charge(region))
+		return NULL;
+	old = set_active_memcg(region->memcg);
+	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	set_active_memcg(old);
+	if (!page)
+		ramcrypt_uncharge(region);
+	return page;
+}
+
 /* Wipe and free a page the region owns (frame or ciphertext). */
 static void ramcrypt_free_page(struct ramcrypt_region *region,
 			       struct page *page)
@@ -157,12 +181,19 @@ static void ramcrypt_unstale(struct ramcrypt_region *region,
 }
 
 /* Zero a spare frame (stale plaintext or old ciphertext in it). */
+/* A spare frame's old content is being overwritten: no longer stale. */
+static void ramcrypt_overwrite_frame(struct ramcrypt_region *region,
+				     struct ramcrypt_frame *frame)
+{
+	ramcrypt_unstale(region, frame);
+	frame->unzeroed = false;
+}
+
 static void ramcrypt_wipe_frame(struct ramcrypt_region *region,
 				struct ramcrypt_frame *frame)
 {
 	clear_page(page_address(frame->page));
-	ramcrypt_unstale(region, frame);
-	frame->unzeroed = false;
+	ramcrypt_overwrite_frame(region, frame);
 }
 
 /* Wipe the stale spare frames (the age scan, FLUSH). */
@@ -278,21 +309,15 @@ static struct page *ramcrypt_spare_get(struct ramcrypt_region *region,
 	*new = !page;
 	if (page)
 		return page;
-	if (!ramcrypt_charge(region))
-		return NULL;
 	/* Zeroed: it becomes a spare frame, never any kernel's old data */
-	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	page = ramcrypt_alloc_page(region);
 	if (!page)
-		goto err_uncharge;
-	if (xa_reserve(&region->ciphertext, index, GFP_KERNEL))
-		goto err_free;
+		return NULL;
+	if (xa_reserve(&region->ciphertext, index, GFP_KERNEL)) {
+		ramcrypt_free_page(region, page);
+		return NULL;
+	}
 	return page;
-
-err_free:
-	__free_page(page);
-err_uncharge:
-	ramcrypt_uncharge(region);
-	return NULL;
 }
 
 /* The encryption failed: give a new spare page back. */
@@ -333,7 +358,7 @@ static void ramcrypt_swap_ciphertext(struct ramcrypt_region *region,
 	frame->page = spare;
 	set_page_private(spare, (unsigned long)frame);
 	frame->version = version;
-	frame->dirty = false;
+	/* The caller evicts the frame (ramcrypt_evict_finish: not dirty) */
 	frame->unzeroed = true;
 }
 
@@ -550,20 +575,14 @@ static struct ramcrypt_frame *ramcrypt_get_frame(struct ramcrypt_region *region)
 	frame = kzalloc(sizeof(*frame), GFP_KERNEL);
 	if (!frame)
 		return NULL;
-	if (!ramcrypt_charge(region))
-		goto err_frame;
-	frame->page = alloc_page(GFP_KERNEL | __GFP_ZERO);
-	if (!frame->page)
-		goto err_uncharge;
+	frame->page = ramcrypt_alloc_page(region);
+	if (!frame->page) {
+		kfree(frame);
+		return NULL;
+	}
 	/* For page_mkwrite; ramcrypt_free_page() clears it */
 	set_page_private(frame->page, (unsigned long)frame);
 	return frame;
-
-err_uncharge:
-	ramcrypt_uncharge(region);
-err_frame:
-	kfree(frame);
-	return NULL;
 }
 
 static void ramcrypt_put_free_frame(struct ramcrypt_region *region,
@@ -640,8 +659,7 @@ static struct page *ramcrypt_load_begin(struct ramcrypt_region *region,
 		return NULL;
 	}
 	/* Overwritten by the decrypt, or wiped if it fails */
-	ramcrypt_unstale(region, frame);
-	frame->unzeroed = false;
+	ramcrypt_overwrite_frame(region, frame);
 	frame->version = page_private(ct);
 	return ct;
 }

@@ -229,6 +229,51 @@ def test_ramcrypt_coldboot(ctx):
         assert_clean_dmesg(vm)
 
 
+CGROUP = "/sys/fs/cgroup"
+
+
+@vm_test(timeout=600)
+def test_ramcrypt_memcg(ctx):
+    """A region's frames and ciphertext pages are charged to the memory
+    cgroup of the process that maps it, and its memory.max holds for them,
+    as for anonymous guest RAM."""
+    with ctx.boot(mem_mb=512) as vm:
+        setup(vm, "window_pages=256")
+        vm.sh(f"""
+mountpoint -q {CGROUP} || mount -t cgroup2 none {CGROUP}
+echo +memory > {CGROUP}/cgroup.subtree_control
+mkdir -p {CGROUP}/vm1 {CGROUP}/vm2
+echo 16M > {CGROUP}/vm2/memory.max
+""")
+        # 64 MiB region, window 256: 16,384 ciphertext pages + 256 frames.
+        def run_in(cg, cmd):
+            return vm.run(f"sh -c 'echo $$ > {CGROUP}/{cg}/cgroup.procs; "
+                          f"exec {cmd}'", timeout=300)
+
+        rc, out = run_in("vm1", "rcmem touch 16384 256")
+        assert rc == 0 and "touch: ok" in out, (rc, out)
+        peak, cur = (int(vm.sh(f"cat {CGROUP}/vm1/memory.{f}"))
+                     for f in ("peak", "current"))
+        ctx.note(f"64 MiB region in a cgroup: memory.peak {peak >> 20} MiB, "
+                 f"memory.current after exit {cur >> 10} KiB")
+        assert peak >= (16384 + 256) * 4096, peak
+        assert cur < 4 << 20, cur
+        # memory.max 16 MiB: the process cannot fill 64 MiB of region.
+        rc, out = run_in("vm2", "rcmem touch 16384 256")
+        ev = vm.sh(f"cat {CGROUP}/vm2/memory.events")
+        peak = int(vm.sh(f"cat {CGROUP}/vm2/memory.peak"))
+        ctx.note(f"the same under memory.max=16M: rc={rc} "
+                 f"{out.strip()[-80:]!r}; peak {peak >> 10} KiB; "
+                 f"{' '.join(ev.split())}")
+        assert rc != 0 and "touch: ok" not in out, (rc, out)
+        assert peak <= (16 << 20) + (256 << 10), peak
+        assert int(re.search(r"^max (\d+)", ev, re.M)[1]) > 0, ev
+        assert_all_freed(vm)
+        dmesg = vm.sh("dmesg")
+        for bad in ("WARNING:", "BUG:", "Oops"):
+            assert bad not in dmesg, dmesg[-3000:]
+
+
 @vm_test(timeout=600)
 def test_ramcrypt_bad_input(ctx):
     with ctx.boot() as vm:
