@@ -4,9 +4,10 @@
  *
  * Locking: every region has one mutex (region->lock) that serialises its
  * faults, evictions, ioctls and the age scan; page crypto runs under it
- * (a mutex, so kernel_fpu_begin() is allowed), except evict-ahead's
- * encryption of a batch of victims, which runs unlocked on frames taken off
- * the clock (region->writeback, see ramcrypt_window.c). Lock order:
+ * (a mutex, so kernel_fpu_begin() is allowed), except a fault's decrypt
+ * and evict-ahead's encryption of a batch of victims, which run unlocked
+ * on frames off the clock ("loading", "encrypting", see
+ * ramcrypt_window.c). Lock order:
  *   mmap_lock or VMA lock (fault) -> region->lock -> i_mmap_rwsem -> ptl
  *   ramcrypt_regions_lock -> region->lock
  * The page lock of a frame is only taken by the core fault code and by
@@ -29,6 +30,9 @@
 /* Largest region: page indices must fit the 32 low bits of the tweak. */
 #define RAMCRYPT_MAX_PAGES	(1ULL << 32)
 #define RAMCRYPT_MAX_WINDOW	(1U << 20)
+/* Tweak bits (see ramcrypt_window.c): region ids below 2^40, 55-bit versions */
+#define RAMCRYPT_REGION_ID_BITS	40
+#define RAMCRYPT_MAX_VERSION	((1ULL << 55) - 1)
 
 enum ramcrypt_evict_cause {
 	RAMCRYPT_EVICT_WINDOW,
@@ -42,8 +46,8 @@ struct ramcrypt_frame {
 	/* region->clock, ->free or ->writeback; none while loading/encrypting */
 	struct list_head node;
 	struct page *page;
-	pgoff_t index;			/* region page held, if on the clock */
-	u32 version;			/* encryptions of this page so far */
+	pgoff_t index;			/* region page held, unless spare */
+	u64 version;			/* encryptions of this page so far */
 	/*
 	 * May differ from the stored ciphertext: set when a writable PTE
 	 * can exist (write fault, page_mkwrite), cleared only on load.
@@ -89,6 +93,7 @@ struct ramcrypt_region {
 	struct list_head writeback;
 	unsigned int nr_writeback;	/* queued or being encrypted */
 	unsigned int nr_loading;	/* frames faults are decrypting into */
+	unsigned int quiescing;		/* ioctls waiting for no busy frame */
 	/* Bumped when frames stop being busy (encrypting, loading, queued) */
 	unsigned long frames_done;
 	wait_queue_head_t frame_wait;

@@ -34,16 +34,23 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 	if (!region)
 		return ERR_PTR(-ENOMEM);
 
-	mutex_init(&region->lock);
 	region->id = atomic64_inc_return(&ramcrypt_next_id);
+	if (region->id >= BIT_ULL(RAMCRYPT_REGION_ID_BITS)) {
+		/* Each region needs tweaks of its own; 2^40 opens per boot */
+		pr_warn_ratelimited("region ids used up, no new region until reboot\n");
+		kfree(region);
+		return ERR_PTR(-ENOSPC);
+	}
+	mutex_init(&region->lock);
 	address_space_init_once(&region->mapping);
 	/* host: the device inode, for inode_to_bdi() (noop bdi, no writeback) */
 	region->mapping.host = inode;
 	region->mapping.a_ops = &ramcrypt_aops;
 	region->window = clamp_t(u32, READ_ONCE(ramcrypt_window_pages), 1,
 				 RAMCRYPT_MAX_WINDOW);
-	xa_init(&region->resident);
-	xa_init(&region->ciphertext);
+	/* Their nodes are charged to the region's memcg too */
+	xa_init_flags(&region->resident, XA_FLAGS_ACCOUNT);
+	xa_init_flags(&region->ciphertext, XA_FLAGS_ACCOUNT);
 	INIT_LIST_HEAD(&region->clock);
 	INIT_LIST_HEAD(&region->free);
 	INIT_LIST_HEAD(&region->writeback);
@@ -137,14 +144,18 @@ int ramcrypt_region_mmap(struct ramcrypt_region *region,
 		return -EINVAL;
 
 	mutex_lock(&region->lock);
-	if (!region->memcg)
-		region->memcg = get_mem_cgroup_from_mm(vma->vm_mm);
 	if (!region->nr_pages) {
 		region->nr_pages = end;
 	} else if (end > region->nr_pages) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}
+	/*
+	 * The region's memory is charged to the first mapper's cgroup (QEMU's,
+	 * not a vhost-user backend's that maps it later).
+	 */
+	if (!region->memcg)
+		region->memcg = get_mem_cgroup_from_mm(vma->vm_mm);
 	/*
 	 * The fault handler hands the core a frame (a normal, refcounted,
 	 * GUP-able page) to map. MIXEDMAP and DONTEXPAND (VM_SPECIAL): no

@@ -65,20 +65,24 @@
  * accessed before the worker takes it goes back to the clock unencrypted.
  * The worker marks the frames it takes "encrypting" and encrypts them in
  * place with region->lock dropped, so faults on other pages proceed; a
- * fault on such a page waits for the batch (the frame is unmapped and
- * unpinned, so nothing else reaches it). Back under the lock their pages
- * are swapped as above. In place also because the faulting CPU then never
- * writes a page the crypto CPU has just read: measured under TCG,
- * decrypting into a frame the worker had just encrypted from cost ~6 us
- * more per fault (its cache lines still held by the other core).
- * Resident plus spare frames never exceed the window. FLUSH, a window
- * change and the fault path, if every frame on the clock is pinned, wait
- * for the queued writebacks.
+ * fault on such a page waits until a batch is done (region->frames_done;
+ * the frame is unmapped and unpinned, so nothing else reaches it). Back
+ * under the lock their pages are swapped as above. In place also because
+ * the faulting CPU then never writes a page the crypto CPU has just read:
+ * measured under TCG, decrypting into a frame the worker had just
+ * encrypted from cost ~6 us more per fault (its cache lines still held by
+ * the other core). Resident plus spare frames never exceed the window.
+ * FLUSH, a window change and the fault path, if every frame on the clock
+ * is pinned, wait for the busy frames (queued, encrypting, loading).
  *
  * Tweak (XTS IV, 16 bytes little endian): low 64 bits
- * (version << 32) | page_index, high 64 bits (1 << 63) | region_id: never a
- * plain64 disk sector (upper half zero), different per region, page and
- * re-encryption (a clean eviction encrypts nothing, so it needs no version).
+ * (version[31:0] << 32) | page_index, high 64 bits
+ * (1 << 63) | (version[54:32] << 40) | region_id: never a plain64 disk
+ * sector (upper half zero), different per region (ids below 2^40), page
+ * (below 2^32) and re-encryption (a clean eviction encrypts nothing, so it
+ * needs no version). A 55-bit version does not wrap: 2^55 encryptions of
+ * one page would take a thousand years at a million a second; the page
+ * would then stay plaintext rather than reuse a tweak.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -98,10 +102,21 @@
 #include "tresor_api.h"
 
 static void ramcrypt_iv(const struct ramcrypt_region *region, pgoff_t index,
-			u32 version, __le64 iv[2])
+			u64 version, __le64 iv[2])
 {
-	iv[0] = cpu_to_le64(((u64)version << 32) | (index & 0xffffffffULL));
-	iv[1] = cpu_to_le64(BIT_ULL(63) | region->id);
+	/* version[54:32] fits between the region id and bit 63 */
+	BUILD_BUG_ON(RAMCRYPT_REGION_ID_BITS + 55 - 32 > 63);
+	BUILD_BUG_ON(RAMCRYPT_MAX_VERSION >> 55);
+	iv[0] = cpu_to_le64((version << 32) | (index & 0xffffffffULL));
+	iv[1] = cpu_to_le64(BIT_ULL(63) |
+			    (version >> 32) << RAMCRYPT_REGION_ID_BITS |
+			    region->id);
+}
+
+/* The version a dirty frame's page is encrypted with next, 0 if none left */
+static u64 ramcrypt_next_version(const struct ramcrypt_frame *frame)
+{
+	return frame->version < RAMCRYPT_MAX_VERSION ? frame->version + 1 : 0;
 }
 
 static void ramcrypt_count(struct ramcrypt_region *region, u64 *counter,
@@ -140,22 +155,33 @@ static void ramcrypt_uncharge(struct ramcrypt_region *region)
  * A zeroed page for the region (frame or ciphertext) within the memory cap,
  * charged to the memory cgroup of the process that first mapped the region
  * whoever allocates it (a vCPU thread, evict-ahead's worker): guest RAM
- * counts against its VM's cgroup as anonymous memory would. NULL if over
- * the cap or out of memory (the cgroup's too).
+ * counts against its VM's cgroup as anonymous memory would. -ENOSPC over
+ * the cap, -ENOMEM out of memory (the cgroup's too). Evict-ahead's worker
+ * passes __GFP_NORETRY: it must not reclaim or OOM-kill with region->lock
+ * held while the vCPUs wait for it; it just keeps the page resident.
  */
-static struct page *ramcrypt_alloc_page(struct ramcrypt_region *region)
+static struct page *ramcrypt_alloc_page(struct ramcrypt_region *region,
+					gfp_t extra)
 {
 	struct mem_cgroup *old;
 	struct page *page;
 
 	if (!ramcrypt_charge(region))
-		return NULL;
+		return ERR_PTR(-ENOSPC);
 	old = set_active_memcg(region->memcg);
-	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO | extra);
 	set_active_memcg(old);
-	if (!page)
+	if (!page) {
 		ramcrypt_uncharge(region);
+		return ERR_PTR(-ENOMEM);
+	}
 	return page;
+}
+
+/* A fault's error for -ENOSPC (the module's cap) or another error */
+static vm_fault_t ramcrypt_fault_error(int err)
+{
+	return err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
 }
 
 /* Wipe and free a page the region owns (frame or ciphertext). */
@@ -180,8 +206,10 @@ static void ramcrypt_unstale(struct ramcrypt_region *region,
 	}
 }
 
-/* Zero a spare frame (stale plaintext or old ciphertext in it). */
-/* A spare frame's old content is being overwritten: no longer stale. */
+/*
+ * A spare frame's old content (stale plaintext or old ciphertext) is being
+ * overwritten: no longer stale, nor unzeroed.
+ */
 static void ramcrypt_overwrite_frame(struct ramcrypt_region *region,
 				     struct ramcrypt_frame *frame)
 {
@@ -189,6 +217,7 @@ static void ramcrypt_overwrite_frame(struct ramcrypt_region *region,
 	frame->unzeroed = false;
 }
 
+/* Zero a spare frame (stale plaintext or old ciphertext in it). */
 static void ramcrypt_wipe_frame(struct ramcrypt_region *region,
 				struct ramcrypt_frame *frame)
 {
@@ -297,25 +326,30 @@ static void ramcrypt_second_chance(struct ramcrypt_region *region,
 /*
  * The page a dirty frame's page is swapped for once it is encrypted in
  * place: @index's ciphertext page, or else a new charged page (*new set)
- * with its ciphertext slot reserved, so that the swap cannot fail; NULL if
- * over the memory cap or out of memory.
+ * with its ciphertext slot reserved, so that the swap cannot fail; an
+ * ERR_PTR as ramcrypt_alloc_page() says.
  */
 static struct page *ramcrypt_spare_get(struct ramcrypt_region *region,
-				       pgoff_t index, bool *new)
+				       pgoff_t index, bool *new, gfp_t extra)
 {
 	struct page *page = xa_load(&region->ciphertext, index);
+	struct mem_cgroup *old;
+	int ret;
 
 	lockdep_assert_held(&region->lock);
 	*new = !page;
 	if (page)
 		return page;
 	/* Zeroed: it becomes a spare frame, never any kernel's old data */
-	page = ramcrypt_alloc_page(region);
-	if (!page)
-		return NULL;
-	if (xa_reserve(&region->ciphertext, index, GFP_KERNEL)) {
+	page = ramcrypt_alloc_page(region, extra);
+	if (IS_ERR(page))
+		return page;
+	old = set_active_memcg(region->memcg);
+	ret = xa_reserve(&region->ciphertext, index, GFP_KERNEL | extra);
+	set_active_memcg(old);
+	if (ret) {
 		ramcrypt_free_page(region, page);
-		return NULL;
+		return ERR_PTR(ret);
 	}
 	return page;
 }
@@ -338,7 +372,7 @@ static void ramcrypt_spare_put(struct ramcrypt_region *region, pgoff_t index,
  */
 static void ramcrypt_swap_ciphertext(struct ramcrypt_region *region,
 				     struct ramcrypt_frame *frame,
-				     struct page *spare, bool new, u32 version)
+				     struct page *spare, bool new, u64 version)
 {
 	struct page *ct = frame->page;
 
@@ -380,16 +414,21 @@ static int ramcrypt_store(struct ramcrypt_region *region,
 			  struct ramcrypt_frame *frame)
 {
 	void *page = page_address(frame->page);
+	u64 version = ramcrypt_next_version(frame);
 	struct page *spare;
 	__le64 iv[2];
 	bool new;
 	int ret;
 
 	lockdep_assert_held(&region->lock);
-	spare = ramcrypt_spare_get(region, frame->index, &new);
-	if (!spare)
-		return -ENOMEM;
-	ramcrypt_iv(region, frame->index, frame->version + 1, iv);
+	if (!version) {
+		ramcrypt_crypto_error(region, frame->index, -EOVERFLOW);
+		return -EOVERFLOW;
+	}
+	spare = ramcrypt_spare_get(region, frame->index, &new, 0);
+	if (IS_ERR(spare))
+		return PTR_ERR(spare);
+	ramcrypt_iv(region, frame->index, version, iv);
 	ret = tresor_encrypt_page(page, page, (u8 *)iv);
 	memzero_explicit(iv, sizeof(iv));
 	if (ret) {
@@ -397,8 +436,7 @@ static int ramcrypt_store(struct ramcrypt_region *region,
 		ramcrypt_spare_put(region, frame->index, spare, new);
 		return ret;
 	}
-	ramcrypt_swap_ciphertext(region, frame, spare, new,
-				 frame->version + 1);
+	ramcrypt_swap_ciphertext(region, frame, spare, new, version);
 	return 0;
 }
 
@@ -559,10 +597,15 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region,
 	return ret;
 }
 
-/* A frame for a fault: a spare one (zeroed, stale or unzeroed) or new. */
+/*
+ * A frame for a fault: a spare one (zeroed, stale or unzeroed) or new; an
+ * ERR_PTR as ramcrypt_alloc_page() says.
+ */
 static struct ramcrypt_frame *ramcrypt_get_frame(struct ramcrypt_region *region)
 {
 	struct ramcrypt_frame *frame;
+	struct mem_cgroup *old;
+	struct page *page;
 
 	lockdep_assert_held(&region->lock);
 	if (!list_empty(&region->free)) {
@@ -572,14 +615,17 @@ static struct ramcrypt_frame *ramcrypt_get_frame(struct ramcrypt_region *region)
 		region->nr_free--;
 		return frame;
 	}
-	frame = kzalloc(sizeof(*frame), GFP_KERNEL);
+	old = set_active_memcg(region->memcg);
+	frame = kzalloc(sizeof(*frame), GFP_KERNEL_ACCOUNT);
+	set_active_memcg(old);
 	if (!frame)
-		return NULL;
-	frame->page = ramcrypt_alloc_page(region);
-	if (!frame->page) {
+		return ERR_PTR(-ENOMEM);
+	page = ramcrypt_alloc_page(region, 0);
+	if (IS_ERR(page)) {
 		kfree(frame);
-		return NULL;
+		return ERR_CAST(page);
 	}
+	frame->page = page;
 	/* For page_mkwrite; ramcrypt_free_page() clears it */
 	set_page_private(frame->page, (unsigned long)frame);
 	return frame;
@@ -600,31 +646,40 @@ static unsigned long ramcrypt_scan_period(void)
 	return max(msecs_to_jiffies(ms / 2), 1UL);
 }
 
-/* Drop region->lock until no evict-ahead writeback is in flight. */
-static void ramcrypt_wait_writeback(struct ramcrypt_region *region)
-{
-	lockdep_assert_held(&region->lock);
-	while (region->nr_writeback) {
-		mutex_unlock(&region->lock);
-		wait_event(region->frame_wait,
-			   !READ_ONCE(region->nr_writeback));
-		mutex_lock(&region->lock);
-	}
-}
-
 /*
  * Drop region->lock until some busy frame is done (a load, an evict-ahead
- * batch or pass); the caller looks again.
+ * batch or pass); the caller looks again. -ERESTARTSYS if @killable and a
+ * fatal signal came first.
  */
-static void ramcrypt_wait_frames(struct ramcrypt_region *region)
+static int ramcrypt_wait_frames(struct ramcrypt_region *region, bool killable)
 {
 	unsigned long done = region->frames_done;
+	int ret = 0;
 
 	lockdep_assert_held(&region->lock);
 	mutex_unlock(&region->lock);
-	wait_event(region->frame_wait,
-		   READ_ONCE(region->frames_done) != done);
+	if (killable)
+		ret = wait_event_killable(region->frame_wait,
+					  READ_ONCE(region->frames_done) != done);
+	else
+		wait_event(region->frame_wait,
+			   READ_ONCE(region->frames_done) != done);
 	mutex_lock(&region->lock);
+	return ret;
+}
+
+/*
+ * A fault waits for a busy frame (ramcrypt_wait_frames) and looks again
+ * (0), or returns instead: VM_FAULT_RETRY if it may not wait (KVM's async
+ * page faults; the core keeps mmap_lock), VM_FAULT_NOPAGE on a fatal
+ * signal (the access is retried once the task is gone; GUP says -EINTR).
+ */
+static vm_fault_t ramcrypt_fault_wait(struct ramcrypt_region *region,
+				      struct vm_fault *vmf)
+{
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+	return ramcrypt_wait_frames(region, true) ? VM_FAULT_NOPAGE : 0;
 }
 
 static void ramcrypt_frames_done(struct ramcrypt_region *region)
@@ -634,6 +689,22 @@ static void ramcrypt_frames_done(struct ramcrypt_region *region)
 	/* Waiters sleep without region->lock: see the full barrier */
 	if (wq_has_sleeper(&region->frame_wait))
 		wake_up_all(&region->frame_wait);
+}
+
+/*
+ * Drop region->lock until no frame is busy (queued, encrypting, loading),
+ * for FLUSH and a window change. Faults start no new busy frames
+ * meanwhile (they wait too), so that a busy region cannot starve us.
+ */
+static void ramcrypt_wait_idle(struct ramcrypt_region *region)
+{
+	lockdep_assert_held(&region->lock);
+	region->quiescing++;
+	while (region->nr_writeback || region->nr_loading)
+		ramcrypt_wait_frames(region, false);
+	region->quiescing--;
+	/* Faults that waited for us look again */
+	ramcrypt_frames_done(region);
 }
 
 /*
@@ -847,6 +918,7 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 						     vm_fault_t *vmret)
 {
 	struct ramcrypt_frame *frame = NULL;
+	struct mem_cgroup *old;
 	int ret;
 
 	lockdep_assert_held(&region->lock);
@@ -870,20 +942,22 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 			break;
 		}
 		if (ret) {
-			*vmret = VM_FAULT_SIGBUS;
+			*vmret = ramcrypt_fault_error(ret);
 			goto err_frame;
 		}
 	}
 
 	if (!frame) {
 		frame = ramcrypt_get_frame(region);
-		if (!frame) {
-			*vmret = VM_FAULT_SIGBUS;
+		if (IS_ERR(frame)) {
+			*vmret = ramcrypt_fault_error(PTR_ERR(frame));
 			return NULL;
 		}
 	}
 	*ct = ramcrypt_load_begin(region, frame, index);
+	old = set_active_memcg(region->memcg);
 	ret = xa_err(xa_store(&region->resident, index, frame, GFP_KERNEL));
+	set_active_memcg(old);
 	if (ret) {
 		*vmret = VM_FAULT_OOM;	/* the ciphertext is still stored */
 		goto err_frame;
@@ -920,6 +994,7 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	struct ramcrypt_frame *frame;
 	pgoff_t index = vmf->pgoff;
 	vm_fault_t vmret = 0;
+	bool raced = false;
 	struct page *ct;
 	int ret;
 
@@ -930,13 +1005,23 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	}
 	ramcrypt_count(region, &region->faults, &ramcrypt_global.faults);
 retry:
-
+	if (region->quiescing) {
+		/* FLUSH or a window change waits for the busy frames */
+		vmret = ramcrypt_fault_wait(region, vmf);
+		if (vmret)
+			goto out_unlock;
+		goto retry;
+	}
 	frame = xa_load(&region->resident, index);
 	if (frame && (frame->encrypting || frame->loading)) {
-		if (frame->encrypting)
+		if (frame->encrypting && !raced) {
+			raced = true;
 			ramcrypt_count(region, &region->evict_ahead_raced,
 				       &ramcrypt_global.evict_ahead_raced);
-		ramcrypt_wait_frames(region);
+		}
+		vmret = ramcrypt_fault_wait(region, vmf);
+		if (vmret)
+			goto out_unlock;
 		goto retry;
 	}
 	if (frame) {
@@ -947,7 +1032,9 @@ retry:
 		ct = NULL;
 		frame = ramcrypt_make_resident(region, index, &ct, &vmret);
 		if (!frame && !vmret) {
-			ramcrypt_wait_frames(region);
+			vmret = ramcrypt_fault_wait(region, vmf);
+			if (vmret)
+				goto out_unlock;
 			goto retry;
 		}
 		if (!frame)
@@ -1050,7 +1137,7 @@ int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages)
 		return -EINVAL;
 
 	mutex_lock(&region->lock);
-	ramcrypt_wait_writeback(region);
+	ramcrypt_wait_idle(region);
 	region->window = pages;
 	while (region->nr_resident > region->window) {
 		if (ramcrypt_evict_one(region, NULL))
@@ -1067,7 +1154,7 @@ int ramcrypt_window_flush(struct ramcrypt_region *region)
 	int ret;
 
 	mutex_lock(&region->lock);
-	ramcrypt_wait_writeback(region);
+	ramcrypt_wait_idle(region);
 	ret = ramcrypt_evict_all(region, RAMCRYPT_EVICT_FLUSH);
 	ramcrypt_wipe_stale(region);
 	mutex_unlock(&region->lock);
@@ -1110,7 +1197,7 @@ struct ramcrypt_writeback {
 	struct ramcrypt_frame *frame;
 	struct page *spare;	/* see ramcrypt_spare_get() */
 	bool new;
-	u32 version;
+	u64 version;
 	int ret;
 };
 
@@ -1129,11 +1216,15 @@ static bool ramcrypt_writeback_start(struct ramcrypt_region *region,
 			       &ramcrypt_global.evict_ahead_raced);
 		goto keep;
 	}
-	wb->spare = ramcrypt_spare_get(region, frame->index, &wb->new);
-	if (!wb->spare)
+	/* No version left (never in practice): the fault path reports it */
+	wb->version = ramcrypt_next_version(frame);
+	if (!wb->version)
+		goto keep;
+	wb->spare = ramcrypt_spare_get(region, frame->index, &wb->new,
+				       __GFP_NORETRY | __GFP_NOWARN);
+	if (IS_ERR(wb->spare))
 		goto keep;
 	wb->frame = frame;
-	wb->version = frame->version + 1;
 	/* Unmapped and unpinned: only a fault reaches it, and it waits. */
 	frame->encrypting = true;
 	list_del_init(&frame->node);
