@@ -682,6 +682,12 @@ static vm_fault_t ramcrypt_fault_wait(struct ramcrypt_region *region,
 	return ramcrypt_wait_frames(region, true) ? VM_FAULT_NOPAGE : 0;
 }
 
+/* Frames queued for, or under, evict-ahead's encryption or a decrypt */
+static bool ramcrypt_busy_frames(const struct ramcrypt_region *region)
+{
+	return region->nr_writeback || region->nr_loading;
+}
+
 static void ramcrypt_frames_done(struct ramcrypt_region *region)
 {
 	lockdep_assert_held(&region->lock);
@@ -700,7 +706,7 @@ static void ramcrypt_wait_idle(struct ramcrypt_region *region)
 {
 	lockdep_assert_held(&region->lock);
 	region->quiescing++;
-	while (region->nr_writeback || region->nr_loading)
+	while (ramcrypt_busy_frames(region))
 		ramcrypt_wait_frames(region, false);
 	region->quiescing--;
 	/* Faults that waited for us look again */
@@ -753,16 +759,22 @@ static int ramcrypt_decrypt(struct ramcrypt_region *region,
 	return ret;
 }
 
+/* A loading frame's decrypt is over: faults waiting for it look again. */
+static void ramcrypt_load_done(struct ramcrypt_region *region,
+			       struct ramcrypt_frame *frame)
+{
+	frame->loading = false;
+	region->nr_loading--;
+	ramcrypt_frames_done(region);
+}
+
 /* A resident frame holds its page now: onto the clock. */
 static void ramcrypt_load_end(struct ramcrypt_region *region,
 			      struct ramcrypt_frame *frame)
 {
 	lockdep_assert_held(&region->lock);
-	if (frame->loading) {
-		frame->loading = false;
-		region->nr_loading--;
-		ramcrypt_frames_done(region);
-	}
+	if (frame->loading)
+		ramcrypt_load_done(region, frame);
 	list_add_tail(&frame->node, &region->clock);
 	schedule_delayed_work(&region->scan, ramcrypt_scan_period());
 }
@@ -779,9 +791,7 @@ static void ramcrypt_load_failed(struct ramcrypt_region *region,
 	xa_erase(&region->resident, frame->index);
 	region->nr_resident--;
 	atomic_long_dec(&ramcrypt_global.plaintext_pages);
-	frame->loading = false;
-	region->nr_loading--;
-	ramcrypt_frames_done(region);
+	ramcrypt_load_done(region, frame);
 	/* A failed decrypt may have written part of it */
 	ramcrypt_wipe_frame(region, frame);
 	ramcrypt_put_free_frame(region, frame);
@@ -932,8 +942,7 @@ static struct ramcrypt_frame *ramcrypt_make_resident(struct ramcrypt_region *reg
 	/* The first victim's frame is taken over unwiped, see load_begin */
 	while (region->nr_resident >= region->window) {
 		ret = ramcrypt_evict_one(region, &frame);
-		if (ret == -EBUSY &&
-		    (region->nr_writeback || region->nr_loading))
+		if (ret == -EBUSY && ramcrypt_busy_frames(region))
 			goto err_frame;
 		if (ret == -EBUSY) {
 			/* Every frame is pinned: exceed the window for now. */
@@ -1005,13 +1014,9 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	}
 	ramcrypt_count(region, &region->faults, &ramcrypt_global.faults);
 retry:
-	if (region->quiescing) {
-		/* FLUSH or a window change waits for the busy frames */
-		vmret = ramcrypt_fault_wait(region, vmf);
-		if (vmret)
-			goto out_unlock;
-		goto retry;
-	}
+	/* FLUSH or a window change waits for the busy frames */
+	if (region->quiescing)
+		goto wait;
 	frame = xa_load(&region->resident, index);
 	if (frame && (frame->encrypting || frame->loading)) {
 		if (frame->encrypting && !raced) {
@@ -1019,10 +1024,7 @@ retry:
 			ramcrypt_count(region, &region->evict_ahead_raced,
 				       &ramcrypt_global.evict_ahead_raced);
 		}
-		vmret = ramcrypt_fault_wait(region, vmf);
-		if (vmret)
-			goto out_unlock;
-		goto retry;
+		goto wait;
 	}
 	if (frame) {
 		/* unmapped by the hand (or in another mm, or was pinned) */
@@ -1031,12 +1033,8 @@ retry:
 	} else {
 		ct = NULL;
 		frame = ramcrypt_make_resident(region, index, &ct, &vmret);
-		if (!frame && !vmret) {
-			vmret = ramcrypt_fault_wait(region, vmf);
-			if (vmret)
-				goto out_unlock;
-			goto retry;
-		}
+		if (!frame && !vmret)
+			goto wait;
 		if (!frame)
 			goto out_unlock;
 		if (ct) {
@@ -1062,6 +1060,13 @@ retry:
 out_unlock:
 	mutex_unlock(&region->lock);
 	return vmret;
+
+wait:
+	/* For a busy frame; on a fatal signal or no-wait fault: return */
+	vmret = ramcrypt_fault_wait(region, vmf);
+	if (!vmret)
+		goto retry;
+	goto out_unlock;
 }
 
 /* First write through a read-only PTE (or a write fault): mark dirty. */

@@ -3,6 +3,8 @@ import os
 import re
 import time
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from harness import memsearch
 from harness.guest import LOAD_TRESOR, load_kvm, load_masked_key
 from harness.registry import vm_test
@@ -146,8 +148,6 @@ def _stop_canary(vm):
 def _xts_page(key, plaintext, low, high):
     """AES-128-XTS of one 4096-byte data unit, tweak (low, high) as two
     little-endian 64-bit halves."""
-    from cryptography.hazmat.primitives.ciphers import (Cipher, algorithms,
-                                                        modes)
     tweak = low.to_bytes(8, "little") + high.to_bytes(8, "little")
     enc = Cipher(algorithms.AES(key), modes.XTS(tweak)).encryptor()
     return enc.update(plaintext) + enc.finalize()
