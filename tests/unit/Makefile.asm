@@ -7,7 +7,8 @@
 #   make -f tests/unit/Makefile.asm check      correctness, then ASan/UBSan run
 #   make -f tests/unit/Makefile.asm bench      4 KiB benchmark vs OpenSSL
 #
-# Needs gcc, binutils with VAES/AVX-512 support (Debian 12: yes), libssl-dev.
+# Needs gcc, binutils with VAES/AVX-512 support (Debian 12: yes), libssl-dev;
+# page_costs (static) liblz4-dev and liblzo2-dev.
 ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 CC        ?= gcc
 UBIN      := $(ROOT)/tests/unit/bin
@@ -21,7 +22,8 @@ CASES     ?= 10000
 
 TEST_SRC  := $(ROOT)/tests/unit/xts_asm_test.c $(ROOT)/tests/unit/xts_regdump.S
 
-all: $(UBIN)/xts_asm_test $(UBIN)/xts_asm_test_asan $(BBIN)/xts_bench
+all: $(UBIN)/xts_asm_test $(UBIN)/xts_asm_test_asan $(BBIN)/xts_bench \
+	$(BBIN)/page_costs
 
 $(UBIN)/xts_asm_test: $(TEST_SRC) $(ASM) $(HDRS)
 	@mkdir -p $(UBIN)
@@ -36,6 +38,11 @@ $(BBIN)/xts_bench: $(ROOT)/tests/bench/xts_bench.c $(ASM) $(HDRS)
 	@mkdir -p $(BBIN)
 	$(CC) $(CFLAGS_T) -O2 $(ASMFLAGS) -o $@ $(ROOT)/tests/bench/xts_bench.c $(ASM) $(LIBS)
 
+# Static: it runs in the test VM too (busybox, no libraries)
+$(BBIN)/page_costs: $(ROOT)/tests/bench/page_costs.c $(ROOT)/tests/guest/mix64.h $(ASM) $(HDRS)
+	@mkdir -p $(BBIN)
+	$(CC) $(CFLAGS_T) -O2 $(ASMFLAGS) -static -o $@ $(ROOT)/tests/bench/page_costs.c $(ASM) -llz4 -llzo2
+
 check: $(UBIN)/xts_asm_test $(UBIN)/xts_asm_test_asan
 	$(UBIN)/xts_asm_test $(CASES)
 	$(UBIN)/xts_asm_test_asan $(CASES)
@@ -44,6 +51,7 @@ bench: $(BBIN)/xts_bench
 	$(BBIN)/xts_bench
 
 clean:
-	rm -f $(UBIN)/xts_asm_test $(UBIN)/xts_asm_test_asan $(BBIN)/xts_bench
+	rm -f $(UBIN)/xts_asm_test $(UBIN)/xts_asm_test_asan $(BBIN)/xts_bench \
+		$(BBIN)/page_costs
 
 .PHONY: all check bench clean
