@@ -199,6 +199,75 @@ def test_ramcrypt_ciphertext(ctx):
 
 
 @vm_test(timeout=900)
+def test_ramcrypt_cipher_failure(ctx):
+    """The key becomes unusable under a live region: a KVM guest overwrites
+    the debug registers of the only CPU, so tresor has no valid key holder
+    left. A fault on an encrypted page gets SIGBUS (never garbage, never a
+    zero page); a page written meanwhile cannot be encrypted and stays
+    resident; every page's ciphertext is still in RAM as it was (AES-XTS
+    of its data under the key, version 1): nothing lost, nothing encrypted
+    with registers that no longer hold the key, and no key in RAM."""
+    count, set_id = 64, int.from_bytes(os.urandom(4), "little") | 1
+    key = os.urandom(32)
+    dump = ctx.workdir / "dump.raw"
+    with ctx.boot(mem_mb=256, smp=1) as vm:
+        vm.sh(LOAD_TRESOR)
+        load_masked_key(vm, key)
+        load_kvm(vm)
+        vm.sh("modprobe ramcrypt window_pages=16 max_plaintext_age_ms=100")
+        _start_canary(vm, f"--file /dev/ramcrypt --fault-on-usr1 {set_id} "
+                      f"{count}")
+        time.sleep(1)   # idle: every page evicted (encrypted) once
+        s = sysfs(vm)
+        assert s["plaintext_pages"] == 0 and s["encrypted_pages"] == count, s
+        vm.sh("vmm --cpu 0 --seed 0x5000 dr", timeout=300)
+        vm.sh("kill -USR1 $(cat /tmp/canary.pid); for i in $(seq 600); do "
+              "grep -q 'sigbus\\|verified\\|corrupted' /tmp/canary.log && "
+              "break; sleep 0.1; done", timeout=120)
+        log = vm.sh("cat /tmp/canary.log")
+        time.sleep(0.5)  # age scans try to encrypt the page written last
+        s = sysfs(vm)
+        tresor = vm.sh("cat /sys/kernel/tresor/check_failures "
+                       "/sys/kernel/tresor/valid_holders").split("\n")
+        dmesg = vm.sh("dmesg | grep -E 'ramcrypt|tresor' | tail -n 20")
+        ctx.note(f"after the guest overwrote CPU 0's registers: canary "
+                 f"{' / '.join(log.splitlines())}; tresor check_failures="
+                 f"{tresor[0]} valid_holders='{tresor[1].strip()}'; "
+                 f"crypto_errors={s['crypto_errors']} plaintext_pages="
+                 f"{s['plaintext_pages']} encrypted_pages="
+                 f"{s['encrypted_pages']}")
+        assert "wrote-extra" in log and "sigbus page=0" in log, log
+        assert "verified" not in log and "corrupted" not in log, log
+        assert tresor[0] == "1" and not tresor[1].strip(), tresor
+        assert "cannot decrypt page 0 (-5)" in dmesg, dmesg
+        assert "cannot encrypt" in dmesg, dmesg
+        # one failed decrypt, at least one failed encrypt of the new page
+        assert s["crypto_errors"] >= 2, s
+        assert s["plaintext_pages"] == 1 and s["encrypted_pages"] == count, s
+        vm.dump_ram(dump)
+        _stop_canary(vm)
+        s = sysfs(vm)
+        assert s["regions"] == 0 and s["plaintext_pages"] == 0 and \
+            s["encrypted_pages"] == 0, s
+
+    with open(dump, "rb") as f:
+        data = f.read()
+    heads = {data[o:o + 64] for o in range(0, len(data), 4096)}
+    del data
+    intact = sum(_xts_page(key, memsearch.canary_page(set_id, i),
+                           1 << 32 | i, 1 << 63 | 1)[:64] in heads
+                 for i in range(count))
+    plain = sorted(memsearch.find_canaries(dump, set_id, count + 1))
+    res = memsearch.search_key(dump, key)
+    ctx.note(f"RAM dump: ciphertext of {intact} of {count} pages intact "
+             f"(version 1 under the key); plaintext canaries {plain}; key "
+             f"found: {memsearch.key_found(res)}")
+    assert intact == count, intact
+    assert plain == [count], plain
+    assert not memsearch.key_found(res), res
+
+
+@vm_test(timeout=900)
 def test_ramcrypt_coldboot(ctx):
     count, window = 16384, 256
     key = os.urandom(32)
