@@ -63,7 +63,7 @@ struct ramcrypt_frame {
 	bool encrypting;
 	/* Being decrypted into by a fault, region->lock dropped: off the clock */
 	bool loading;
-	unsigned long last_access;	/* jiffies */
+	unsigned long last_access;	/* jiffies of its last fault */
 };
 
 struct ramcrypt_region {

@@ -20,6 +20,7 @@
 #include <linux/slab.h>
 #include <linux/sysfs.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 
 #include "ramcrypt_internal.h"
 
@@ -29,7 +30,28 @@ MODULE_PARM_DESC(window_pages,
 		 "Plaintext frames per new region (default 64)");
 
 unsigned int ramcrypt_max_age_ms = 100;
-module_param_named(max_plaintext_age_ms, ramcrypt_max_age_ms, uint, 0644);
+
+static int ramcrypt_max_age_set(const char *val, const struct kernel_param *kp)
+{
+	struct ramcrypt_region *region;
+	int ret = param_set_uint(val, kp);
+
+	if (ret)
+		return ret;
+	/* Pending age scans were timed for the old bound: scan now. */
+	mutex_lock(&ramcrypt_regions_lock);
+	list_for_each_entry(region, &ramcrypt_regions, node)
+		mod_delayed_work(system_wq, &region->scan, 0);
+	mutex_unlock(&ramcrypt_regions_lock);
+	return 0;
+}
+
+static const struct kernel_param_ops ramcrypt_max_age_ops = {
+	.set = ramcrypt_max_age_set,
+	.get = param_get_uint,
+};
+module_param_cb(max_plaintext_age_ms, &ramcrypt_max_age_ops,
+		&ramcrypt_max_age_ms, 0644);
 MODULE_PARM_DESC(max_plaintext_age_ms,
 		 "Evict plaintext pages idle for this long (ms, default 100)");
 

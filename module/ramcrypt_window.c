@@ -411,7 +411,7 @@ static void ramcrypt_crypto_error(struct ramcrypt_region *region,
  * frame keeps its plaintext, the stored ciphertext its old version.
  */
 static int ramcrypt_store(struct ramcrypt_region *region,
-			  struct ramcrypt_frame *frame)
+			  struct ramcrypt_frame *frame, gfp_t extra)
 {
 	void *page = page_address(frame->page);
 	u64 version = ramcrypt_next_version(frame);
@@ -425,7 +425,7 @@ static int ramcrypt_store(struct ramcrypt_region *region,
 		ramcrypt_crypto_error(region, frame->index, -EOVERFLOW);
 		return -EOVERFLOW;
 	}
-	spare = ramcrypt_spare_get(region, frame->index, &new, 0);
+	spare = ramcrypt_spare_get(region, frame->index, &new, extra);
 	if (IS_ERR(spare))
 		return PTR_ERR(spare);
 	ramcrypt_iv(region, frame->index, version, iv);
@@ -496,7 +496,13 @@ static int ramcrypt_evict(struct ramcrypt_region *region,
 		return -EBUSY;
 
 	if (frame->dirty) {
-		ret = ramcrypt_store(region, frame);
+		/*
+		 * The age scan runs in a kworker with region->lock held: no
+		 * reclaim or memcg OOM there (the OOM victim, the VMM, may be
+		 * waiting for that lock); it tries again next scan.
+		 */
+		ret = ramcrypt_store(region, frame, cause == RAMCRYPT_EVICT_AGE ?
+				     __GFP_NORETRY | __GFP_NOWARN : 0);
 		if (ret)
 			return ret;
 	} else {
@@ -548,12 +554,14 @@ static void ramcrypt_evict_finish(struct ramcrypt_region *region,
  * The CLOCK hand (list head) moved to the next frame due for eviction: a
  * frame referenced since the last pass gets a second chance (unmapped in
  * the batch, flag cleared, moved behind the hand) while more than one turn
- * of *budget is left. The batch is flushed before a victim is returned;
- * NULL when the budget or the clock runs out (the caller flushes then).
+ * of *budget is left; @keep (the frame a fault is returning) is passed
+ * over as it is. The batch is flushed before a victim is returned; NULL
+ * when the budget or the clock runs out (the caller flushes then).
  */
 static struct ramcrypt_frame *
 ramcrypt_clock_hand(struct ramcrypt_region *region, u64 *budget,
-		    struct ramcrypt_unmap_batch *batch)
+		    struct ramcrypt_unmap_batch *batch,
+		    const struct ramcrypt_frame *keep)
 {
 	struct ramcrypt_frame *frame;
 
@@ -562,6 +570,10 @@ ramcrypt_clock_hand(struct ramcrypt_region *region, u64 *budget,
 		(*budget)--;
 		frame = list_first_entry(&region->clock, struct ramcrypt_frame,
 					 node);
+		if (frame == keep) {
+			list_move_tail(&frame->node, &region->clock);
+			continue;
+		}
 		if (*budget > region->nr_resident && frame->referenced) {
 			ramcrypt_second_chance(region, frame, batch);
 			list_move_tail(&frame->node, &region->clock);
@@ -574,8 +586,10 @@ ramcrypt_clock_hand(struct ramcrypt_region *region, u64 *budget,
 }
 
 /*
- * CLOCK eviction of one frame; a pinned one is skipped. Two full turns at
- * most.
+ * CLOCK eviction of one frame. A pinned one is skipped, and so is one that
+ * cannot be stored now (memory cap, no memory, cipher error): a clean frame
+ * may still go. Two full turns at most; the first such error, or -EBUSY,
+ * if no frame could be evicted.
  */
 static int ramcrypt_evict_one(struct ramcrypt_region *region,
 			      struct ramcrypt_frame **reuse)
@@ -583,18 +597,20 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region,
 	u64 budget = 2 * region->nr_resident + 1;
 	struct ramcrypt_unmap_batch batch = {};
 	struct ramcrypt_frame *frame;
-	int ret = -EBUSY;
+	int ret, err = 0;
 
 	lockdep_assert_held(&region->lock);
-	while ((frame = ramcrypt_clock_hand(region, &budget, &batch))) {
+	while ((frame = ramcrypt_clock_hand(region, &budget, &batch, NULL))) {
 		ret = ramcrypt_evict(region, frame, RAMCRYPT_EVICT_WINDOW,
 				     reuse);
-		if (ret != -EBUSY)
-			return ret;
+		if (!ret)
+			return 0;
+		if (ret != -EBUSY && !err)
+			err = ret;
 		list_move_tail(&frame->node, &region->clock);
 	}
 	ramcrypt_unmap_flush(region, &batch);
-	return ret;
+	return err ?: -EBUSY;
 }
 
 /*
@@ -843,10 +859,12 @@ static void ramcrypt_kick_evict_ahead(struct ramcrypt_region *region)
 
 /*
  * Up to @want victims by CLOCK onto @picked, unmapped (one unmap per run of
- * consecutive pages). Pinned frames stay on the clock (counted).
+ * consecutive pages). Pinned frames stay on the clock (counted); @keep is
+ * passed over.
  */
 static unsigned int ramcrypt_ahead_pick(struct ramcrypt_region *region,
-					u64 want, struct list_head *picked)
+					u64 want, struct list_head *picked,
+					const struct ramcrypt_frame *keep)
 {
 	struct ramcrypt_unmap_batch chances = {}, victims = {};
 	u64 budget = 2 * region->nr_resident + 1;
@@ -855,7 +873,7 @@ static unsigned int ramcrypt_ahead_pick(struct ramcrypt_region *region,
 
 	lockdep_assert_held(&region->lock);
 	while (n < want &&
-	       (frame = ramcrypt_clock_hand(region, &budget, &chances))) {
+	       (frame = ramcrypt_clock_hand(region, &budget, &chances, keep))) {
 		if (ramcrypt_frame_pinned(frame)) {
 			ramcrypt_count_skipped(region);
 			list_move_tail(&frame->node, &region->clock);
@@ -875,7 +893,8 @@ static unsigned int ramcrypt_ahead_pick(struct ramcrypt_region *region,
  * refill it (up to a batch) by CLOCK. Clean victims are evicted here; dirty
  * ones are queued on region->writeback for the worker on crypto_cpu.
  */
-static void ramcrypt_evict_ahead_pick(struct ramcrypt_region *region)
+static void ramcrypt_evict_ahead_pick(struct ramcrypt_region *region,
+				      const struct ramcrypt_frame *keep)
 {
 	u32 reserve = ramcrypt_reserve(region);
 	struct ramcrypt_frame *frame, *tmp;
@@ -888,7 +907,7 @@ static void ramcrypt_evict_ahead_pick(struct ramcrypt_region *region)
 	if (!reserve || room >= DIV_ROUND_UP(reserve, 2))
 		return;
 	ramcrypt_ahead_pick(region, min_t(u64, reserve - room,
-					  RAMCRYPT_PICK_BATCH), &picked);
+					  RAMCRYPT_PICK_BATCH), &picked, keep);
 	list_for_each_entry_safe(frame, tmp, &picked, node) {
 		/* Pinned through GUP-fast since it was picked: skip it. */
 		if (ramcrypt_frame_mapped(frame)) {
@@ -1007,7 +1026,9 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	struct page *ct;
 	int ret;
 
-	mutex_lock(&region->lock);
+	/* On a fatal signal, as ramcrypt_fault_wait() */
+	if (mutex_lock_killable(&region->lock))
+		return VM_FAULT_NOPAGE;
 	if (index >= region->nr_pages) {
 		vmret = VM_FAULT_SIGBUS;
 		goto out_unlock;
@@ -1055,8 +1076,8 @@ retry:
 		frame->dirty = true;
 	get_page(frame->page);
 	vmf->page = frame->page;
-	/* After the reference: the hand must not pick the frame we return */
-	ramcrypt_evict_ahead_pick(region);
+	/* Not the frame we return: mapped next, in use, referenced */
+	ramcrypt_evict_ahead_pick(region, frame);
 out_unlock:
 	mutex_unlock(&region->lock);
 	return vmret;
@@ -1085,7 +1106,8 @@ vm_fault_t ramcrypt_window_mkwrite(struct ramcrypt_region *region,
 	    READ_ONCE(frame->index) == vmf->pgoff && READ_ONCE(frame->dirty))
 		goto out_locked;
 
-	mutex_lock(&region->lock);
+	if (mutex_lock_killable(&region->lock))
+		return VM_FAULT_NOPAGE;
 	frame = xa_load(&region->resident, vmf->pgoff);
 	/* As above it cannot have been evicted; if it were, fault again. */
 	if (!frame || frame->page != vmf->page) {
@@ -1112,7 +1134,8 @@ static int ramcrypt_evict_all(struct ramcrypt_region *region,
 	lockdep_assert_held(&region->lock);
 	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
 		ret = ramcrypt_evict(region, frame, cause, NULL);
-		if (ret && !err)
+		/* A real error wins over a pinned page's -EBUSY */
+		if (ret && (!err || err == -EBUSY))
 			err = ret;
 	}
 	return err;
@@ -1173,16 +1196,25 @@ void ramcrypt_window_scan(struct work_struct *work)
 		container_of(to_delayed_work(work), struct ramcrypt_region,
 			     scan);
 	unsigned long max_age = msecs_to_jiffies(READ_ONCE(ramcrypt_max_age_ms));
+	unsigned long period = ramcrypt_scan_period();
 	struct ramcrypt_unmap_batch batch = {};
 	struct ramcrypt_frame *frame, *tmp;
 	unsigned long now = jiffies;
 
+	/*
+	 * A frame not referenced now was unmapped (by the last scan or by the
+	 * CLOCK hand) and not faulted in since: its last access lies between
+	 * its last fault (last_access) and that unmap. Evicted once the fault
+	 * is max_age - period old: the next scan, a period later, would be
+	 * too late. So no page is plaintext longer than max_age after its last
+	 * access, plus the scan's own delay.
+	 */
+	max_age = max_age > period ? max_age - period : 0;
 	mutex_lock(&region->lock);
 	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
 		if (frame->referenced) {
-			/* Accessed since the last scan: see again if it is. */
+			/* Mapped since the last scan: the next access shows. */
 			ramcrypt_second_chance(region, frame, &batch);
-			frame->last_access = now;
 			continue;
 		}
 		if (time_after_eq(now, frame->last_access + max_age)) {
@@ -1192,6 +1224,9 @@ void ramcrypt_window_scan(struct work_struct *work)
 	}
 	ramcrypt_unmap_flush(region, &batch);
 	ramcrypt_wipe_stale(region);
+	/* Spare frames a window overflow left beyond the window */
+	ramcrypt_trim_free(region, region->window > region->nr_resident ?
+			   region->window - region->nr_resident : 0);
 	if (region->nr_resident)
 		schedule_delayed_work(&region->scan, ramcrypt_scan_period());
 	mutex_unlock(&region->lock);

@@ -12,6 +12,12 @@
  *   rcmem bad                                   invalid uses -> errno
  *   rcmem touch PAGES [WINDOW]                  write every page (SIGBUS?)
  *   rcmem read PAGES                            read page 0 (SIGBUS?)
+ *   rcmem capclean                              at max_memory_mb=1, window
+ *                                               128: a clean frame goes when
+ *                                               dirty ones cannot be stored
+ *   rcmem age PAGES HOT_MS                      keep PAGES hot for HOT_MS,
+ *                                               then time how long until
+ *                                               no plaintext is left
  *
  * Every command prints key=value words and "stats: ..." of its region, and
  * exits 0 on success, 1 on a failed check ("FAIL ..." on stderr).
@@ -31,6 +37,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uapi/ramcrypt.h>
@@ -535,6 +542,81 @@ static int cmd_read(size_t pages)
 	return 0;
 }
 
+/*
+ * At the memory cap (the test loads the module with max_memory_mb=1: 256
+ * pages of frames and ciphertext) with a window of 128 frames, a fault
+ * that needs room evicts a clean frame when no dirty one can be stored
+ * (each would need a new ciphertext page). Write pages 0..127 (128
+ * frames), then 128..254 (127 first evictions, each a new ciphertext
+ * page: 255 pages), read page 0 back (one more first eviction: 256; page
+ * 0 is now clean), write page 255: only page 0's frame can go. Pages
+ * 128..255 read back right; page 0 then faults with SIGBUS (every frame
+ * dirty, the cap reached).
+ */
+static int cmd_capclean(void)
+{
+	int fd = rc_open();
+	uint8_t *mem = rc_map(fd, 256, 128);
+
+	install_sigbus();
+	for (size_t p = 0; p < 255; p++)
+		fill(mem + p * PAGE, p, 7);
+	if (!check(mem, 0, 7))
+		fail("page 0 read back");
+	printf("page0=clean\n");
+	fill(mem + 255 * PAGE, 255, 7);
+	printf("page255=written\n");
+	for (size_t p = 128; p < 256; p++)
+		if (!check(mem + p * PAGE, p, 7))
+			fail("pages 128..255 read back");
+	printf("verified\n");
+	print_stats(fd);
+	return check(mem, 0, 7) ? 0 : 1;	/* SIGBUS expected */
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The time bound, seen from the process: write PAGES pages, read them
+ * over and over for HOT_MS (every age scan unmaps them, every sweep
+ * faults them back in), then stop and poll the region's plaintext_pages
+ * (resident and stale frames) every 2 ms until it is 0. Prints
+ * "idle_ms=N": from the last access to no plaintext left.
+ */
+static int cmd_age(size_t pages, uint64_t hot_ms)
+{
+	int fd = rc_open();
+	uint8_t *mem = rc_map(fd, pages, 0);
+	uint64_t t0, last, sum = 0;
+	struct ramcrypt_stats st;
+
+	for (size_t p = 0; p < pages; p++)
+		fill(mem + p * PAGE, p, 1);
+	t0 = now_ms();
+	do {
+		for (size_t p = 0; p < pages; p++)
+			sum += *(volatile uint64_t *)(mem + p * PAGE);
+		last = now_ms();
+	} while (last - t0 < hot_ms);
+	for (;;) {
+		if (ioctl(fd, RAMCRYPT_IOC_STATS, &st))
+			fail("STATS");
+		if (!st.plaintext_pages || now_ms() - last > 10000)
+			break;
+		usleep(2000);
+	}
+	printf("idle_ms=%llu sum=%llx\n", (unsigned long long)(now_ms() - last),
+	       (unsigned long long)sum);
+	print_stats(fd);
+	return st.plaintext_pages ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -555,6 +637,11 @@ int main(int argc, char **argv)
 	if (argc >= 3 && !strcmp(argv[1], "touch"))
 		return cmd_touch(strtoull(argv[2], NULL, 0),
 				 argc > 3 ? atoi(argv[3]) : 0);
+	if (argc == 2 && !strcmp(argv[1], "capclean"))
+		return cmd_capclean();
+	if (argc == 4 && !strcmp(argv[1], "age"))
+		return cmd_age(strtoul(argv[2], NULL, 0),
+			       strtoull(argv[3], NULL, 0));
 	if (argc == 3 && !strcmp(argv[1], "read"))
 		return cmd_read(strtoull(argv[2], NULL, 0));
 	fprintf(stderr, "usage: see the comment at the top of rcmem.c\n");

@@ -198,6 +198,54 @@ def test_ramcrypt_ciphertext(ctx):
     assert wrong_key == disk_tweak == other_version == plain == 0
 
 
+AGE_SLACK_MS = 50   # scan work, timers and 2 ms polling under TCG
+
+
+@vm_test(timeout=600)
+def test_ramcrypt_age_bound(ctx):
+    """The time bound: no page is plaintext longer than max_plaintext_age_ms
+    after its last access. 64 pages kept hot for a second or so (every age
+    scan unmaps them, every sweep faults them back in), then left alone:
+    the time from the last access until the region holds no plaintext
+    (resident or stale frames) is at most the bound, and at least half of
+    it (an age scan every half bound: a page is evicted at the second scan
+    that finds it unused). 6 runs, each hot a third of a scan period
+    longer, so that the last access falls at different points between
+    two scans."""
+    age = 400
+    with ctx.boot() as vm:
+        setup(vm, f"window_pages=256 max_plaintext_age_ms={age}")
+        idle = []
+        for hot in range(1000, 1200, 33):
+            out = vm.sh(f"rcmem age 64 {hot}", timeout=120)
+            idle.append(int(re.search(r"idle_ms=(\d+)", out)[1]))
+            st = stats_of(out)
+            assert st["plaintext"] == 0 and st["ev_age"] >= 64, out
+        ctx.note(f"max_plaintext_age_ms={age}: last access to no plaintext "
+                 f"left: {idle} ms (bound {age} + {AGE_SLACK_MS} slack)")
+        assert max(idle) <= age + AGE_SLACK_MS, idle
+        assert min(idle) >= age // 2 - AGE_SLACK_MS, idle
+
+        # Lowering the bound at runtime takes effect at once, not when the
+        # scan timed for the old bound (30 s away) comes.
+        param = "/sys/module/ramcrypt/parameters/max_plaintext_age_ms"
+        vm.sh(f"echo 60000 > {param}")
+        _start_canary(vm, "--file /dev/ramcrypt 5 64")
+        time.sleep(0.5)
+        assert sysfs(vm)["plaintext_pages"] == 64
+        out = vm.sh(f"echo {age} > {param}; for i in $(seq 100); do "
+                    f"[ $(cat {SYSFS}/plaintext_pages) = 0 ] && "
+                    f"echo gone=$i && break; sleep 0.05; done", timeout=60)
+        _stop_canary(vm)
+        ctx.note(f"bound lowered from 60000 to {age} ms with 64 plaintext "
+                 f"pages: {out.strip() or 'still there after 100 polls'} "
+                 f"(polls 50 ms apart)")
+        assert out.startswith("gone="), out
+        assert int(out.split("=")[1]) * 50 <= 2 * age, out
+        assert_clean_dmesg(vm)
+        assert_all_freed(vm)
+
+
 @vm_test(timeout=900)
 def test_ramcrypt_cipher_failure(ctx):
     """The key becomes unusable under a live region: a KVM guest overwrites
@@ -428,6 +476,14 @@ def test_ramcrypt_bad_input(ctx):
         ctx.note(f"over a 2 MiB cap: rc={rc} {out.strip()}; dmesg: {dmesg}")
         assert rc == 3 and re.search(r"sigbus page=\d+", out), (rc, out)
         assert "memory cap reached" in dmesg
+        # At the cap, a fault that needs room evicts a clean frame when no
+        # dirty one can be stored, rather than fail on the first victim.
+        vm.sh("echo 1 > /sys/module/ramcrypt/parameters/max_memory_mb")
+        rc, out = vm.run("rcmem capclean", timeout=120)
+        ctx.note(f"at a 1 MiB cap, window 128: rc={rc} "
+                 f"{' / '.join(out.strip().splitlines())}")
+        assert "page255=written" in out and "verified" in out, (rc, out)
+        assert rc == 3 and "sigbus page=0" in out, (rc, out)
         vm.sh("echo 0 > /sys/module/ramcrypt/parameters/max_memory_mb")
         out = vm.sh("rcmem touch 2048 1024", timeout=120)
         assert "touch: ok" in out, out
