@@ -497,12 +497,15 @@ static int ramcrypt_evict(struct ramcrypt_region *region,
 
 	if (frame->dirty) {
 		/*
-		 * The age scan runs in a kworker with region->lock held: no
-		 * reclaim or memcg OOM there (the OOM victim, the VMM, may be
-		 * waiting for that lock); it tries again next scan.
+		 * The age scan runs in a kworker with region->lock held: one
+		 * round of reclaim at most and no memcg OOM there (the OOM
+		 * victim, the VMM, may be waiting for that lock); it tries
+		 * again next scan.
 		 */
-		ret = ramcrypt_store(region, frame, cause == RAMCRYPT_EVICT_AGE ?
-				     __GFP_NORETRY | __GFP_NOWARN : 0);
+		gfp_t extra = cause == RAMCRYPT_EVICT_AGE ?
+			      __GFP_NORETRY | __GFP_NOWARN : 0;
+
+		ret = ramcrypt_store(region, frame, extra);
 		if (ret)
 			return ret;
 	} else {
@@ -587,9 +590,10 @@ ramcrypt_clock_hand(struct ramcrypt_region *region, u64 *budget,
 
 /*
  * CLOCK eviction of one frame. A pinned one is skipped, and so is one that
- * cannot be stored now (memory cap, no memory, cipher error): a clean frame
- * may still go. Two full turns at most; the first such error, or -EBUSY,
- * if no frame could be evicted.
+ * cannot be stored now (memory cap, no memory, cipher error): after that
+ * only clean frames are tried (no repeated reclaim or cipher attempts in
+ * one fault). Two full turns at most; the store error, or -EBUSY, if no
+ * frame could be evicted.
  */
 static int ramcrypt_evict_one(struct ramcrypt_region *region,
 			      struct ramcrypt_frame **reuse)
@@ -601,6 +605,11 @@ static int ramcrypt_evict_one(struct ramcrypt_region *region,
 
 	lockdep_assert_held(&region->lock);
 	while ((frame = ramcrypt_clock_hand(region, &budget, &batch, NULL))) {
+		/* Write-notify: a frame not dirty now has no writable PTE */
+		if (err && frame->dirty) {
+			list_move_tail(&frame->node, &region->clock);
+			continue;
+		}
 		ret = ramcrypt_evict(region, frame, RAMCRYPT_EVICT_WINDOW,
 				     reuse);
 		if (!ret)
@@ -655,11 +664,15 @@ static void ramcrypt_put_free_frame(struct ramcrypt_region *region,
 	region->nr_free++;
 }
 
+/* Half the age bound, rounded down: two scan periods fit in the bound */
+static unsigned long ramcrypt_half_age(unsigned long max_age)
+{
+	return max(max_age / 2, 1UL);
+}
+
 static unsigned long ramcrypt_scan_period(void)
 {
-	unsigned int ms = READ_ONCE(ramcrypt_max_age_ms);
-
-	return max(msecs_to_jiffies(ms / 2), 1UL);
+	return ramcrypt_half_age(msecs_to_jiffies(READ_ONCE(ramcrypt_max_age_ms)));
 }
 
 /*
@@ -1196,10 +1209,10 @@ void ramcrypt_window_scan(struct work_struct *work)
 		container_of(to_delayed_work(work), struct ramcrypt_region,
 			     scan);
 	unsigned long max_age = msecs_to_jiffies(READ_ONCE(ramcrypt_max_age_ms));
-	unsigned long period = ramcrypt_scan_period();
+	unsigned long period = ramcrypt_half_age(max_age);
 	struct ramcrypt_unmap_batch batch = {};
 	struct ramcrypt_frame *frame, *tmp;
-	unsigned long now = jiffies;
+	unsigned long now;
 
 	/*
 	 * A frame not referenced now was unmapped (by the last scan or by the
@@ -1211,6 +1224,7 @@ void ramcrypt_window_scan(struct work_struct *work)
 	 */
 	max_age = max_age > period ? max_age - period : 0;
 	mutex_lock(&region->lock);
+	now = jiffies;
 	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
 		if (frame->referenced) {
 			/* Mapped since the last scan: the next access shows. */
@@ -1228,7 +1242,7 @@ void ramcrypt_window_scan(struct work_struct *work)
 	ramcrypt_trim_free(region, region->window > region->nr_resident ?
 			   region->window - region->nr_resident : 0);
 	if (region->nr_resident)
-		schedule_delayed_work(&region->scan, ramcrypt_scan_period());
+		schedule_delayed_work(&region->scan, period);
 	mutex_unlock(&region->lock);
 }
 
