@@ -1172,6 +1172,13 @@ static void ramcrypt_trim_free(struct ramcrypt_region *region, u64 keep)
 	}
 }
 
+/* Resident plus spare frames within the window: wipe the spare ones over */
+static void ramcrypt_trim_to_window(struct ramcrypt_region *region)
+{
+	ramcrypt_trim_free(region, region->window -
+			   min_t(u64, region->window, region->nr_resident));
+}
+
 int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages)
 {
 	if (!pages || pages > RAMCRYPT_MAX_WINDOW)
@@ -1184,8 +1191,7 @@ int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages)
 		if (ramcrypt_evict_one(region, NULL))
 			break;
 	}
-	ramcrypt_trim_free(region, region->window -
-			   min_t(u64, region->window, region->nr_resident));
+	ramcrypt_trim_to_window(region);
 	mutex_unlock(&region->lock);
 	return 0;
 }
@@ -1239,8 +1245,7 @@ void ramcrypt_window_scan(struct work_struct *work)
 	ramcrypt_unmap_flush(region, &batch);
 	ramcrypt_wipe_stale(region);
 	/* Spare frames a window overflow left beyond the window */
-	ramcrypt_trim_free(region, region->window > region->nr_resident ?
-			   region->window - region->nr_resident : 0);
+	ramcrypt_trim_to_window(region);
 	if (region->nr_resident)
 		schedule_delayed_work(&region->scan, period);
 	mutex_unlock(&region->lock);

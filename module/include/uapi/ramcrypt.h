@@ -33,7 +33,7 @@ struct ramcrypt_stats {
 	__u64 window_overflows;	/* faults that found every frame pinned */
 	__u64 crypto_errors;	/* failed page encryptions/decryptions */
 	__u64 memory_pages;	/* frames + ciphertext pages allocated */
-		__u64 region_id;	/* in the upper tweak half, see ramcrypt_window.c */
+	__u64 region_id;	/* in the upper tweak half, see ramcrypt_window.c */
 	/* ABI version 2 (zero before): */
 	__u64 evictions_clean;	/* of all evictions: pages only read, not encrypted */
 	__u64 evictions_ahead;	/* of evictions_window: by evict-ahead */
