@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * rc-marker.h - the [X-RamCrypt] section of unit files and drop-ins.
+ *
+ *   [X-RamCrypt]
+ *   RamCrypt=yes
+ *   Window=64M            bytes with K/M/G (multiple of 4K), or a bare page count
+ *   MaxPlaintextAge=100ms systemd time span (us, ms, s, min)
+ *   CPUs=2                number of dedicated VM CPUs, 1..
+ *   CacheConfinement=auto auto|required|off
+ *
+ * Later files override earlier ones key by key (fragment, then drop-ins in
+ * systemd's order); an empty assignment resets the key to unset.
+ */
+#ifndef RC_MARKER_H
+#define RC_MARKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum rc_confinement { RC_CONFINE_AUTO, RC_CONFINE_REQUIRED, RC_CONFINE_OFF };
+
+struct rc_marker {
+	bool present;			/* an [X-RamCrypt] section was seen */
+	bool ramcrypt;			/* RamCrypt=yes */
+	uint32_t window_pages;		/* 0: unset */
+	uint32_t max_plaintext_age_ms;	/* 0: unset */
+	uint32_t cpus;			/* 0: unset (1) */
+	enum rc_confinement confinement;
+	bool service_hint;		/* a RamCrypt= line stood in [Service] */
+	char hint_file[4096];
+	unsigned int hint_line;
+};
+
+struct rc_marker_error {
+	char file[4096];
+	unsigned int line;
+	char key[64];
+	char value[256];
+	char message[256];		/* e.g. "unknown key", "not a size" */
+};
+
+void rc_marker_init(struct rc_marker *m);
+/* Parse one file into m (keys override). -EINVAL with err filled on a bad
+ * key or value; -errno if the file cannot be read. */
+int rc_marker_parse_file(const char *path, struct rc_marker *m,
+			 struct rc_marker_error *err);
+/* Parse the fragment then the drop-ins (NULL-terminated, in order). */
+int rc_marker_parse_unit(const char *fragment, char *const *dropins,
+			 struct rc_marker *m, struct rc_marker_error *err);
+
+#endif /* RC_MARKER_H */
