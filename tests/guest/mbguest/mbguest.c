@@ -13,6 +13,19 @@
  * ("FAIL" instead of "ok" on any mismatch), then leaves QEMU through
  * isa-debug-exit at port 0xf4: QEMU exits 1 on success, 3 on failure.
  * The seed comes from the command line ("seed=0x1234", -append).
+ *
+ * "canary=0x<set>" (hex) instead writes canary page i of that set (the
+ * generator of tests/guest/canary.c and tests/harness/memsearch.py: magic
+ * "RCCANARY", set id, index, xorshift body) to the page at 4 MiB + i * 4 KiB,
+ * so a RAM dump of the host shows which guest pages are in plaintext:
+ *
+ *   mbguest: canary written set=0x... start=0x... pages=N
+ *   mbguest: canary pass=K ok pages=N mismatches=0    (after each read pass)
+ *
+ * It reads everything back twice and exits like the default mode; with
+ * "loop" as well it keeps doing read passes (one line each) until QEMU is
+ * stopped, a guest that runs like a service. A mismatch prints FAIL and
+ * exits at once.
  */
 #include <stdint.h>
 
@@ -90,14 +103,21 @@ static void __attribute__((noreturn)) leave(int ok)
 		__asm__ volatile("cli; hlt");
 }
 
-static uint32_t parse_seed(const char *s)
+/* The hex value of "<key>=" in the command line, or dflt; *found set. */
+static uint32_t parse_hex(const char *s, const char *key, uint32_t dflt,
+			  int *found)
 {
 	uint32_t v = 0;
 
+	*found = 0;
 	for (; *s; s++) {
-		if (s[0] == 's' && s[1] == 'e' && s[2] == 'e' && s[3] == 'd' &&
-		    s[4] == '=') {
-			s += 5;
+		int n = 0;
+
+		while (key[n] && s[n] == key[n])
+			n++;
+		if (!key[n] && s[n] == '=') {
+			*found = 1;
+			s += n + 1;
 			if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 				s += 2;
 			for (; *s && *s != ' '; s++) {
@@ -113,7 +133,96 @@ static uint32_t parse_seed(const char *s)
 			return v;
 		}
 	}
-	return 0x5eed5eed;
+	return dflt;
+}
+
+/* A whole word of the command line. */
+static int has_word(const char *s, const char *w)
+{
+	for (const char *p = s; *p; p++) {
+		int n = 0;
+
+		if (p != s && p[-1] != ' ')
+			continue;
+		while (w[n] && p[n] == w[n])
+			n++;
+		if (!w[n] && (!p[n] || p[n] == ' '))
+			return 1;
+	}
+	return 0;
+}
+
+#define PAGE		4096u
+#define CANARY_WORDS	((PAGE - 24) / 8)
+
+/* Canary page `index` of set `set` at p, or the number of its 64-bit words
+ * that differ from it (check != 0). Same generator as canary.c. */
+static uint32_t canary_page(volatile uint64_t *p, uint64_t set,
+			    uint64_t index, int check)
+{
+	/* "RCCANARY" little-endian */
+	const uint64_t magic = 0x5952414e41434352ull;
+	uint64_t x = set * 0x9E3779B97F4A7C15ull + index + 1;
+	uint32_t bad = 0;
+
+	if (!x)
+		x = 1;
+	if (check) {
+		bad += p[0] != magic;
+		bad += p[1] != set;
+		bad += p[2] != index;
+	} else {
+		p[0] = magic;
+		p[1] = set;
+		p[2] = index;
+	}
+	for (uint32_t i = 0; i < CANARY_WORDS; i++) {
+		uint64_t w;
+
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		w = x * 0x2545F4914F6CDD1Dull;
+		if (check)
+			bad += p[3 + i] != w;
+		else
+			p[3 + i] = w;
+	}
+	return bad;
+}
+
+static void __attribute__((noreturn)) canary_main(uint32_t set,
+						  uint32_t start,
+						  uint32_t end, int loop)
+{
+	uint32_t pages = (end - start) / PAGE;
+
+	for (uint32_t i = 0; i < pages; i++)
+		canary_page((volatile uint64_t *)(start + i * PAGE), set, i, 0);
+	puts("mbguest: canary written set=");
+	puthex(set, 8);
+	puts(" start=");
+	puthex(start, 8);
+	puts(" pages=");
+	putdec(pages);
+	puts("\n");
+	for (uint32_t pass = 1; loop || pass <= 2; pass++) {
+		uint32_t mism = 0;
+
+		for (uint32_t i = 0; i < pages; i++)
+			mism += canary_page((volatile uint64_t *)
+					    (start + i * PAGE), set, i, 1);
+		puts("mbguest: canary pass=");
+		putdec(pass);
+		puts(mism ? " FAIL pages=" : " ok pages=");
+		putdec(pages);
+		puts(" mismatches=");
+		putdec(mism);
+		puts("\n");
+		if (mism)
+			leave(0);
+	}
+	leave(1);
 }
 
 static uint64_t read_pass(uint32_t start, uint32_t end, uint32_t seed,
@@ -133,15 +242,22 @@ static uint64_t read_pass(uint32_t start, uint32_t end, uint32_t seed,
 
 void mb_main(uint32_t magic, const struct mb_info *mbi)
 {
-	uint32_t seed = 0x5eed5eed, start = TEST_START, end, mism = 0;
+	uint32_t seed = 0x5eed5eed, start = TEST_START, end, mism = 0, set = 0;
 	uint64_t wsum = 0, rsum1, rsum2;
+	int canary = 0, loop = 0;
 
 	if (magic != MB_BOOT_MAGIC || !(mbi->flags & MB_INFO_MEM)) {
 		puts("mbguest: FAIL no multiboot memory info\n");
 		leave(0);
 	}
-	if (mbi->flags & MB_INFO_CMDLINE)
-		seed = parse_seed((const char *)mbi->cmdline);
+	if (mbi->flags & MB_INFO_CMDLINE) {
+		const char *cmdline = (const char *)mbi->cmdline;
+		int found;
+
+		seed = parse_hex(cmdline, "seed", 0x5eed5eed, &found);
+		set = parse_hex(cmdline, "canary", 0, &canary);
+		loop = has_word(cmdline, "loop");
+	}
 	puts("mbguest: start mem_upper=");
 	putdec(mbi->mem_upper);
 	puts(" seed=");
@@ -153,6 +269,8 @@ void mb_main(uint32_t magic, const struct mb_info *mbi)
 		puts("mbguest: FAIL too little memory\n");
 		leave(0);
 	}
+	if (canary)
+		canary_main(set, start, end, loop);
 	for (uint32_t a = start; a < end; a += 4) {
 		uint32_t v = a * MUL + seed;
 
