@@ -26,24 +26,40 @@
  *   proc/irq/N/smp_affinity_list  (write)
  *   proc/PID/{cmdline,maps,fdinfo/N,fd/N}, proc/cmdline, proc/cpuinfo
  *
- * Functions return 0 or a negative errno, as libsystemd does.
+ * Functions return 0 or a negative errno, as libsystemd does. The status
+ * readers (rc_tresor_read_status, rc_ramcrypt_read_totals) return 0 with
+ * module_loaded = false when the module's directory is absent; everything
+ * that acts or lists (set_holders, flush, regions, policies) returns -ENOENT
+ * then. A file of an older module that lacks a feature gives -ENOENT too
+ * (-EACCES if it exists read-only).
  */
 #ifndef RC_KERNEL_H
 #define RC_KERNEL_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "rc-cpuset.h"
 
+/* root NULL, "" or "/": the real host (no file is ever created there). */
+bool rc_root_is_host(const char *root);
 /* "<root>/<rel>" in *ret (malloc'd). */
 int rc_path(const char *root, const char *rel, char **ret);
-/* Read a whole small file, trailing newline stripped. */
+/* Read a whole file (NULs kept, e.g. proc/PID/cmdline; NUL-terminated
+ * too), its length in *len (if len). -EFBIG beyond 64 MiB. */
+int rc_read_full(const char *root, const char *rel, char **ret, size_t *len);
+/* Read a whole small file, trailing newlines stripped (-EBADMSG on a NUL). */
 int rc_read_string(const char *root, const char *rel, char **ret);
+/* Decimal, nothing else (-EINVAL), -ERANGE if too big. */
 int rc_read_u64(const char *root, const char *rel, uint64_t *ret);
-/* Write s (a newline is added) with O_WRONLY|O_TRUNC (no O_CREAT on a real
- * host; under a fixture root the file is created). */
+int rc_read_int(const char *root, const char *rel, int *ret);
+/* A cpulist file ("0-3,8"; "" is empty). */
+int rc_read_cpuset(const char *root, const char *rel, struct rc_cpuset *ret);
+/* Write s (a newline is added) in one write() with O_WRONLY|O_TRUNC (no
+ * O_CREAT on a real host; under a fixture root the file is created). The
+ * kernel's refusal comes back as its errno (-EINVAL, -EBUSY, -EPERM). */
 int rc_write_string(const char *root, const char *rel, const char *s);
 
 struct rc_tresor_status {
@@ -102,8 +118,18 @@ struct rc_policy {
 	uint32_t evict_ahead_pages;
 };
 
-/* mkdir the item, write every attribute, cgroup_id last. */
+/* A configfs item name: 1..200 bytes, no '/', no control characters,
+ * not "." or "..". 0 or -EINVAL. */
+int rc_policy_name_valid(const char *name);
+/*
+ * mkdir the item, write every attribute, cgroup_id last (cgroup_id 0 is
+ * -EINVAL: it would never match). If the item exists (daemon restart):
+ * identical values → 0, nothing written; not yet frozen (cgroup_id 0) →
+ * rewritten; frozen with other values → rmdir and created anew (a region
+ * opened in between gets the strict module defaults, never looser ones).
+ */
 int rc_policy_set(const char *root, const struct rc_policy *p);
+/* rmdir the item (-ENOENT if absent). */
 int rc_policy_remove(const char *root, const char *name);
 int rc_policy_list(const char *root, struct rc_policy **ret, size_t *n);
 void rc_policies_free(struct rc_policy *p, size_t n);
