@@ -30,6 +30,14 @@ struct rc_marker {
 	bool service_hint;		/* a RamCrypt= line stood in [Service] */
 	char hint_file[4096];
 	unsigned int hint_line;
+	/* Not the marker: the unit's own [Service] device access, merged the
+	 * same way. The generator adds DeviceAllow=/dev/ramcrypt only where
+	 * one of these is in force: on a unit with the default
+	 * DevicePolicy=auto, a first DeviceAllow= switches the policy to
+	 * closed (systemd.resource-control(5)) and QEMU would lose /dev/kvm. */
+	bool device_allow;		/* a DeviceAllow= entry (not reset) */
+	bool device_policy_closed;	/* DevicePolicy=closed or strict */
+	bool private_devices;		/* PrivateDevices=yes */
 };
 
 struct rc_marker_error {
