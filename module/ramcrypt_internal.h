@@ -10,6 +10,10 @@
  * ramcrypt_window.c). Lock order:
  *   mmap_lock or VMA lock (fault) -> region->lock -> i_mmap_rwsem -> ptl
  *   ramcrypt_regions_lock -> region->lock
+ *   ramcrypt_policy_lock (open: policy lookup) is taken alone
+ *   a region's sysfs show (kernfs active reference) -> region->lock; the
+ *   region's kobject is deleted (which waits for every show) before its
+ *   region is torn down, and freed by its release
  * The page lock of a frame is only taken by the core fault code and by
  * page_mkwrite, never under region->lock.
  */
@@ -17,6 +21,7 @@
 #define RAMCRYPT_INTERNAL_H
 
 #include <linux/fs.h>
+#include <linux/kobject.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
@@ -66,10 +71,33 @@ struct ramcrypt_frame {
 	unsigned long last_access;	/* jiffies of its last fault */
 };
 
+/* What a region takes at open() from its opener's cgroup's policy */
+struct ramcrypt_policy_values {
+	u32 window_pages;
+	u32 max_age_ms;
+	u32 evict_ahead_pages;
+	int crypto_cpu;			/* -1: any key holder */
+};
+
 struct ramcrypt_region {
 	struct mutex lock;
 	struct list_head node;		/* ramcrypt_regions */
 	u64 id;
+	/* regions/<id>/ in sysfs; its release frees the region */
+	struct kobject kobj;
+
+	/*
+	 * Fixed at open(): the opener's cgroup and tgid; the policy found
+	 * for it (has_policy), else the module's parameters, read live.
+	 */
+	u64 cgroup_id;
+	char *cgroup;			/* path in the cgroup v2 hierarchy */
+	pid_t pid;
+	bool has_policy;
+	u32 max_age_ms;			/* if has_policy */
+	u32 evict_ahead_pages;		/* if has_policy */
+	/* Runs its page crypto and evict-ahead, -1: any key holder */
+	int crypto_cpu;
 	struct address_space mapping;	/* file->f_mapping of this region */
 	u64 nr_pages;			/* 0 until fixed */
 	u32 window;			/* plaintext frame limit */
@@ -108,6 +136,7 @@ struct ramcrypt_region {
 	u64 skipped_referenced;
 	u64 window_overflows;
 	u64 crypto_errors;
+	u64 crypto_cpu_errors;		/* of those: crypto CPU not valid */
 };
 
 /* ramcrypt_main.c: module parameters and global counters */
@@ -131,12 +160,33 @@ struct ramcrypt_global {
 	atomic_long_t skipped_referenced;
 	atomic_long_t window_overflows;
 	atomic_long_t crypto_errors;
+	atomic_long_t crypto_cpu_errors;
 	atomic_long_t cap_failures;
 };
 
 extern struct ramcrypt_global ramcrypt_global;
 extern struct list_head ramcrypt_regions;
 extern struct mutex ramcrypt_regions_lock;
+extern struct kobject *ramcrypt_regions_kobj;
+
+static inline u32 ramcrypt_max_age(const struct ramcrypt_region *region)
+{
+	return region->has_policy ? region->max_age_ms :
+	       READ_ONCE(ramcrypt_max_age_ms);
+}
+
+static inline u32 ramcrypt_evict_ahead(const struct ramcrypt_region *region)
+{
+	return region->has_policy ? region->evict_ahead_pages :
+	       READ_ONCE(ramcrypt_evict_ahead_pages);
+}
+
+/* ramcrypt_policy.c: /sys/kernel/config/ramcrypt/policies/ */
+#define RAMCRYPT_MAX_AGE_MS	86400000U	/* a day */
+int ramcrypt_policy_init(void);
+void ramcrypt_policy_exit(void);
+/* The policy of current's cgroup or its nearest ancestor with one */
+void ramcrypt_policy_take(struct ramcrypt_region *region);
 
 /* ramcrypt_region.c */
 struct ramcrypt_region *ramcrypt_region_create(struct inode *inode);
@@ -153,6 +203,7 @@ vm_fault_t ramcrypt_window_mkwrite(struct ramcrypt_region *region,
 int ramcrypt_window_set(struct ramcrypt_region *region, u32 pages);
 int ramcrypt_window_flush(struct ramcrypt_region *region);
 void ramcrypt_window_scan(struct work_struct *work);
+void ramcrypt_window_rescan(struct ramcrypt_region *region);
 void ramcrypt_window_evict_ahead(struct work_struct *work);
 void ramcrypt_window_release(struct ramcrypt_region *region);
 void ramcrypt_window_stats(struct ramcrypt_region *region,

@@ -5,7 +5,9 @@
  * Every open() of /dev/ramcrypt is one region: its pages live as
  * TRESOR-encrypted ciphertext except for a window of at most window_pages
  * plaintext frames (see ramcrypt_window.c). /sys/kernel/ramcrypt/ shows
- * read-only totals over all regions.
+ * totals over all regions, regions/<id>/ each live region (see
+ * ramcrypt_region.c), and flush (root writes "1") evicts every region's
+ * plaintext. Region policies: ramcrypt_policy.c (configfs).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -41,7 +43,7 @@ static int ramcrypt_max_age_set(const char *val, const struct kernel_param *kp)
 	/* Pending age scans were timed for the old bound: scan now. */
 	mutex_lock(&ramcrypt_regions_lock);
 	list_for_each_entry(region, &ramcrypt_regions, node)
-		mod_delayed_work(system_wq, &region->scan, 0);
+		ramcrypt_window_rescan(region);
 	mutex_unlock(&ramcrypt_regions_lock);
 	return 0;
 }
@@ -63,7 +65,7 @@ MODULE_PARM_DESC(evict_ahead_pages,
 int ramcrypt_crypto_cpu = -1;
 module_param_named(crypto_cpu, ramcrypt_crypto_cpu, int, 0644);
 MODULE_PARM_DESC(crypto_cpu,
-		 "CPU that runs evict-ahead (its encryptions), -1 = the next online CPU after the faulting one (default -1)");
+		 "CPU that runs evict-ahead (its encryptions) of regions whose policy sets no crypto CPU, -1 = the next online CPU after the faulting one (default -1)");
 
 static unsigned int ramcrypt_max_memory_mb;
 module_param_named(max_memory_mb, ramcrypt_max_memory_mb, uint, 0644);
@@ -189,6 +191,7 @@ RAMCRYPT_COUNTER_ATTR(evict_ahead_raced, evict_ahead_raced);
 RAMCRYPT_COUNTER_ATTR(skipped_referenced, skipped_referenced);
 RAMCRYPT_COUNTER_ATTR(window_overflows, window_overflows);
 RAMCRYPT_COUNTER_ATTR(crypto_errors, crypto_errors);
+RAMCRYPT_COUNTER_ATTR(crypto_cpu_errors, crypto_cpu_errors);
 RAMCRYPT_COUNTER_ATTR(cap_failures, cap_failures);
 
 static ssize_t window_pages_show(struct kobject *kobj,
@@ -225,6 +228,33 @@ static ssize_t oldest_plaintext_age_ms_show(struct kobject *kobj,
 static struct kobj_attribute oldest_plaintext_age_ms_attr =
 	__ATTR_RO(oldest_plaintext_age_ms);
 
+/* Root writes "1": RAMCRYPT_IOC_FLUSH on every region */
+static ssize_t flush_store(struct kobject *kobj, struct kobj_attribute *attr,
+			   const char *buf, size_t count)
+{
+	struct ramcrypt_region *region;
+	int ret = 0, err;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (!sysfs_streq(buf, "1")) {
+		pr_warn_ratelimited("flush: '%.*s' is invalid, write 1\n",
+				    (int)min_t(size_t, strcspn(buf, "\n"), 32),
+				    buf);
+		return -EINVAL;
+	}
+	mutex_lock(&ramcrypt_regions_lock);
+	list_for_each_entry(region, &ramcrypt_regions, node) {
+		err = ramcrypt_window_flush(region);
+		if (err && !ret)
+			ret = err;
+	}
+	mutex_unlock(&ramcrypt_regions_lock);
+	return ret ? ret : count;
+}
+
+static struct kobj_attribute flush_attr = __ATTR_WO(flush);
+
 static struct attribute *ramcrypt_attrs[] = {
 	&regions_attr.attr,
 	&plaintext_pages_attr.attr,
@@ -243,7 +273,9 @@ static struct attribute *ramcrypt_attrs[] = {
 	&skipped_referenced_attr.attr,
 	&window_overflows_attr.attr,
 	&crypto_errors_attr.attr,
+	&crypto_cpu_errors_attr.attr,
 	&cap_failures_attr.attr,
+	&flush_attr.attr,
 	&oldest_plaintext_age_ms_attr.attr,
 	NULL,
 };
@@ -253,6 +285,7 @@ static const struct attribute_group ramcrypt_attr_group = {
 };
 
 static struct kobject *ramcrypt_kobj;
+struct kobject *ramcrypt_regions_kobj;
 
 static int __init ramcrypt_init(void)
 {
@@ -266,12 +299,27 @@ static int __init ramcrypt_init(void)
 	if (ret)
 		goto err_kobj;
 
+	ramcrypt_regions_kobj = kobject_create_and_add("regions",
+						       ramcrypt_kobj);
+	if (!ramcrypt_regions_kobj) {
+		ret = -ENOMEM;
+		goto err_kobj;
+	}
+
+	ret = ramcrypt_policy_init();
+	if (ret)
+		goto err_regions;
+
 	ret = misc_register(&ramcrypt_miscdev);
 	if (ret)
-		goto err_kobj;
+		goto err_policy;
 
 	return 0;
 
+err_policy:
+	ramcrypt_policy_exit();
+err_regions:
+	kobject_put(ramcrypt_regions_kobj);
 err_kobj:
 	kobject_put(ramcrypt_kobj);
 	return ret;
@@ -280,6 +328,8 @@ err_kobj:
 static void __exit ramcrypt_exit(void)
 {
 	misc_deregister(&ramcrypt_miscdev);
+	ramcrypt_policy_exit();
+	kobject_put(ramcrypt_regions_kobj);
 	kobject_put(ramcrypt_kobj);
 }
 

@@ -9,6 +9,12 @@
  * in KVM. Only MAP_SHARED mappings are allowed: a private COW copy would be
  * an anonymous page outside the window. The fault handler returns the
  * frame's struct page for the core to map, so GUP (O_DIRECT, KVM) works.
+ *
+ * Each live region is /sys/kernel/ramcrypt/regions/<id>/ (read-only): its
+ * opener (cgroup_id, cgroup, pid), the policy it took at open() and its
+ * counters. The directory goes at the last close, before the region is
+ * torn down (kobject_del() waits for every read in progress); the region's
+ * memory is freed by its kobject's release.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -17,6 +23,7 @@
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/sysfs.h>
 #include <linux/version.h>
 
 #include "ramcrypt_internal.h"
@@ -26,9 +33,74 @@ static atomic64_t ramcrypt_next_id = ATOMIC64_INIT(0);
 
 static const struct address_space_operations ramcrypt_aops;
 
+static struct ramcrypt_region *kobj_region(struct kobject *kobj)
+{
+	return container_of(kobj, struct ramcrypt_region, kobj);
+}
+
+/* A counter or value of RAMCRYPT_IOC_STATS, read under the region's lock */
+#define RAMCRYPT_REGION_STAT(_name, _expr)				static ssize_t region_##_name##_show(struct kobject *kobj,						     struct kobj_attribute *attr,					     char *buf)				{										struct ramcrypt_stats st;															memset(&st, 0, sizeof(st));						ramcrypt_window_stats(kobj_region(kobj), &st);				return sysfs_emit(buf, "%llu\n", (unsigned long long)(_expr));	}									static struct kobj_attribute region_##_name##_attr =				__ATTR(_name, 0444, region_##_name##_show, NULL)
+
+RAMCRYPT_REGION_STAT(size, st.size);
+RAMCRYPT_REGION_STAT(window_pages, st.window_pages);
+RAMCRYPT_REGION_STAT(plaintext_pages, st.plaintext_pages);
+RAMCRYPT_REGION_STAT(encrypted_pages, st.encrypted_pages);
+RAMCRYPT_REGION_STAT(faults, st.faults);
+RAMCRYPT_REGION_STAT(evictions, st.evictions_window + st.evictions_age +
+		     st.evictions_flush);
+RAMCRYPT_REGION_STAT(oldest_plaintext_age_ms, st.oldest_plaintext_age_ms);
+RAMCRYPT_REGION_STAT(crypto_errors, st.crypto_errors);
+RAMCRYPT_REGION_STAT(crypto_cpu_errors, st.crypto_cpu_errors);
+
+/* Fixed at open() (the module's live parameters if no policy) */
+#define RAMCRYPT_REGION_VAL(_name, _fmt, _expr)				static ssize_t region_##_name##_show(struct kobject *kobj,						     struct kobj_attribute *attr,					     char *buf)				{										struct ramcrypt_region *region = kobj_region(kobj);												return sysfs_emit(buf, _fmt "\n", _expr);			}									static struct kobj_attribute region_##_name##_attr =				__ATTR(_name, 0444, region_##_name##_show, NULL)
+
+RAMCRYPT_REGION_VAL(cgroup_id, "%llu", region->cgroup_id);
+RAMCRYPT_REGION_VAL(cgroup, "%s", region->cgroup ?: "");
+RAMCRYPT_REGION_VAL(pid, "%d", region->pid);
+RAMCRYPT_REGION_VAL(max_plaintext_age_ms, "%u", ramcrypt_max_age(region));
+RAMCRYPT_REGION_VAL(crypto_cpu, "%d", region->crypto_cpu);
+RAMCRYPT_REGION_VAL(evict_ahead_pages, "%u", ramcrypt_evict_ahead(region));
+
+static struct attribute *ramcrypt_region_attrs[] = {
+	&region_cgroup_id_attr.attr,
+	&region_cgroup_attr.attr,
+	&region_pid_attr.attr,
+	&region_size_attr.attr,
+	&region_window_pages_attr.attr,
+	&region_max_plaintext_age_ms_attr.attr,
+	&region_crypto_cpu_attr.attr,
+	&region_evict_ahead_pages_attr.attr,
+	&region_plaintext_pages_attr.attr,
+	&region_encrypted_pages_attr.attr,
+	&region_faults_attr.attr,
+	&region_evictions_attr.attr,
+	&region_oldest_plaintext_age_ms_attr.attr,
+	&region_crypto_errors_attr.attr,
+	&region_crypto_cpu_errors_attr.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(ramcrypt_region);
+
+/* The last reference: sysfs is gone and the region torn down */
+static void ramcrypt_region_free(struct kobject *kobj)
+{
+	struct ramcrypt_region *region = kobj_region(kobj);
+
+	kfree(region->cgroup);
+	kfree(region);
+}
+
+static const struct kobj_type ramcrypt_region_ktype = {
+	.release = ramcrypt_region_free,
+	.sysfs_ops = &kobj_sysfs_ops,
+	.default_groups = ramcrypt_region_groups,
+};
+
 struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 {
 	struct ramcrypt_region *region;
+	int ret;
 
 	region = kzalloc(sizeof(*region), GFP_KERNEL);
 	if (!region)
@@ -41,13 +113,15 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 		kfree(region);
 		return ERR_PTR(-ENOSPC);
 	}
+	/* From here on kobject_put() frees the region */
+	kobject_init(&region->kobj, &ramcrypt_region_ktype);
 	mutex_init(&region->lock);
 	address_space_init_once(&region->mapping);
 	/* host: the device inode, for inode_to_bdi() (noop bdi, no writeback) */
 	region->mapping.host = inode;
 	region->mapping.a_ops = &ramcrypt_aops;
-	region->window = clamp_t(u32, READ_ONCE(ramcrypt_window_pages), 1,
-				 RAMCRYPT_MAX_WINDOW);
+	/* window, age bound, evict-ahead, crypto CPU: policy or defaults */
+	ramcrypt_policy_take(region);
 	/* Their nodes are charged to the region's memcg too */
 	xa_init_flags(&region->resident, XA_FLAGS_ACCOUNT);
 	xa_init_flags(&region->ciphertext, XA_FLAGS_ACCOUNT);
@@ -62,6 +136,16 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 	 * pages encrypted with it.
 	 */
 	tresor_key_user_get();
+	ret = kobject_add(&region->kobj, ramcrypt_regions_kobj, "%llu",
+			  region->id);
+	if (ret) {
+		pr_warn_ratelimited("region %llu: cannot add it to sysfs (%d)\n",
+				    region->id, ret);
+		tresor_key_user_put();
+		mutex_destroy(&region->lock);
+		kobject_put(&region->kobj);
+		return ERR_PTR(ret);
+	}
 	mutex_lock(&ramcrypt_regions_lock);
 	list_add_tail(&region->node, &ramcrypt_regions);
 	mutex_unlock(&ramcrypt_regions_lock);
@@ -75,6 +159,8 @@ void ramcrypt_region_destroy(struct ramcrypt_region *region)
 	mutex_lock(&ramcrypt_regions_lock);
 	list_del(&region->node);
 	mutex_unlock(&ramcrypt_regions_lock);
+	/* Waits for sysfs reads in progress; none starts after it */
+	kobject_del(&region->kobj);
 
 	/* Only faults queue evict-ahead, and no mapping is left. */
 	cancel_work_sync(&region->evict_ahead);
@@ -85,8 +171,8 @@ void ramcrypt_region_destroy(struct ramcrypt_region *region)
 	mem_cgroup_put(region->memcg);
 	mutex_destroy(&region->lock);
 	atomic_long_dec(&ramcrypt_global.regions);
-	kfree(region);
 	tresor_key_user_put();
+	kobject_put(&region->kobj);
 }
 
 int ramcrypt_region_set_size(struct ramcrypt_region *region, u64 bytes)

@@ -396,11 +396,23 @@ static void ramcrypt_swap_ciphertext(struct ramcrypt_region *region,
 	frame->unzeroed = true;
 }
 
+/* A page cipher refused: the region's crypto CPU is no valid key holder */
+static void ramcrypt_count_cpu_error(struct ramcrypt_region *region, int ret)
+{
+	if (ret != -EXDEV)
+		return;
+	ramcrypt_count(region, &region->crypto_cpu_errors,
+		       &ramcrypt_global.crypto_cpu_errors);
+	pr_warn_ratelimited("region %llu: crypto CPU %d is no valid TRESOR key holder, its page crypto runs nowhere else\n",
+			    region->id, region->crypto_cpu);
+}
+
 static void ramcrypt_crypto_error(struct ramcrypt_region *region,
 				  pgoff_t index, int ret)
 {
 	ramcrypt_count(region, &region->crypto_errors,
 		       &ramcrypt_global.crypto_errors);
+	ramcrypt_count_cpu_error(region, ret);
 	pr_warn_ratelimited("region %llu: cannot encrypt page %lu (%d), it stays plaintext\n",
 			    region->id, index, ret);
 }
@@ -429,7 +441,7 @@ static int ramcrypt_store(struct ramcrypt_region *region,
 	if (IS_ERR(spare))
 		return PTR_ERR(spare);
 	ramcrypt_iv(region, frame->index, version, iv);
-	ret = tresor_encrypt_page(page, page, (u8 *)iv);
+	ret = tresor_encrypt_page_on(page, page, (u8 *)iv, region->crypto_cpu);
 	memzero_explicit(iv, sizeof(iv));
 	if (ret) {
 		ramcrypt_crypto_error(region, frame->index, ret);
@@ -670,9 +682,34 @@ static unsigned long ramcrypt_half_age(unsigned long max_age)
 	return max(max_age / 2, 1UL);
 }
 
-static unsigned long ramcrypt_scan_period(void)
+static unsigned long ramcrypt_scan_period(struct ramcrypt_region *region)
 {
-	return ramcrypt_half_age(msecs_to_jiffies(READ_ONCE(ramcrypt_max_age_ms)));
+	return ramcrypt_half_age(msecs_to_jiffies(ramcrypt_max_age(region)));
+}
+
+/*
+ * The age scan encrypts (and unmaps) the region's plaintext: on its crypto
+ * CPU if it has one (and that is online), like every other page cipher.
+ */
+static int ramcrypt_scan_cpu(struct ramcrypt_region *region)
+{
+	int cpu = region->crypto_cpu;
+
+	return cpu >= 0 && cpu_online(cpu) ? cpu : WORK_CPU_UNBOUND;
+}
+
+static void ramcrypt_schedule_scan(struct ramcrypt_region *region,
+				   unsigned long delay)
+{
+	queue_delayed_work_on(ramcrypt_scan_cpu(region), system_wq,
+			      &region->scan, delay);
+}
+
+/* Scan now (the age bound was lowered) */
+void ramcrypt_window_rescan(struct ramcrypt_region *region)
+{
+	mod_delayed_work_on(ramcrypt_scan_cpu(region), system_wq,
+			    &region->scan, 0);
 }
 
 /*
@@ -782,8 +819,9 @@ static int ramcrypt_decrypt(struct ramcrypt_region *region,
 	int ret;
 
 	ramcrypt_iv(region, frame->index, frame->version, iv);
-	ret = tresor_decrypt_page(page_address(frame->page), page_address(ct),
-				  (u8 *)iv);
+	ret = tresor_decrypt_page_on(page_address(frame->page),
+				     page_address(ct), (u8 *)iv,
+				     region->crypto_cpu);
 	memzero_explicit(iv, sizeof(iv));
 	return ret;
 }
@@ -805,7 +843,7 @@ static void ramcrypt_load_end(struct ramcrypt_region *region,
 	if (frame->loading)
 		ramcrypt_load_done(region, frame);
 	list_add_tail(&frame->node, &region->clock);
-	schedule_delayed_work(&region->scan, ramcrypt_scan_period());
+	ramcrypt_schedule_scan(region, ramcrypt_scan_period(region));
 }
 
 /* The decrypt into a loading frame failed: the page stays encrypted. */
@@ -815,6 +853,7 @@ static void ramcrypt_load_failed(struct ramcrypt_region *region,
 	lockdep_assert_held(&region->lock);
 	ramcrypt_count(region, &region->crypto_errors,
 		       &ramcrypt_global.crypto_errors);
+	ramcrypt_count_cpu_error(region, ret);
 	pr_warn_ratelimited("region %llu: cannot decrypt page %lu (%d), faulting process gets SIGBUS\n",
 			    region->id, frame->index, ret);
 	xa_erase(&region->resident, frame->index);
@@ -829,7 +868,7 @@ static void ramcrypt_load_failed(struct ramcrypt_region *region,
 /* Free frames evict-ahead keeps in @region's window, 0 if off. */
 static u32 ramcrypt_reserve(const struct ramcrypt_region *region)
 {
-	return min(READ_ONCE(ramcrypt_evict_ahead_pages), region->window / 4);
+	return min(ramcrypt_evict_ahead(region), region->window / 4);
 }
 
 /*
@@ -844,14 +883,16 @@ static u64 ramcrypt_room(const struct ramcrypt_region *region)
 }
 
 /*
- * Wake the worker on crypto_cpu, or if that is not set (or offline) on the
- * next online CPU after this one. Always on one workqueue, whatever
- * crypto_cpu says meanwhile: only within one workqueue is a work item kept
- * from running twice at once and waited for by cancel_work_sync().
+ * Wake the worker on the region's crypto CPU, else on the module's
+ * crypto_cpu, or if that is not set (or offline) on the next online CPU
+ * after this one. Always on one workqueue, whatever crypto_cpu says
+ * meanwhile: only within one workqueue is a work item kept from running
+ * twice at once and waited for by cancel_work_sync().
  */
 static void ramcrypt_kick_evict_ahead(struct ramcrypt_region *region)
 {
-	int cpu = READ_ONCE(ramcrypt_crypto_cpu);
+	int cpu = region->crypto_cpu >= 0 ? region->crypto_cpu :
+		  READ_ONCE(ramcrypt_crypto_cpu);
 
 	lockdep_assert_held(&region->lock);
 	if (cpu < 0 || cpu >= nr_cpu_ids || !cpu_online(cpu)) {
@@ -1214,7 +1255,7 @@ void ramcrypt_window_scan(struct work_struct *work)
 	struct ramcrypt_region *region =
 		container_of(to_delayed_work(work), struct ramcrypt_region,
 			     scan);
-	unsigned long max_age = msecs_to_jiffies(READ_ONCE(ramcrypt_max_age_ms));
+	unsigned long max_age = msecs_to_jiffies(ramcrypt_max_age(region));
 	unsigned long period = ramcrypt_half_age(max_age);
 	struct ramcrypt_unmap_batch batch = {};
 	struct ramcrypt_frame *frame, *tmp;
@@ -1247,7 +1288,7 @@ void ramcrypt_window_scan(struct work_struct *work)
 	/* Spare frames a window overflow left beyond the window */
 	ramcrypt_trim_to_window(region);
 	if (region->nr_resident)
-		schedule_delayed_work(&region->scan, period);
+		ramcrypt_schedule_scan(region, period);
 	mutex_unlock(&region->lock);
 }
 
@@ -1358,7 +1399,8 @@ void ramcrypt_window_evict_ahead(struct work_struct *work)
 
 			ramcrypt_iv(region, wb[i].frame->index, wb[i].version,
 				    iv);
-			wb[i].ret = tresor_encrypt_page(page, page, (u8 *)iv);
+			wb[i].ret = tresor_encrypt_page_on(page, page, (u8 *)iv,
+							   region->crypto_cpu);
 		}
 		memzero_explicit(iv, sizeof(iv));
 		mutex_lock(&region->lock);
@@ -1444,5 +1486,6 @@ void ramcrypt_window_stats(struct ramcrypt_region *region,
 	st->evictions_clean = region->evictions_clean;
 	st->evictions_ahead = region->evictions_ahead;
 	st->refaults = region->refaults;
+	st->crypto_cpu_errors = region->crypto_cpu_errors;
 	mutex_unlock(&region->lock);
 }

@@ -7,9 +7,18 @@
  * key check as xts(tresor). Callable where kernel_fpu_begin() is allowed:
  * process context, or softirq when may_use_simd() is true.
  *
- * Returns 0, -ENOKEY if no key is loaded, or -EIO if this CPU's registers
- * failed the key check (the CPU is then marked invalid and counted). On
- * error nothing is written to dst.
+ * The cipher runs on this CPU if it is a valid key holder, else it is
+ * forwarded to a valid holder (may sleep: process context only).
+ *
+ * Returns 0, -ENOKEY if no key is loaded, or -EIO if no valid key holder
+ * could run it (a CPU failing the key check is marked invalid and
+ * counted). On error nothing is written to dst.
+ *
+ * The _on variants run the cipher on @cpu and nowhere else (@cpu < 0: as
+ * the plain ones): here if this is @cpu, else forwarded to it. -EXDEV if
+ * @cpu is no valid key holder (offline, not a holder, failed its check):
+ * a caller confining a region's plaintext to @cpu never sees its data
+ * handled by another CPU.
  */
 #ifndef TRESOR_API_H
 #define TRESOR_API_H
@@ -20,6 +29,10 @@
 
 int tresor_encrypt_page(void *dst, const void *src, const u8 iv[16]);
 int tresor_decrypt_page(void *dst, const void *src, const u8 iv[16]);
+int tresor_encrypt_page_on(void *dst, const void *src, const u8 iv[16],
+			   int cpu);
+int tresor_decrypt_page_on(void *dst, const void *src, const u8 iv[16],
+			   int cpu);
 bool tresor_key_available(void);
 
 /*

@@ -133,10 +133,11 @@ static int tresor_xts_crypt_here(struct skcipher_request *req, bool enc)
 		/* atomic walk: may not sleep, fine inside the FPU section */
 		err = skcipher_walk_done(&walk, walk.nbytes - nbytes);
 	}
-	kernel_fpu_end();
-	memzero_explicit(tweak, sizeof(tweak));
+	/* counted on the CPU that ran it: still inside the FPU section */
 	if (!err)
 		tresor_count_request();
+	kernel_fpu_end();
+	memzero_explicit(tweak, sizeof(tweak));
 	return err;
 }
 
@@ -216,8 +217,10 @@ struct tresor_page_job {
 	const void *src;
 	const u8 *iv;
 	bool enc;
+	int cpu;		/* the only CPU allowed to run it, or -1 */
 };
 
+/* -EAGAIN: not here (no valid key holder, or not the job's CPU) */
 static int tresor_page_here(void *arg)
 {
 	const struct tresor_impl *impl = tresor_best_impl();
@@ -227,29 +230,60 @@ static int tresor_page_here(void *arg)
 
 	memcpy(tweak, job->iv, sizeof(tweak));
 	kernel_fpu_begin();
-	if (!tresor_local_key_ok(impl))
+	/* checked with preemption off: the CPU that runs the cipher */
+	if (job->cpu >= 0 && smp_processor_id() != job->cpu)
+		ret = -EAGAIN;
+	else if (!tresor_local_key_ok(impl))
 		ret = -EAGAIN;
 	else if (job->enc)
 		impl->encrypt(job->dst, job->src, TRESOR_PAGE_SIZE, tweak, 1);
 	else
 		impl->decrypt(job->dst, job->src, TRESOR_PAGE_SIZE, tweak, 1);
-	kernel_fpu_end();
-	memzero_explicit(tweak, sizeof(tweak));
 	if (!ret)
 		tresor_count_request();
+	kernel_fpu_end();
+	memzero_explicit(tweak, sizeof(tweak));
 	return ret;
+}
+
+/*
+ * Only on @cpu: here if this is it, else forwarded to it; -EXDEV if it is
+ * no valid key holder (offline, not a holder, or its check fails).
+ */
+static int tresor_crypt_page_on(struct tresor_page_job *job)
+{
+	int ret;
+
+	if (!tresor_holder_valid(job->cpu))
+		return -EXDEV;
+	if (raw_smp_processor_id() == job->cpu) {
+		ret = tresor_page_here(job);
+		if (ret != -EAGAIN)
+			return ret;
+		/* migrated meanwhile, or its check failed: forward */
+	}
+	if (!tresor_holder_valid(job->cpu))
+		return -EXDEV;
+	tresor_count_forwarded();
+	ret = smp_call_on_cpu(job->cpu, tresor_page_here, job, false);
+	/* -ENXIO: it went offline; -EAGAIN: its check failed meanwhile */
+	return ret == -ENXIO || ret == -EAGAIN ? -EXDEV : ret;
 }
 
 /* Process context only: forwarding to a key holder may sleep. */
 static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
-			     bool enc)
+			     bool enc, int cpu)
 {
-	struct tresor_page_job job = { dst, src, iv, enc };
-	int tries, cpu, ret;
+	struct tresor_page_job job = { dst, src, iv, enc, -1 };
+	int tries, ret;
 
 	might_sleep();
 	if (!tresor_key_loaded())
 		return -ENOKEY;
+	if (cpu >= 0) {
+		job.cpu = cpu;
+		return tresor_crypt_page_on(&job);
+	}
 	ret = tresor_page_here(&job);
 	for (tries = 0; ret == -EAGAIN && tries < 4; tries++) {
 		cpu = tresor_pick_holder(raw_smp_processor_id());
@@ -265,15 +299,29 @@ static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
 
 int tresor_encrypt_page(void *dst, const void *src, const u8 iv[16])
 {
-	return tresor_crypt_page(dst, src, iv, true);
+	return tresor_crypt_page(dst, src, iv, true, -1);
 }
 EXPORT_SYMBOL_GPL(tresor_encrypt_page);
 
 int tresor_decrypt_page(void *dst, const void *src, const u8 iv[16])
 {
-	return tresor_crypt_page(dst, src, iv, false);
+	return tresor_crypt_page(dst, src, iv, false, -1);
 }
 EXPORT_SYMBOL_GPL(tresor_decrypt_page);
+
+int tresor_encrypt_page_on(void *dst, const void *src, const u8 iv[16],
+			   int cpu)
+{
+	return tresor_crypt_page(dst, src, iv, true, cpu);
+}
+EXPORT_SYMBOL_GPL(tresor_encrypt_page_on);
+
+int tresor_decrypt_page_on(void *dst, const void *src, const u8 iv[16],
+			   int cpu)
+{
+	return tresor_crypt_page(dst, src, iv, false, cpu);
+}
+EXPORT_SYMBOL_GPL(tresor_decrypt_page_on);
 
 bool tresor_key_available(void)
 {

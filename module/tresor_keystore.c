@@ -17,6 +17,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <crypto/algapi.h>
+#include <linux/capability.h>
 #include <linux/cpu.h>
 #include <linux/cpuhotplug.h>
 #include <linux/kobject.h>
@@ -108,6 +109,12 @@ bool tresor_local_key_ok(const struct tresor_impl *impl)
 				    cpu);
 	}
 	return ok;
+}
+
+bool tresor_holder_valid(int cpu)
+{
+	return cpu >= 0 && cpu < nr_cpu_ids && cpu_online(cpu) &&
+	       cpumask_test_cpu(cpu, &tresor_valid);
 }
 
 int tresor_pick_holder(int avoid)
@@ -487,8 +494,49 @@ static ssize_t implementation_show(struct kobject *kobj,
 	return sysfs_emit(buf, "%s\n", tresor_best_impl()->name);
 }
 
+/*
+ * Root writes a cpulist ("0-2,5"): the same as TRESOR_IOC_SET_HOLDERS.
+ * CAP_SYS_ADMIN is checked here too, whatever the file's mode says.
+ */
+static ssize_t holders_store(struct kobject *kobj, struct kobj_attribute *attr,
+			     const char *buf, size_t count)
+{
+	cpumask_var_t mask;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
+		return -ENOMEM;
+	ret = cpulist_parse(buf, mask);
+	if (ret) {
+		pr_err_ratelimited("holders: '%.*s' is no list of existing CPUs (%d)\n",
+				   (int)strcspn(buf, "\n"), buf, ret);
+		ret = -EINVAL;
+	} else {
+		ret = tresor_set_holders(mask);
+	}
+	free_cpumask_var(mask);
+	return ret ? ret : count;
+}
+
+/* Requests (pages, skcipher requests) each CPU ran, counted where they ran */
+static ssize_t requests_per_cpu_show(struct kobject *kobj,
+				     struct kobj_attribute *attr, char *buf)
+{
+	unsigned int cpu;
+	int len = 0;
+
+	for_each_possible_cpu(cpu)
+		len += sysfs_emit_at(buf, len, "%u %llu\n", cpu,
+				     per_cpu(tresor_requests, cpu));
+	return len;
+}
+
 static struct kobj_attribute key_loaded_attr = __ATTR_RO(key_loaded);
-static struct kobj_attribute holders_attr = __ATTR_RO(holders);
+static struct kobj_attribute holders_attr = __ATTR_RW(holders);
+static struct kobj_attribute requests_per_cpu_attr =
+	__ATTR_RO(requests_per_cpu);
 static struct kobj_attribute valid_holders_attr = __ATTR_RO(valid_holders);
 static struct kobj_attribute implementation_attr = __ATTR_RO(implementation);
 
@@ -502,6 +550,7 @@ static struct attribute *tresor_status_attrs[] = {
 	&forwarded_requests_attr.attr,
 	&peer_copies_attr.attr,
 	&requests_attr.attr,
+	&requests_per_cpu_attr.attr,
 	&implementation_attr.attr,
 	NULL,
 };

@@ -27,6 +27,8 @@ void tresor_get_status(struct tresor_status *st);
  * kernel_fpu_end().
  */
 bool tresor_local_key_ok(const struct tresor_impl *impl);
+/* @cpu is online and its key passed its last check */
+bool tresor_holder_valid(int cpu);
 /* A valid key holder to forward work to (not @avoid if possible), or -1. */
 int tresor_pick_holder(int avoid);
 void tresor_count_request(void);

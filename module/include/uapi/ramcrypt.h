@@ -7,6 +7,36 @@
  * except for a window of at most window_pages plaintext frames, which are
  * re-encrypted once idle for max_plaintext_age_ms.
  *
+ * A region takes its window, age bound, evict-ahead reserve and crypto CPU
+ * at open() from the policy of its opener's cgroup or of the nearest
+ * ancestor with one, else the module's parameters. Policies live in
+ * configfs (root only; mount -t configfs none /sys/kernel/config):
+ *
+ *   /sys/kernel/config/ramcrypt/policies/<name>/   mkdir / rmdir
+ *     window_pages          1..2^20
+ *     max_plaintext_age_ms  1..86400000
+ *     crypto_cpu            -1 (any key holder) or an online CPU: the
+ *                           region's page crypto runs on this CPU only (or
+ *                           the faulting CPU if it is this one); if it is
+ *                           no valid TRESOR key holder the fault gets
+ *                           SIGBUS (counted in crypto_cpu_errors), no other
+ *                           CPU ever handles the region's plaintext
+ *     evict_ahead_pages     0..2^20 (at most a quarter of the window)
+ *     cgroup_id             cgroup v2 id (st_ino of its directory), written
+ *                           last and once: the policy is in force from then
+ *                           on, every attribute frozen (EBUSY); one policy
+ *                           per cgroup (EEXIST)
+ *   Bad values: EINVAL and a kernel log line. Removing a policy leaves the
+ *   regions that took it as they are.
+ *
+ * sysfs (/sys/kernel/ramcrypt/): totals over all regions; flush (root
+ * writes "1": RAMCRYPT_IOC_FLUSH of every region); regions/<id>/ for each
+ * live region, gone at its last close (all read-only): cgroup_id, cgroup
+ * (path), pid (tgid of the opener), size, window_pages,
+ * max_plaintext_age_ms, crypto_cpu, evict_ahead_pages, plaintext_pages,
+ * encrypted_pages, faults, evictions (all kinds), oldest_plaintext_age_ms,
+ * crypto_errors, crypto_cpu_errors.
+ *
  * ioctl magic 0xD5, numbers 0x10-0x1f (tresor.h uses 0x00-0x0f).
  */
 #ifndef _UAPI_LINUX_RAMCRYPT_H
@@ -16,7 +46,10 @@
 #include <linux/types.h>
 
 #define RAMCRYPT_DEVICE_PATH	"/dev/ramcrypt"
-#define RAMCRYPT_ABI_VERSION	2	/* 2: evictions_clean/_ahead, refaults */
+/* 2: evictions_clean/_ahead, refaults; 3: policies, regions/ in sysfs,
+ * crypto_cpu_errors
+ */
+#define RAMCRYPT_ABI_VERSION	3
 
 struct ramcrypt_stats {
 	__u32 abi_version;	/* RAMCRYPT_ABI_VERSION */
@@ -38,7 +71,8 @@ struct ramcrypt_stats {
 	__u64 evictions_clean;	/* of all evictions: pages only read, not encrypted */
 	__u64 evictions_ahead;	/* of evictions_window: by evict-ahead */
 	__u64 refaults;		/* faults on pages still resident */
-	__u64 reserved[1];	/* zero */
+	/* ABI version 3 (zero before): */
+	__u64 crypto_cpu_errors; /* of crypto_errors: crypto CPU not valid */
 };
 
 #define RAMCRYPT_IOC_MAGIC	0xD5
