@@ -4,15 +4,18 @@ import re
 import struct
 import subprocess
 
+from . import slowness
+
 MASK64 = (1 << 64) - 1
 CANARY_MAGIC = b"RCCANARY"
 PAGE = 4096
 
 
 def aeskeyfind(dump, timeout=600):
-    """AES keys (hex strings) that aeskeyfind recovers from a dump."""
+    """AES keys (hex strings) that aeskeyfind recovers from a dump; timeout
+    is nominal, scaled by the run's slowness factor."""
     r = subprocess.run(["aeskeyfind", "-q", str(dump)], capture_output=True,
-                       text=True, timeout=timeout)
+                       text=True, timeout=slowness.scaled(timeout))
     if r.returncode not in (0, 1):
         raise RuntimeError(f"aeskeyfind failed: {r.stderr.strip()}")
     return [ln.strip().lower() for ln in r.stdout.splitlines()

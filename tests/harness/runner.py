@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import traceback
 from pathlib import Path
 
-from . import initramfs, kernels, registry
+from . import initramfs, kernels, registry, slowness
 from .log import log
 from .registry import Skip
 from .vm import VM, GuestError
@@ -22,9 +22,12 @@ class Results:
     def __init__(self):
         self.passed = self.failed = self.skipped = 0
         self.lock = threading.Lock()
+        self.t0 = time.monotonic()
+        self.times = []  # (seconds, name)
 
     def report(self, status, name, secs, detail="", notes=()):
         with self.lock:
+            self.times.append((secs, name))
             if status == "PASS":
                 self.passed += 1
             elif status == "FAIL":
@@ -38,6 +41,19 @@ class Results:
                 for ln in detail.rstrip().splitlines():
                     print("    " + ln)
                 sys.stdout.flush()
+
+    def timing(self):
+        """The block printed before the summary line: wall time, slowness
+        factor, the five slowest tests."""
+        wall = time.monotonic() - self.t0
+        m, sec = divmod(int(round(wall)), 60)
+        lines = [f"wall time {m}m {sec:02d}s ({wall:.0f}s)",
+                 slowness.summary()]
+        slow = sorted(self.times, reverse=True)[:5]
+        if slow:
+            lines.append("slowest tests:")
+            lines += [f"  {secs:7.1f}s {name}" for secs, name in slow]
+        return "\n".join(lines)
 
     def summary(self):
         s = f"{self.passed} passed, {self.failed} failed"
@@ -56,6 +72,7 @@ class Ctx:
         self.module_dir = module_dir
         self.vms = []
         self.notes = []
+        self.watchdog_timer = None  # set by the runner
 
     def boot(self, name="vm", extra_files=None, kernel=None, initrd=None,
              **opts):
@@ -65,6 +82,8 @@ class Ctx:
         vm = VM(kernel or self.kernel, initrd or self.base_initrd,
                 workdir=self.workdir,
                 name=name, extra_initrd=extra, **opts)
+        # A plain guest's boot time updates the slowness factor.
+        vm.plain = not (extra_files or kernel or initrd or opts)
         self.vms.append(vm)
         return vm
 
@@ -73,6 +92,13 @@ class Ctx:
         with open(p, "wb") as f:
             f.truncate(size_mb << 20)
         return p
+
+    def watchdog(self, seconds):
+        """Restart the test's time limit: `seconds` (scaled by the slowness
+        factor) from now on, for a limit tied to an event (e.g. the guest
+        has booted) rather than to the test's start."""
+        if self.watchdog_timer:
+            self.watchdog_timer.arm(seconds, from_ctx=True)
 
     def note(self, msg):
         """A figure worth showing even when the test passes; printed with
@@ -92,14 +118,66 @@ def _load_test_files(kind):
         spec.loader.exec_module(mod)
 
 
+class Watchdog:
+    """A test's time limit: calls on_expire (kills its QEMUs) once the
+    nominal limit x the slowness factor has passed; the factor is re-read
+    when it would expire, so a rise mid-test extends it."""
+
+    def __init__(self, seconds, on_expire):
+        self.on_expire = on_expire
+        self.fired = False
+        self.lock = threading.Lock()
+        self.timer = None
+        self.arm(seconds)
+
+    def arm(self, seconds, from_ctx=False):
+        with self.lock:
+            self._cancel()
+            self.nominal = seconds
+            self.from_ctx = from_ctx
+            self.t0 = time.monotonic()
+            self._start(slowness.scaled(seconds))
+
+    def _start(self, secs):
+        self.timer = threading.Timer(max(secs, 0.0), self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self):
+        with self.lock:
+            if self.fired or self.timer is not threading.current_thread():
+                return
+            left = self.t0 + slowness.scaled(self.nominal) - time.monotonic()
+            if left > 0.5:
+                self._start(left)
+                return
+            self.limit = time.monotonic() - self.t0
+            self.fired = True
+        self.on_expire()
+
+    def _cancel(self):
+        if self.timer:
+            self.timer.cancel()
+            self.timer = None
+
+    def cancel(self):
+        with self.lock:
+            self._cancel()
+
+    def message(self):
+        lim = slowness.describe(self.nominal, max(self.limit, self.nominal))
+        s = f"killed after the test's {lim} limit"
+        return s + (" (counted from ctx.watchdog())" if self.from_ctx else "")
+
+
 def _run_one(results, label, func, timeout, on_timeout=None, *args,
-             notes=()):
+             notes=(), ctx=None):
     t0 = time.monotonic()
     timer = None
     if on_timeout:
-        timer = threading.Timer(timeout, on_timeout)
-        timer.daemon = True
-        timer.start()
+        timer = Watchdog(timeout, on_timeout)
+        if ctx is not None:
+            ctx.watchdog_timer = timer
     try:
         func(*args)
     except Skip as e:
@@ -110,8 +188,8 @@ def _run_one(results, label, func, timeout, on_timeout=None, *args,
         msg = str(e) or type(e).__name__
         if isinstance(e, AssertionError) and not str(e):
             msg = traceback.format_exc(limit=3)
-        if timer and not timer.is_alive() and timeout:
-            msg = f"killed after the test's {timeout}s limit\n{msg}"
+        if timer and timer.fired:
+            msg = f"{timer.message()}\n{msg}"
         results.report("FAIL", label, time.monotonic() - t0, msg, notes)
     except Exception:
         results.report("FAIL", label, time.monotonic() - t0,
@@ -170,22 +248,63 @@ def _run_kernel(results, args, defs, release):
     if not prep:
         return
     k, base, module_dir = prep
-    for t in defs:
+
+    def selected(t):
+        return not (args.k and args.k not in f"{k.short}/{t.name}") and \
+            not (args.quick and t.slow) and \
+            not (t.kernels and k.short not in t.kernels)
+    todo = [t for t in defs if selected(t)]
+    if todo:
+        calibrate(k, base, args)
+    for t in todo:
         label = f"{k.short}/{t.name}"
-        if args.k and args.k not in label:
-            continue
-        if args.quick and t.slow:
-            continue
-        if t.kernels and k.short not in t.kernels:
-            continue
         workdir = Path(tempfile.mkdtemp(prefix=f"rc-{t.name}-",
                                         dir=args.workroot))
         ctx = Ctx(k, base, workdir, module_dir)
         _run_one(results, label, t.func, t.timeout, ctx.kill_all, ctx,
-                 notes=ctx.notes)
+                 notes=ctx.notes, ctx=ctx)
         for vm in ctx.vms:
             vm.close()
         if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+_calibration = threading.Lock()
+_calibrated = False
+
+
+def calibrate(kernel, base_initrd, args):
+    """Once a run, before the first VM test: boot a plain guest and derive
+    the slowness factor from its boot time (harness/slowness.py)."""
+    global _calibrated
+    with _calibration:
+        if _calibrated:
+            return
+        _calibrated = True
+        if slowness.fixed():
+            print(f"slowness factor {slowness.factor():.2f} "
+                  f"(set by RAMCRYPT_TEST_SLOWNESS)", flush=True)
+            return
+        workdir = Path(tempfile.mkdtemp(prefix="rc-calibrate-",
+                                        dir=args.workroot))
+        vm = VM(kernel, base_initrd, workdir=workdir, name="calibrate")
+        try:
+            vm.wait_ready()
+            vm.sh("true")
+        except GuestError as e:
+            first = str(e).splitlines()[0]
+            print(f"slowness factor {slowness.factor():.2f}: the plain "
+                  f"{kernel.short} guest that measures it failed: {first}",
+                  flush=True)
+        else:
+            slowness.note_boot(kernel.short, vm.boot_secs, calibration=True)
+            print(f"slowness factor {slowness.factor():.2f}: a plain "
+                  f"{kernel.short} guest booted in {vm.boot_secs:.1f}s "
+                  f"(nominal {slowness.NOMINAL_BOOT_S[kernel.short]:g}s); "
+                  f"every VM wait and test limit is scaled by it",
+                  flush=True)
+        finally:
+            vm.close()
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -217,7 +336,17 @@ def main(argv):
     p.add_argument("--jobs", type=int, default=1,
                    help="kernels tested side by side (default 1)")
     p.add_argument("--print-kernels", action="store_true")
+    p.epilog = ("Every VM wait and test time limit is scaled by a slowness "
+                "factor measured at the start from a plain guest's boot "
+                "(RAMCRYPT_TEST_SLOWNESS=F fixes it). The run ends with its "
+                "wall time, the five slowest tests and 'N passed, N failed'.")
     args = p.parse_args(argv)
+    try:
+        slowness.init_from_env()
+    except slowness.Invalid as e:
+        print(f"tests/run: {e}\nTry 'tests/run --help' for more "
+              f"information.", file=sys.stderr)
+        return 2
 
     if not args.kernels:
         args.kernels = kernels.resolve_kernels()
@@ -242,5 +371,6 @@ def main(argv):
         if not args.unit_only:
             _load_test_files("vm")
             run_vm(results, args, registry.VM_TESTS)
+    print(results.timing(), flush=True)
     print(results.summary(), flush=True)
     return 1 if results.failed else 0

@@ -11,6 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+from . import slowness
+
+# Default limits in seconds, for an unloaded machine: every wait below is
+# scaled by this run's slowness factor (harness/slowness.py).
+BOOT_TIMEOUT = 120
+RUN_TIMEOUT = 60
+START_TIMEOUT = 90  # a command's @@BEGIN after it was sent
 
 
 class GuestError(Exception):
@@ -19,7 +26,7 @@ class GuestError(Exception):
 
 class Qmp:
     def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + slowness.scaled(timeout)
         while True:
             try:
                 self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -64,14 +71,20 @@ class VM:
     """A booted guest. Use as a context manager; see run() and dump_ram()."""
 
     def __init__(self, kernel, initrd, *, workdir, name, mem_mb=512, smp=2,
-                 disks=(), extra_initrd=None, append="", boot_timeout=120,
+                 disks=(), extra_initrd=None, append="",
+                 boot_timeout=BOOT_TIMEOUT, boot_timeout_from=None,
                  qemu_args=(), agent_tty="ttyS0",
                  console_append="console=ttyS0 panic=-1 loglevel=4 nokaslr",
                  mttcg=False):
         """agent_tty: where the guest agent listens. "ttyS0" shares the
         console (busybox guests); "ttyS1" is a second serial port on a
         socket, so a full system's console (prompts, boot messages) stays
-        apart from the command protocol: see wait_console()/type_console()."""
+        apart from the command protocol: see wait_console()/type_console().
+
+        boot_timeout (seconds, scaled by the run's slowness factor) counts
+        from QEMU's start, or with boot_timeout_from from the first agent
+        line containing that string (until then BOOT_TIMEOUT applies): a
+        limit tied to an event rather than to the machine's speed."""
         self.kernel = kernel
         self.name = name
         self.mem_mb = mem_mb
@@ -79,6 +92,11 @@ class VM:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.serial_log = self.workdir / f"{name}.serial.log"
         self.boot_timeout = boot_timeout
+        self.boot_timeout_from = boot_timeout_from
+        self.boot_secs = None  # QEMU start to @@GUEST-READY, once booted
+        # Set by the runner for the test initramfs with default options:
+        # its boot time then updates the slowness factor.
+        self.plain = False
         self._lines = []  # agent lines
         self._cond = threading.Condition()
         self._eof = False
@@ -125,6 +143,7 @@ class VM:
                     f"id=disk{i}"]
         cmd += list(qemu_args)
         self._logf = open(self.serial_log, "wb")
+        self._t_start = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
@@ -140,7 +159,7 @@ class VM:
             t.start()
 
     def _connect_agent(self, timeout=30):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + slowness.scaled(timeout)
         while True:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -194,8 +213,11 @@ class VM:
                                      .splitlines()[-n:]))
 
     def _wait_line(self, start, pred, timeout, what):
-        """Index of the first line >= start matching pred, or GuestError."""
-        deadline = time.monotonic() + timeout
+        """Index of the first line >= start matching pred, or GuestError.
+
+        timeout is nominal: the limit is timeout x the slowness factor,
+        re-read while waiting (a slow boot elsewhere may raise it)."""
+        t0 = time.monotonic()
         i = start
         with self._cond:
             while True:
@@ -206,10 +228,12 @@ class VM:
                 if self._eof:
                     raise GuestError(f"guest exited while waiting for {what}"
                                      f"\n--- serial tail ---\n{self.tail()}")
-                left = deadline - time.monotonic()
+                limit = slowness.scaled(timeout)
+                left = t0 + limit - time.monotonic()
                 if left <= 0:
                     raise GuestError(self.redact(
-                        f"timeout after {timeout}s waiting for {what}\n"
+                        f"timeout after {slowness.describe(timeout, limit)} "
+                        f"waiting for {what}\n"
                         f"--- serial tail ---\n{self.tail()}"))
                 self._cond.wait(min(left, 1.0))
 
@@ -220,9 +244,10 @@ class VM:
 
     def wait_console(self, pattern, timeout, start=0, what=None):
         """Wait until the console output from `start` on matches the regex
-        (also an unterminated prompt line); return the match."""
+        (also an unterminated prompt line); return the match. timeout is
+        nominal, scaled by the slowness factor."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
         with self._cond:
             while True:
                 m = rx.search(self._console, start)
@@ -230,12 +255,13 @@ class VM:
                     return m
                 if self.proc.poll() is not None:
                     break
-                left = deadline - time.monotonic()
+                limit = slowness.scaled(timeout)
+                left = t0 + limit - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(min(left, 1.0))
         state = "guest exited" if self.proc.poll() is not None else \
-            f"timeout after {timeout}s"
+            f"timeout after {slowness.describe(timeout, limit)}"
         raise GuestError(self.redact(
             f"{state} waiting for {what or pattern!r} on the console\n"
             f"--- serial tail ---\n{self.tail()}"))
@@ -259,22 +285,45 @@ class VM:
             self.proc.stdin.flush()
 
     def wait_ready(self):
-        self._wait_line(0, lambda ln: ln.startswith("@@GUEST-READY"),
-                        self.boot_timeout, "the guest to boot")
+        start, what = 0, "the guest to boot"
+        mark = self.boot_timeout_from
+        if mark:
+            start = self._wait_line(0, lambda ln: mark in ln, BOOT_TIMEOUT,
+                                    f"{mark!r} during boot") + 1
+            what += f" (counted from {mark!r})"
+        self._wait_line(start, lambda ln: ln.startswith("@@GUEST-READY"),
+                        self.boot_timeout, what)
+        self.boot_secs = time.monotonic() - self._t_start
+        if self.plain:
+            slowness.note_boot(getattr(self.kernel, "short", None),
+                               self.boot_secs)
         self.qmp = Qmp(self.qmp_path)
 
-    def run(self, script, timeout=60, check=False):
-        """Run a shell script in the guest; return (rc, output)."""
+    def run(self, script, timeout=RUN_TIMEOUT, check=False,
+            timeout_from=None):
+        """Run a shell script in the guest; return (rc, output).
+
+        timeout (seconds, scaled by the run's slowness factor) counts from
+        the command's start, or with timeout_from from its first output
+        line containing that string (until then RUN_TIMEOUT applies)."""
         self._seq += 1
         cid = f"c{self._seq}"
         b64 = base64.b64encode(script.encode()).decode()
         with self._cond:
             start = len(self._lines)
         self._agent_write(f"@@CMD {cid} {b64}\n".encode())
-        b = self._wait_line(start, lambda ln: ln == f"@@BEGIN {cid}", 90,
-                            f"command {cid} to start")
-        e = self._wait_line(b + 1, lambda ln: ln.startswith(f"@@END {cid} "),
-                            timeout, f"command {cid} to finish: {script[:80]!r}")
+        b = self._wait_line(start, lambda ln: ln == f"@@BEGIN {cid}",
+                            START_TIMEOUT, f"command {cid} to start")
+        what = f"command {cid} to finish: {script[:80]!r}"
+        e, end = b, f"@@END {cid} "
+        if timeout_from:
+            e = self._wait_line(b + 1, lambda ln: timeout_from in ln or
+                                ln.startswith(end), RUN_TIMEOUT,
+                                f"{timeout_from!r} from command {cid}")
+            what += f" (counted from {timeout_from!r})"
+        if not self._lines[e].startswith(end):
+            e = self._wait_line(e + 1, lambda ln: ln.startswith(end),
+                                timeout, what)
         with self._cond:
             out = "\n".join(self._lines[b + 1:e])
             rc = int(self._lines[e].split()[2])
@@ -290,9 +339,10 @@ class VM:
             text = text.replace(s, "<redacted>")
         return text
 
-    def sh(self, script, timeout=60):
+    def sh(self, script, timeout=RUN_TIMEOUT, timeout_from=None):
         """Run a script that must succeed; return its output."""
-        return self.run(script, timeout=timeout, check=True)[1]
+        return self.run(script, timeout=timeout, check=True,
+                        timeout_from=timeout_from)[1]
 
     # -- memory -------------------------------------------------------------
     def dump_ram(self, path):
@@ -319,11 +369,13 @@ class VM:
                               + b"\n")
         except OSError:
             pass
+        limit = slowness.scaled(timeout)
         try:
-            self.proc.wait(timeout)
+            self.proc.wait(limit)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise GuestError(f"guest did not power off in {timeout}s\n"
+            raise GuestError(f"guest did not power off in "
+                             f"{slowness.describe(timeout, limit)}\n"
                              f"--- serial tail ---\n{self.tail()}")
 
     def kill(self):

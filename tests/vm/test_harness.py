@@ -1,13 +1,19 @@
 """The bench reports failures honestly: a failing in-guest test, a guest that
 never boots, a command that hangs and a test over its time limit are each
-reported as failed, with their output, and no QEMU is left behind."""
+reported as failed, with their output, and no QEMU is left behind; also with
+a CPU-bound load beside it (every hang's limit counts from an event the
+harness has seen, not from a start whose duration depends on the machine)."""
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+from harness import slowness
 from harness.registry import selftest_enabled, vm_test
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,42 +27,81 @@ if selftest_enabled():
 
     @vm_test(name="selftest-boot-hang")
     def _boot_hang(ctx):
+        # The boot limit counts from the marker: from there on the guest
+        # hangs, however long it took to get there.
         hang = "#!/bin/sh\necho 'hanging now 5521'\nwhile :; do sleep 1; done\n"
-        with ctx.boot(extra_files={"test/boot.sh": hang}, boot_timeout=15):
+        with ctx.boot(extra_files={"test/boot.sh": hang}, boot_timeout=5,
+                      boot_timeout_from="hanging now 5521"):
             pass
 
     @vm_test(name="selftest-command-hang")
     def _command_hang(ctx):
         with ctx.boot() as vm:
-            vm.run("echo 'about to hang 9043'; sleep 1000", timeout=5)
+            vm.run("echo 'about to hang 9043'; sleep 1000", timeout=5,
+                   timeout_from="about to hang 9043")
 
-    @vm_test(name="selftest-watchdog", timeout=20)
+    @vm_test(name="selftest-watchdog")
     def _watchdog(ctx):
         with ctx.boot() as vm:
+            vm.sh("true")
+            ctx.watchdog(10)  # from here on the test only waits
             vm.run("sleep 1000", timeout=600)
 
 
 def _qemu_pids(tag):
     out = subprocess.run(["pgrep", "-f", f"qemu-system-x86_64.*{tag}"],
                          capture_output=True, text=True).stdout
-    return set(out.split())
+    return {int(p) for p in out.split()}
 
 
-@vm_test(kernels=["6.1"])
-def test_harness_reports_failures(ctx):
+def _limit(nominal):
+    """What a timeout message says for a nominal limit, at any factor."""
+    return rf"(?:{nominal}s|\d+s \({nominal}s x slowness [\d.]+\))"
+
+
+def _run_selftest(ctx, hogs=0):
+    """Run the selftest suite in an inner tests/run, `hogs` busy loops
+    beside it; assert each deliberate failure is reported as it should."""
     # The inner run's QEMUs keep their sockets here (short: sun_path limit).
     tag = Path(tempfile.mkdtemp(prefix="rcself-"))
     env = dict(os.environ, RAMCRYPT_HARNESS_SELFTEST="1",
                RAMCRYPT_VM_TMPDIR=str(tag))
-    r = subprocess.run([sys.executable, str(REPO / "tests" / "run"),
-                        "--vm-only", "--kernel", ctx.kernel.release,
-                        "-k", "selftest-"],
-                       capture_output=True, text=True, env=env, timeout=600)
-    out = r.stdout
-    (ctx.workdir / "selftest.out").write_text(out + r.stderr)
+    env.pop("RAMCRYPT_TEST_SLOWNESS", None)  # the inner run measures its own
+    busy = []
+    limit = slowness.scaled(900)
+    t0 = time.monotonic()
+    try:
+        for _ in range(hogs):
+            busy.append(subprocess.Popen(
+                [sys.executable, "-c", "while True: pass"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        try:
+            r = subprocess.run([sys.executable, str(REPO / "tests" / "run"),
+                                "--vm-only", "--kernel", ctx.kernel.release,
+                                "-k", "selftest-"], capture_output=True,
+                               text=True, env=env, timeout=limit)
+            out, err, rc = r.stdout, r.stderr, r.returncode
+        except subprocess.TimeoutExpired as e:
+            out, err, rc = (e.stdout or b"").decode(), \
+                (e.stderr or b"").decode(), None
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+        wall = time.monotonic() - t0
+        left = _qemu_pids(tag)
+        for pid in left:  # QEMUs of the inner run only (their socket dir)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(tag, ignore_errors=True)
+    (ctx.workdir / "selftest.out").write_text(out + err)
+    assert rc is not None, \
+        f"inner run not done after {limit:.0f}s:\n{out}\n{err[-2000:]}"
 
     def detail(name):
-        """Status line and indented detail of one inner test."""
+        """Status line, indented detail and the detail's serial tail."""
         lines = out.splitlines()
         for i, ln in enumerate(lines):
             if f"/{name} (" in ln:
@@ -65,24 +110,43 @@ def test_harness_reports_failures(ctx):
                     if not d.startswith("    "):
                         break
                     rest.append(d)
-                return ln, "\n".join(rest)
+                d = "\n".join(rest)
+                return ln, d, d.partition("--- serial tail ---")[2]
         raise AssertionError(f"{name} not reported:\n{out}")
 
-    st, d = detail("selftest-failing")
+    st, d, _ = detail("selftest-failing")
     assert st.startswith("FAIL") and "deliberate failure output 7731" in d, \
         f"failing test: {st}\n{d}"
-    st, d = detail("selftest-boot-hang")
-    assert st.startswith("FAIL") and "timeout after 15s" in d \
-        and "hanging now 5521" in d, f"boot hang: {st}\n{d}"
-    st, d = detail("selftest-command-hang")
-    assert st.startswith("FAIL") and "timeout after 5s" in d \
-        and "about to hang 9043" in d, f"command hang: {st}\n{d}"
-    st, d = detail("selftest-watchdog")
-    assert st.startswith("FAIL") and "killed after the test's 20s limit" in d,\
-        f"watchdog: {st}\n{d}"
+    st, d, tail = detail("selftest-boot-hang")
+    assert st.startswith("FAIL") and re.search(
+        "timeout after " + _limit(5) + " waiting for the guest to boot "
+        r"\(counted from 'hanging now 5521'\)", d) \
+        and "hanging now 5521" in tail, f"boot hang: {st}\n{d}"
+    st, d, tail = detail("selftest-command-hang")
+    assert st.startswith("FAIL") and re.search(
+        "timeout after " + _limit(5) + " waiting for command c1 to finish: "
+        r".*\(counted from 'about to hang 9043'\)", d) \
+        and "about to hang 9043" in tail, f"command hang: {st}\n{d}"
+    st, d, _ = detail("selftest-watchdog")
+    assert st.startswith("FAIL") and re.search(
+        "killed after the test's " + _limit(10) +
+        r" limit \(counted from ctx.watchdog\(\)\)", d), f"watchdog: {st}\n{d}"
     last = out.strip().splitlines()[-1]
     assert last == "1 passed, 4 failed", f"summary line: {last!r}"
-    assert r.returncode == 1, f"exit code {r.returncode} on failures"
-    left = _qemu_pids(tag)
-    shutil.rmtree(tag, ignore_errors=True)
-    assert not left, f"QEMU processes left running: {left}"
+    assert rc == 1, f"exit code {rc} on failures"
+    assert not left, f"QEMU processes left running: {sorted(left)}"
+    factor = re.search(r"^slowness factor ([\d.]+)", out, re.M)
+    assert factor, f"the inner run printed no slowness factor:\n{out}"
+    ctx.note(f"inner run {wall:.0f}s with {hogs} busy loop(s) beside it, "
+             f"slowness factor {factor.group(1)}")
+
+
+@vm_test(kernels=["6.1"], timeout=1200)
+def test_harness_reports_failures(ctx):
+    _run_selftest(ctx)
+
+
+@vm_test(kernels=["6.1"], timeout=1200, slow=True)
+def test_harness_reports_failures_under_load(ctx):
+    # A busy loop per host core for the whole inner run.
+    _run_selftest(ctx, hogs=os.cpu_count() or 2)
