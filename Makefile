@@ -12,6 +12,7 @@ all: userspace
 userspace:
 	$(MAKE) -C tests/guest
 	$(MAKE) -C daemon/tresor-unlock
+	$(MAKE) -C daemon/generator
 
 modules:
 	$(MAKE) -C module KVER=$(KVER)
@@ -52,6 +53,10 @@ install:
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -D -m 0644 daemon/tresor-unlock/README.md \
 		$(DESTDIR)$(DOCDIR)/tresor-unlock.md
+	$(MAKE) -C daemon/generator install DESTDIR=$(DESTDIR) \
+		SYSTEMGENERATORDIR=$(LIBDIR)/systemd/system-generators
+	install -D -m 0644 docs/man/ramcrypt.unit.5 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/ramcrypt.unit.5
 
 clean:
 	$(MAKE) -C tests/guest clean
