@@ -273,6 +273,14 @@ int main(void)
 	CHECK(r == 0 && !m.device_allow && !m.device_policy_closed,
 	      "device outside [Service]: r=%d", r);
 
+	/* an empty ExecStartPre= in [Service] is seen (not elsewhere) */
+	r = parse("[Service]\nExecStartPre=/bin/true\n", &m, &err);
+	CHECK(r == 0 && !m.exec_start_pre_reset, "ExecStartPre set: r=%d", r);
+	r = parse("[Service]\nExecStartPre=\nExecStartPre=/bin/true\n", &m, &err);
+	CHECK(r == 0 && m.exec_start_pre_reset, "ExecStartPre reset: r=%d", r);
+	r = parse("[Unit]\nExecStartPre=\n", &m, &err);
+	CHECK(r == 0 && !m.exec_start_pre_reset, "ExecStartPre in [Unit]: r=%d", r);
+
 	/* unreadable file: -errno, the file named */
 	rc_marker_init(&m);
 	r = rc_marker_parse_file("/nonexistent/x.service", &m, &err);

@@ -295,7 +295,7 @@ static int marker_assignment(struct ctx *c, const char *key, const char *value)
 	return 0;
 }
 
-/* [Service] device access, for the generator (see rc-marker.h); values
+/* The [Service] keys the generator needs (see rc-marker.h); values
  * systemd would reject are left to systemd. */
 static void service_assignment(struct ctx *c, const char *key,
 			       const char *value)
@@ -310,6 +310,9 @@ static void service_assignment(struct ctx *c, const char *key,
 			m->device_policy_closed = false;
 		else if (!strcmp(value, "closed") || !strcmp(value, "strict"))
 			m->device_policy_closed = true;
+	} else if (!strcmp(key, "ExecStartPre")) {
+		if (!*value)
+			m->exec_start_pre_reset = true;
 	} else if (!strcmp(key, "PrivateDevices")) {
 		r = *value ? parse_boolean(value) : 0;
 		if (r >= 0)

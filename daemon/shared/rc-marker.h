@@ -38,6 +38,10 @@ struct rc_marker {
 	bool device_allow;		/* a DeviceAllow= entry (not reset) */
 	bool device_policy_closed;	/* DevicePolicy=closed or strict */
 	bool private_devices;		/* PrivateDevices=yes */
+	/* Set (never cleared) by an empty ExecStartPre= in [Service]: a drop-in
+	 * sorting after the generator's that resets the list drops the
+	 * enrollment, so the generator adds it back after that one. */
+	bool exec_start_pre_reset;
 };
 
 struct rc_marker_error {
