@@ -555,16 +555,10 @@ static bool plan_equal(const struct plan *a, const struct plan *b)
 
 static void log_error(const char *name, const struct rc_marker_error *err)
 {
-	if (!err->line)
-		log_msg(LOG_ERR, "%s: %s: %s; the unit will fail to start.",
-			name, err->file, err->message);
-	else if (*err->key)
-		log_msg(LOG_ERR, "%s: %s:%u: %s=%s: %s; the unit will fail to start.",
-			name, err->file, err->line, err->key, err->value,
-			err->message);
-	else
-		log_msg(LOG_ERR, "%s: %s:%u: %s: %s; the unit will fail to start.",
-			name, err->file, err->line, err->value, err->message);
+	char buf[4096 + 1024];
+
+	log_msg(LOG_ERR, "%s: %s; the unit will fail to start.", name,
+		rc_marker_error_string(err, buf, sizeof(buf)));
 }
 
 /* The plan for unit `name`, logging what is wrong unless quiet. */

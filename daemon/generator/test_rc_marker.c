@@ -281,6 +281,29 @@ int main(void)
 	r = parse("[Unit]\nExecStartPre=\n", &m, &err);
 	CHECK(r == 0 && !m.exec_start_pre_reset, "ExecStartPre in [Unit]: r=%d", r);
 
+	/* the one-line form of errors */
+	{
+		char buf[5000];
+
+		r = parse("[X-RamCrypt]\nWindow=banana\n", &m, &err);
+		CHECK(r == -EINVAL && !strcmp(strstr(rc_marker_error_string(&err, buf, sizeof(buf)),
+						     "/unit.service"),
+					      "/unit.service:2: Window=banana: not a size in bytes or pages"),
+		      "error string: %s", buf);
+		r = parse("[X-RamCrypt\n", &m, &err);
+		CHECK(r == -EINVAL && !strcmp(strstr(rc_marker_error_string(&err, buf, sizeof(buf)),
+						     "/unit.service"),
+					      "/unit.service:1: [X-RamCrypt: invalid section header"),
+		      "error string (line): %s", buf);
+		rc_marker_init(&m);
+		r = rc_marker_parse_file("/nonexistent", &m, &err);
+		CHECK(!strcmp(rc_marker_error_string(&err, buf, sizeof(buf)),
+			      "/nonexistent: cannot be read: No such file or directory"),
+		      "error string (file): %s", buf);
+		CHECK(!strcmp(rc_marker_error_string(&err, buf, 6), "/none"),
+		      "error string cut: %s", buf);
+	}
+
 	/* unreadable file: -errno, the file named */
 	rc_marker_init(&m);
 	r = rc_marker_parse_file("/nonexistent/x.service", &m, &err);

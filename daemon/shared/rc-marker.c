@@ -485,3 +485,17 @@ int rc_marker_parse_unit(const char *fragment, char *const *dropins,
 	}
 	return 0;
 }
+
+const char *rc_marker_error_string(const struct rc_marker_error *err,
+				   char *buf, size_t size)
+{
+	if (!err->line)
+		snprintf(buf, size, "%s: %s", err->file, err->message);
+	else if (*err->key)
+		snprintf(buf, size, "%s:%u: %s=%s: %s", err->file, err->line,
+			 err->key, err->value, err->message);
+	else
+		snprintf(buf, size, "%s:%u: %s: %s", err->file, err->line,
+			 err->value, err->message);
+	return buf;
+}

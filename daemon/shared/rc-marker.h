@@ -16,6 +16,7 @@
 #define RC_MARKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum rc_confinement { RC_CONFINE_AUTO, RC_CONFINE_REQUIRED, RC_CONFINE_OFF };
@@ -60,5 +61,10 @@ int rc_marker_parse_file(const char *path, struct rc_marker *m,
 /* Parse the fragment then the drop-ins (NULL-terminated, in order). */
 int rc_marker_parse_unit(const char *fragment, char *const *dropins,
 			 struct rc_marker *m, struct rc_marker_error *err);
+/* The error as one line, the same in the generator's log and ramcryptd's
+ * refusal: "FILE:LINE: KEY=VALUE: MESSAGE" ("FILE:LINE: VALUE: MESSAGE"
+ * for a bad line, "FILE: MESSAGE" for a file that cannot be read). */
+const char *rc_marker_error_string(const struct rc_marker_error *err,
+				   char *buf, size_t size);
 
 #endif /* RC_MARKER_H */
