@@ -314,6 +314,29 @@ int rc_tresor_set_holders(const char *root, const struct rc_cpuset *holders)
 	return rc_write_string(root, TRESOR_DIR "/holders", list);
 }
 
+static bool all_digits(const char *s);
+
+static int count_regions(const char *root, uint64_t *ret)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	uint64_t n = 0;
+	int r;
+
+	r = rc_path(root, REGIONS_DIR, &path);
+	if (r < 0)
+		return r;
+	d = opendir(path);
+	if (!d)
+		return rc_negative_errno();
+	while ((de = readdir(d)))
+		if (all_digits(de->d_name))
+			n++;
+	*ret = n;
+	return 0;
+}
+
 int rc_ramcrypt_read_totals(const char *root, struct rc_ramcrypt_totals *ret)
 {
 	struct rc_ramcrypt_totals t;
@@ -325,7 +348,11 @@ int rc_ramcrypt_read_totals(const char *root, struct rc_ramcrypt_totals *ret)
 		return 0;
 	}
 	t.module_loaded = true;
+	/* "regions" is the directory of live regions; an older module had a
+	 * counter file of that name */
 	r = rc_read_u64(root, RAMCRYPT_DIR "/regions", &t.regions);
+	if (r == -EISDIR)
+		r = count_regions(root, &t.regions);
 	if (r < 0)
 		return r;
 	r = rc_read_u64(root, RAMCRYPT_DIR "/plaintext_pages", &t.plaintext_pages);
