@@ -172,6 +172,8 @@ int main(void)
 	bad("MaxPlaintextAge", "1h 1ms", "out of range");
 	bad("MaxPlaintextAge", "2d", "out of range");
 	bad("MaxPlaintextAge", "99999999999999999999y", "out of range");
+	bad("MaxPlaintextAge", "99999999999999999999.1s", "out of range");
+	bad("MaxPlaintextAge", "584542y 0.9y", "out of range");
 
 	/* CPUs=, CacheConfinement= */
 	good("CPUs", "1", 1);

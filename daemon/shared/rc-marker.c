@@ -185,7 +185,7 @@ static int parse_timespan_us(const char *v, uint64_t *out)
 
 	for (;;) {
 		uint64_t n = 0, mult = USEC_PER_SEC, part;
-		const char *digits = p, *frac = NULL, *e;
+		const char *digits, *frac = NULL, *e;
 		size_t i;
 
 		p += strspn(p, WHITESPACE);
@@ -217,8 +217,11 @@ static int parse_timespan_us(const char *v, uint64_t *out)
 		}
 		part = n > UINT64_MAX / mult ? UINT64_MAX : n * mult;
 		for (const char *f = frac; f && f < p && isdigit((unsigned char)*f); f++) {
+			uint64_t d;
+
 			mult /= 10;
-			part += (uint64_t)(*f - '0') * mult;
+			d = (uint64_t)(*f - '0') * mult;
+			part = part > UINT64_MAX - d ? UINT64_MAX : part + d;
 		}
 		total = total > UINT64_MAX - part ? UINT64_MAX : total + part;
 		any = true;
