@@ -244,8 +244,14 @@ int main(void)
 	      r, err.message);
 	r = parse("[Unit]\n[x-ramcrypt]\nRamCrypt=yes\n", &m, &err);
 	CHECK(r == -EINVAL && err.line == 2 && !strcmp(err.value, "[x-ramcrypt]") &&
-	      strstr(err.message, "case-sensitive"), "case typo: r=%d '%s' %s", r,
-	      err.value, err.message);
+	      strstr(err.message, "not the section name [X-RamCrypt]"),
+	      "case typo: r=%d '%s' %s", r, err.value, err.message);
+	r = parse("[RamCrypt]\nRamCrypt=yes\n", &m, &err);
+	CHECK(r == -EINVAL && err.line == 1 && !strcmp(err.value, "[RamCrypt]"),
+	      "no X-: r=%d '%s'", r, err.value);
+	r = parse("[ X-RamCrypt ]\nRamCrypt=yes\n", &m, &err);
+	CHECK(r == -EINVAL && !strcmp(err.value, "[ X-RamCrypt ]"),
+	      "spaces in header: r=%d '%s'", r, err.value);
 	r = parse("[X-RamCrypt]\nRamCrypt\n", &m, &err);
 	CHECK(r == -EINVAL && strstr(err.message, "missing '='"),
 	      "no '=': r=%d %s", r, err.message);
@@ -261,6 +267,11 @@ int main(void)
 	      m.hint_line == 5 && strstr(m.hint_file, "/unit.service"),
 	      "hint: r=%d ramcrypt %d hint %d line %u", r, m.ramcrypt,
 	      m.service_hint, m.hint_line);
+
+	r = parse("[Service]\nRamcrypt=on\n", &m, &err);
+	CHECK(r == 0 && m.service_hint && m.hint_line == 2, "hint, case: r=%d", r);
+	r = parse("[Service]\nX-RamCrypt=on\n", &m, &err);
+	CHECK(r == 0 && m.service_hint, "hint, X-: r=%d", r);
 
 	/* [Service] device access (for DeviceAllow=/dev/ramcrypt) */
 	r = parse("[Service]\nDeviceAllow=/dev/kvm rw\n", &m, &err);

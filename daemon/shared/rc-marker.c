@@ -11,6 +11,7 @@
  * admin meant to protect unprotected. Errors name the first line of the
  * assignment.
  */
+#define _GNU_SOURCE	/* strcasestr() */
 #include "rc-marker.h"
 
 #include <ctype.h>
@@ -344,9 +345,11 @@ static int parse_line(struct ctx *c, char *l)
 		if (n == 10 && !strncmp(name, "X-RamCrypt", n)) {
 			c->section = SEC_MARKER;
 			c->m->present = true;
-		} else if (n == 10 && !strncasecmp(name, "X-RamCrypt", n)) {
+		} else if (strcasestr(name, "ramcrypt")) {
+			/* [X-Ramcrypt], [RamCrypt], [ X-RamCrypt ]: systemd
+			 * would ignore the marker, so refuse it */
 			return fail(c, "", l,
-				    "section names are case-sensitive, this one is [X-RamCrypt]");
+				    "not the section name [X-RamCrypt] (case-sensitive)");
 		}
 		return 0;
 	}
@@ -366,7 +369,7 @@ static int parse_line(struct ctx *c, char *l)
 	if (c->section == SEC_MARKER)
 		return marker_assignment(c, key, value);
 
-	if (!strcmp(key, "RamCrypt") && !c->m->service_hint) {
+	if (strcasestr(key, "ramcrypt") && !c->m->service_hint) {
 		c->m->service_hint = true;
 		copy(c->m->hint_file, sizeof(c->m->hint_file), c->path);
 		c->m->hint_line = c->line;
