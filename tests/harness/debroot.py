@@ -9,11 +9,12 @@ initramfs inside the root, as `update-initramfs` / `dracut` would on a host.
 """
 import contextlib
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from .kernels import REPO, cache_dir
+from .kernels import REPO, cache_dir, prune_stale
 from .log import log
 
 SUITE = "bookworm"
@@ -109,10 +110,10 @@ def stage1(release, generator):
     d.mkdir(exist_ok=True)
     tar = d / f"{SUITE}-{generator}-{release}-{_stage1_key(release, generator)}.tar.zst"
     if tar.exists():
+        tar.touch()
         return tar
-    for old in d.glob(f"{SUITE}-{generator}-{release}-*.tar.zst"):
-        old.unlink()
-    root = d / f"build-{generator}-{release}"
+    prune_stale(d.glob(f"{SUITE}-{generator}-{release}-*.tar.zst"))
+    root = d / f"build-{tar.name.split('.tar')[0]}-{os.getpid()}"
     subprocess.run(["rm", "-rf", str(root)], check=True)
     log(f"debootstrap {SUITE} for {generator} ({release}), once")
     _run(["debootstrap", "--variant=minbase",
@@ -135,7 +136,7 @@ def stage1(release, generator):
                " && rm -rf /var/lib/apt/lists/*"
                f" && rm -f /boot/initrd.img-{release}",
                env={"INITRD": "No"})
-    tmp = tar.with_suffix(".tmp")
+    tmp = tar.with_name(f"{tar.name}.{os.getpid()}.tmp")
     _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-cf",
           str(tmp), "."])
     tmp.rename(tar)

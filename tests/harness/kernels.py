@@ -70,6 +70,19 @@ def resolve_kernels():
     return rels
 
 
+def prune_stale(paths, max_idle_s=86400):
+    """Delete cached build products not used (mtime: touched on use) for
+    max_idle_s: several checkouts with different inputs share the cache at
+    the same time, so a product another run uses now must survive."""
+    import time
+    for p in paths:
+        try:
+            if time.time() - p.stat().st_mtime > max_idle_s:
+                p.unlink()
+        except FileNotFoundError:
+            pass
+
+
 class Kernel:
     """One unpacked Debian kernel image package plus our modules built for it."""
 

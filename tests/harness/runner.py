@@ -1,5 +1,6 @@
 """Runs unit tests and VM tests, prints one line per test and the totals."""
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -227,10 +228,14 @@ def prepare_kernel(results, release, args):
                                        / "initramfs.py"])
         base = k.dir / f"initrd-{key}.cpio"
         if not base.exists():
-            for old in k.dir.glob("initrd-*.cpio"):
-                old.unlink()
+            # Other checkouts may be running with other keys right now
+            # (helpers, a CI clone): drop only what nobody used for a day.
+            kernels.prune_stale(k.dir.glob("initrd-*.cpio"))
             log(f"building base initramfs for {release}")
-            initramfs.build_base(k, module_dir, base)
+            tmp = base.with_name(f"{base.name}.{os.getpid()}.tmp")
+            initramfs.build_base(k, module_dir, tmp)
+            tmp.rename(base)
+        base.touch()
     except Exception as e:  # the whole kernel is unusable
         results.report("FAIL", label, time.monotonic() - t0,
                        f"{e}\n(the VM tests of {release} were not run)")
