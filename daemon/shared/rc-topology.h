@@ -37,8 +37,11 @@ struct rc_roles {
  * The default split: per cache domain, its first CPU (and that CPU's SMT
  * siblings) is housekeeping; the next CPU (with siblings) is the domain's
  * crypto CPU; the rest are VM CPUs. The first domain keeps housekeeping
- * even if nothing else fits. A host with fewer than 3 CPUs gets no VM CPUs
- * (-ENOSPC, with the reason in *reason).
+ * even if nothing else fits. Another domain of only 2 cores gets crypto +
+ * VM (no housekeeping), one of a single core is housekeeping (a VM there
+ * would have no crypto CPU in its domain). No VM CPU at all (fewer than 3
+ * cores) is -ENOSPC with the reason in *reason; *ret is filled anyway.
+ * Reasons point to a thread-local buffer valid until the next call.
  */
 int rc_roles_default(const struct rc_topology *t, struct rc_roles *ret,
 		     const char **reason);

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE 1
 #endif
 #include <errno.h>
+#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
