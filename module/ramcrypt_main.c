@@ -176,7 +176,6 @@ static ssize_t _name##_show(struct kobject *kobj,			\
 }									\
 static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
 
-RAMCRYPT_COUNTER_ATTR(regions, regions);
 RAMCRYPT_COUNTER_ATTR(plaintext_pages, plaintext_pages);
 RAMCRYPT_COUNTER_ATTR(encrypted_pages, ciphertext_pages);
 RAMCRYPT_COUNTER_ATTR(memory_pages, mem_pages);
@@ -256,7 +255,6 @@ static ssize_t flush_store(struct kobject *kobj, struct kobj_attribute *attr,
 static struct kobj_attribute flush_attr = __ATTR_WO(flush);
 
 static struct attribute *ramcrypt_attrs[] = {
-	&regions_attr.attr,
 	&plaintext_pages_attr.attr,
 	&encrypted_pages_attr.attr,
 	&memory_pages_attr.attr,

@@ -21,7 +21,10 @@ def stats_of(out):
 
 
 def sysfs(vm):
-    out = vm.sh(f"cd {SYSFS} && for f in *; do echo \"$f=$(cat $f)\"; done")
+    # regions/ is a directory (one entry per live region): its count
+    out = vm.sh(f"cd {SYSFS} && for f in *; do if [ -d $f ]; then "
+                f"echo \"$f=$(ls $f | wc -l)\"; else echo \"$f=$(cat $f)\"; "
+                f"fi; done")
     return {k: int(v) for k, v in (ln.split("=", 1) for ln in out.split())}
 
 

@@ -136,8 +136,10 @@ def check_mbguest(serial, seed, min_bytes):
 
 
 def sysfs(vm):
-    out = vm.sh("cd /sys/kernel/ramcrypt && for f in *; do "
-                "echo \"$f=$(cat $f)\"; done")
+    # regions/ is a directory (one entry per live region): its count
+    out = vm.sh("cd /sys/kernel/ramcrypt && for f in *; do if [ -d $f ]; "
+                "then echo \"$f=$(ls $f | wc -l)\"; else "
+                "echo \"$f=$(cat $f)\"; fi; done")
     return {k: int(v) for k, v in (ln.split("=", 1) for ln in out.split())}
 
 
