@@ -2,7 +2,9 @@
 import hashlib
 import os
 import re
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from .log import log
@@ -70,15 +72,17 @@ def resolve_kernels():
     return rels
 
 
-def prune_stale(paths, max_idle_s=86400):
+def prune_stale(paths, max_idle_s=86400, rmtree=False):
     """Delete cached build products not used (mtime: touched on use) for
     max_idle_s: several checkouts with different inputs share the cache at
     the same time, so a product another run uses now must survive."""
-    import time
     for p in paths:
         try:
             if time.time() - p.stat().st_mtime > max_idle_s:
-                p.unlink()
+                if rmtree:
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink()
         except FileNotFoundError:
             pass
 
@@ -132,23 +136,31 @@ class Kernel:
         Returns (dir, warnings): the compiler's warning lines, which the
         module-build test asserts to be empty."""
         self.check_headers()
-        out = self.dir / "module-build"
-        stamp = self.dir / "module-build.stamp"
-        log_file = self.dir / "module-build.log"
-        digest = _tree_digest(REPO / "module") + self.release
-        if stamp.exists() and stamp.read_text() == digest and \
-                all((out / f"{m}.ko").exists() for m in OUR_MODULES):
+        # One directory per source digest, built under a private name and
+        # renamed into place: other checkouts (a CI clone, another
+        # engineer's tree) build other sources into the same cache at the
+        # same time, and must never replace the .ko files a run is using.
+        digest = _tree_digest(REPO / "module")
+        out = self.dir / f"module-build-{digest}"
+        log_file = out / "build.log"
+        if all((out / f"{m}.ko").exists() for m in OUR_MODULES):
+            out.touch()
             return out, _warnings(log_file.read_text())
-        subprocess.run(["rm", "-rf", str(out), str(stamp)], check=True)
-        subprocess.run(["cp", "-r", str(REPO / "module"), str(out)], check=True)
-        r = subprocess.run(["make", "-C", str(out), "KVER=" + self.release,
+        prune_stale(self.dir.glob("module-build-*"), rmtree=True)
+        tmp = self.dir / f"module-build-{digest}.{os.getpid()}.tmp"
+        subprocess.run(["rm", "-rf", str(tmp)], check=True)
+        subprocess.run(["cp", "-r", str(REPO / "module"), str(tmp)], check=True)
+        r = subprocess.run(["make", "-C", str(tmp), "KVER=" + self.release,
                             "modules"], capture_output=True, text=True)
         text = r.stdout + r.stderr
-        log_file.write_text(text)
+        (tmp / "build.log").write_text(text)
         if r.returncode != 0:
             raise RuntimeError(f"module build for {self.release} failed:\n"
                                + "\n".join(text.splitlines()[-30:]))
-        stamp.write_text(digest)
+        try:
+            tmp.rename(out)
+        except OSError:  # another run finished the same sources first
+            subprocess.run(["rm", "-rf", str(tmp)], check=True)
         return out, _warnings(text)
 
 
@@ -174,18 +186,25 @@ def build_test_kmods(kernel):
     module/, they must build without warnings."""
     kernel.check_headers()
     src = REPO / "tests" / "kmod"
-    out = kernel.dir / "kmod-build"
-    stamp = kernel.dir / "kmod-build.stamp"
-    digest = _tree_digest(src) + kernel.release
-    if stamp.exists() and stamp.read_text() == digest:
+    # Per source digest, renamed into place (see Kernel.build_modules).
+    digest = _tree_digest(src)
+    out = kernel.dir / f"kmod-build-{digest}"
+    if (out / "build.ok").exists():
+        out.touch()
         return out
-    subprocess.run(["rm", "-rf", str(out), str(stamp)], check=True)
-    subprocess.run(["cp", "-r", str(src), str(out)], check=True)
-    r = subprocess.run(["make", "-C", str(kernel.build_dir), f"M={out}",
+    prune_stale(kernel.dir.glob("kmod-build-*"), rmtree=True)
+    tmp = kernel.dir / f"kmod-build-{digest}.{os.getpid()}.tmp"
+    subprocess.run(["rm", "-rf", str(tmp)], check=True)
+    subprocess.run(["cp", "-r", str(src), str(tmp)], check=True)
+    r = subprocess.run(["make", "-C", str(kernel.build_dir), f"M={tmp}",
                         "modules"], capture_output=True, text=True)
     text = r.stdout + r.stderr
     if r.returncode != 0 or _warnings(text):
         raise RuntimeError(f"tests/kmod build for {kernel.release} failed:\n"
                            + "\n".join(text.splitlines()[-30:]))
-    stamp.write_text(digest)
+    (tmp / "build.ok").write_text("")
+    try:
+        tmp.rename(out)
+    except OSError:  # another run finished the same sources first
+        subprocess.run(["rm", "-rf", str(tmp)], check=True)
     return out
