@@ -1,7 +1,7 @@
 # ramcrypt-host top-level build.
 #   make                      userspace programs
 #   make modules KVER=<rel>   tresor.ko and ramcrypt.ko for that kernel
-#   make check                unit tests + VM tests on every test kernel
+#   make check                installs what is missing, unit tests + VM tests on every test kernel
 #   make check-quick          unit tests + VM tests on the first kernel, no slow tests
 #   make bench                benchmarks (ratios against a same-run baseline)
 #   make install DESTDIR=...  install userspace (modules go through DKMS)
@@ -17,13 +17,21 @@ userspace:
 modules:
 	$(MAKE) -C module KVER=$(KVER)
 
-check: userspace
+# Each first installs what is missing (tests/install-deps: apt, root only
+# then), so that `make userspace` finds its libraries.
+check:
+	tests/install-deps
+	$(MAKE) userspace
 	tests/run --jobs 2
 
-check-quick: userspace
+check-quick:
+	tests/install-deps
+	$(MAKE) userspace
 	tests/run --quick
 
-bench: userspace
+bench:
+	tests/install-deps
+	$(MAKE) userspace
 	tests/run --bench
 
 PREFIX     ?= /usr
