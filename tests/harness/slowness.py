@@ -12,6 +12,7 @@ of N seconds is then N x factor seconds: still finite, so a real hang is
 still reported. RAMCRYPT_TEST_SLOWNESS=F fixes the factor instead (no
 calibration boot, no updates).
 """
+import math
 import os
 import threading
 
@@ -62,6 +63,12 @@ def factor():
 def scaled(seconds):
     """A nominal limit in seconds as this run allows it."""
     return seconds * _factor
+
+
+def secs(seconds):
+    """scaled() as whole seconds, rounded up: for a limit inside a guest
+    script (`timeout N ...`), which the harness cannot scale itself."""
+    return int(math.ceil(scaled(seconds)))
 
 
 def describe(nominal, limit=None):

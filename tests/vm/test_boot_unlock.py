@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 
-from harness import luks, memsearch
+from harness import luks, memsearch, slowness
 from harness.debroot import DebianSystem
 from harness.registry import vm_test
 from harness.vm import GuestError
@@ -156,7 +156,7 @@ echo "key_loaded=$(cat /sys/kernel/tresor/key_loaded)"
 echo "valid_holders=$(cat /sys/kernel/tresor/valid_holders)"
 echo "online=$(cat /sys/devices/system/cpu/online)"
 findmnt -n -o SOURCE /
-timeout 120 sh -c 'until mountpoint -q /data; do sleep 1; done' || true
+timeout """ + str(slowness.secs(120)) + """ sh -c 'until mountpoint -q /data; do sleep 1; done' || true
 cat /data/marker
 dmsetup table root
 dmsetup table data

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness import initramfs
+from harness import initramfs, slowness
 from harness.guest import LOAD_TRESOR, load_kvm, load_masked_key
 from harness.registry import vm_test
 
@@ -88,7 +88,7 @@ def run_nested_qemu(vm, mem_mb, seed, ramcrypt=True, timeout=300):
     out = vm.sh(f"""
 rm -f /tmp/mbguest.serial /tmp/qemu.out
 t0=$(cut -d' ' -f1 /proc/uptime)
-timeout {timeout} {QEMU} -accel kvm -m {mem_mb}M {backend} -smp 1 \\
+timeout {slowness.secs(timeout)} {QEMU} -accel kvm -m {mem_mb}M {backend} -smp 1 \\
     -nodefaults -display none -vga none -no-reboot -monitor none \\
     -serial file:/tmp/mbguest.serial \\
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \\
