@@ -11,7 +11,11 @@
  *   sys/kernel/ramcrypt/regions/<id>/  one directory per live region (read):
  *       cgroup_id cgroup pid size window_pages max_plaintext_age_ms crypto_cpu
  *       evict_ahead_pages plaintext_pages encrypted_pages faults evictions
- *       oldest_plaintext_age_ms
+ *       oldest_plaintext_age_ms, and crypto_errors crypto_cpu_errors (page
+ *       ciphers refused: the crypto CPU was no valid key holder). "regions"
+ *       is this directory, no count file: count its entries.
+ *       A region with a crypto CPU runs every page cipher there (or fails
+ *       it), also when the caller's CPU is a valid key holder.
  *   sys/kernel/config/ramcrypt/policies/<name>/  configfs, one item per policy
  *       (mkdir, write attributes, rmdir): window_pages max_plaintext_age_ms
  *       crypto_cpu evict_ahead_pages, and cgroup_id written LAST: a policy
