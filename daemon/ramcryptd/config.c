@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "rc-qemu.h"
 #include "ramcryptd.h"
 
 void config_defaults(struct rc_config *c)
@@ -23,7 +24,7 @@ void config_defaults(struct rc_config *c)
 	c->max_plaintext_age_ms = 100;
 	c->evict_ahead_pages = 32;
 	c->unprotected_warn = false;
-	c->anonymous_ram_threshold = 2 << 20;
+	c->anonymous_ram_threshold = RC_QEMU_ANON_THRESHOLD_DEFAULT;
 	c->verify_interval_ms = 1000;
 	c->cache_confinement = RC_CONFINE_AUTO;
 }
