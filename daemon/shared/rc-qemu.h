@@ -31,7 +31,7 @@ struct rc_qemu_result {
 /*
  * Before the start. Guest RAM is protected when every memory backend
  * (-object memory-backend-*) is memory-backend-file with mem-path=/dev/ramcrypt
- * (or a file under a ramcrypt mount) and share=on, and -machine
+ * and share=on (there is no ramcrypt filesystem), and -machine
  * memory-backend=/ -numa memdev= uses only those; a plain -m with no
  * backend is anonymous RAM. Every -drive / -blockdev with a file must have
  * cache=none or cache.direct=on (or be read-only: readonly=on still reads
@@ -39,14 +39,53 @@ struct rc_qemu_result {
  */
 int rc_qemu_check_argv(char *const *argv, struct rc_qemu_result *ret);
 
+/* Anonymous blocks reported by the process check: QEMU's own heap arenas
+ * and thread stacks (8 MiB) stay below it, the default VGA's 16 MiB of
+ * video RAM does not. */
+#define RC_QEMU_ANON_THRESHOLD_DEFAULT (UINT64_C(16) << 20)
+/* An anonymous (or shmem/memfd) block this large in a guest that has its
+ * RAM on ramcrypt is taken for guest RAM outside it (memory hot-plug of
+ * memory-backend-ram): UNPROTECTED. Glibc arenas stop at 64 MiB, default
+ * video RAM at 16-64 MiB; hot-plugged DIMMs are 128 MiB or more. */
+#define RC_QEMU_GUEST_RAM_MIN (UINT64_C(128) << 20)
+
 /*
  * After the start, from root/proc/PID: cmdline (same rules), maps (every
- * shared mapping of /dev/ramcrypt or a ramcryptfs file is guest RAM on
- * ramcrypt; anonymous private rw mappings of at least threshold bytes are
+ * shared mapping of /dev/ramcrypt is guest RAM on ramcrypt; anonymous private rw mappings of at least threshold bytes are
  * reported as anonymous RAM), fdinfo of every open regular file that is a
  * disk image (not a .so, not under /proc, /sys, /dev): O_DIRECT in flags.
  */
 int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
 			  struct rc_qemu_result *ret);
+/*
+ * Details of both checks (decided here, the daemon relies on them):
+ * - argv[0] basename qemu-system-*, kvm, qemu-kvm: QEMU. A shell, an
+ *   interpreter, a launcher (env, taskset, numactl, sudo, ...), a *.sh/.py
+ *   name or an absolute path to a "#!" file: UNKNOWN. Anything else:
+ *   NOT_QEMU (reason: RamCrypt protects guest RAM on ramcrypt regions only).
+ * - argv UNPROTECTED, first failure in reason (+ " (and N more)"): a
+ *   backend that is not memory-backend-file on /dev/ramcrypt with share=on;
+ *   guest RAM without a backend (plain -m, QEMU's default 128 MiB, -numa
+ *   mem=, -mem-path); memory-backend=/memdev= naming no backend; a drive
+ *   file (-drive file= or any *.filename=, -blockdev filename=) without
+ *   cache=none/directsync or the nearest cache.direct=on; -hda/-cdrom/
+ *   -pflash/... and bare image arguments (always buffered); the JSON
+ *   syntax of -object/-blockdev/-device, -readconfig and -set (not
+ *   checked, so refused). PROTECTED's reason notes a default or explicit
+ *   VGA's anonymous video RAM (reported, not refused).
+ * - process: cmdline and exe; not QEMU → NOT_QEMU, still a shell/launcher
+ *   → UNKNOWN (check the QEMU child). For QEMU: the argv rules; then maps:
+ *   no shared /dev/ramcrypt mapping, a private one, or an anonymous
+ *   (no file, or memfd/shm/hugetlbfs) writable non-exec block of at least
+ *   RC_QEMU_GUEST_RAM_MIN → UNPROTECTED; smaller blocks >= threshold are
+ *   summed into anonymous_bytes and named in the reason only (rwx blocks,
+ *   TCG's code buffer, are not guest RAM and not counted). Then every open
+ *   disk image (a file the argv names, or a *.img/.qcow2/.raw/.iso/...
+ *   regular file outside /proc /sys /dev /run /usr/lib /usr/share) must
+ *   have O_DIRECT in fdinfo flags. threshold 0 = the default.
+ *   -ESRCH if the process is gone.
+ */
+/* "protected", "not-qemu", "unknown", "unprotected" */
+const char *rc_qemu_verdict_to_string(enum rc_qemu_verdict v);
 
 #endif /* RC_QEMU_H */
