@@ -21,7 +21,11 @@ struct rc_hostcheck {
 
 #define RC_HOSTCHECKS_MAX 16
 
-/* vm_cpus: the VM CPUs of the current roles (empty if none applied). */
+/* vm_cpus: the VM CPUs of the current roles (empty or NULL if none
+ * applied). Fills ret[0..7] in the order of the names above (ret must hold
+ * RC_HOSTCHECKS_MAX); a file that cannot be read fails its check, it is no
+ * error of the call (0, or -ENOMEM). zswap absent from the kernel, and no
+ * VM CPUs at all, count as ok. */
 int rc_hostchecks_run(const char *root, const struct rc_cpuset *vm_cpus,
 		      struct rc_hostcheck *ret, size_t *n);
 
