@@ -10,6 +10,7 @@ KVER ?= $(shell uname -r)
 all: userspace
 
 userspace:
+	$(MAKE) -C daemon/shared
 	$(MAKE) -C tests/guest
 	$(MAKE) -C daemon/tresor-unlock
 	$(MAKE) -C daemon/generator
@@ -67,6 +68,7 @@ install:
 		$(DESTDIR)$(PREFIX)/share/man/man5/ramcrypt.unit.5
 
 clean:
+	$(MAKE) -C daemon/shared clean
 	$(MAKE) -C tests/guest clean
 	$(MAKE) -C tests/guest/mbguest clean
 	$(MAKE) -C daemon/tresor-unlock clean
