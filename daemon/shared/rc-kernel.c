@@ -475,8 +475,19 @@ int rc_regions_list(const char *root, struct rc_region **ret, size_t *n)
 			list = nl;
 		}
 		r = region_read(root, de->d_name, &list[cnt]);
-		if (r == -ENOENT)	/* closed while we looked */
-			continue;
+		if (r == -ENOENT) {
+			_cleanup_free_ char *rel = NULL;
+
+			if (asprintf(&rel, REGIONS_DIR "/%s", de->d_name) < 0) {
+				rc_regions_free(list, cnt);
+				return -ENOMEM;
+			}
+			if (!dir_exists(root, rel))
+				continue;	/* closed while we looked */
+			/* still there but a file is missing: not the
+			 * kernel this was written for */
+			r = -EBADMSG;
+		}
 		if (r < 0) {
 			rc_regions_free(list, cnt);
 			return r;
@@ -719,8 +730,17 @@ int rc_policy_list(const char *root, struct rc_policy **ret, size_t *n)
 			list = nl;
 		}
 		r = policy_read(root, de->d_name, &list[cnt]);
-		if (r == -ENOENT)	/* removed while we looked */
-			continue;
+		if (r == -ENOENT) {
+			_cleanup_free_ char *rel = NULL;
+
+			if (asprintf(&rel, POLICIES_DIR "/%s", de->d_name) < 0) {
+				rc_policies_free(list, cnt);
+				return -ENOMEM;
+			}
+			if (!dir_exists(root, rel))
+				continue;	/* removed while we looked */
+			r = -EBADMSG;
+		}
 		if (r < 0) {
 			rc_policies_free(list, cnt);
 			return r;

@@ -109,6 +109,8 @@ struct rc_region {
 	uint64_t oldest_plaintext_age_ms;
 };
 
+/* Sorted by id. A region closed while listed is left out; one whose
+ * directory stays but lacks a file is -EBADMSG (another module version). */
 int rc_regions_list(const char *root, struct rc_region **ret, size_t *n);
 void rc_regions_free(struct rc_region *r, size_t n);
 

@@ -182,10 +182,24 @@ static void test_writes(void)
 		struct rc_region *r;
 		size_t n;
 
-		/* a region whose files are half there is an error, not 0 */
-		CHECK(rc_regions_list(root, &r, &n) == -ENOENT ||
-		      (rc_regions_free(r, n), n == 0),
-		      "incomplete region skipped (it is going away)");
+		/* a region whose directory stays but lacks files is an
+		 * error (another kernel ABI), never silently no region */
+		CHECK(rc_regions_list(root, &r, &n) == -EBADMSG,
+		      "incomplete region: -EBADMSG");
+		/* a region that goes away while listed is skipped: a
+		 * directory name that is not there */
+		put(root, "sys/kernel/ramcrypt/regions/12/cgroup_id", "");
+		{
+			char p[4200];
+
+			snprintf(p, sizeof(p), "%s/sys/kernel/ramcrypt/regions/12/cgroup_id", root);
+			unlink(p);
+			snprintf(p, sizeof(p), "%s/sys/kernel/ramcrypt/regions/12", root);
+			rmdir(p);
+		}
+		CHECK(rc_regions_list(root, &r, &n) == 0 && n == 0,
+		      "no regions");
+		rc_regions_free(r, n);
 	}
 
 	rm_tree(root);
