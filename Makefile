@@ -14,6 +14,8 @@ userspace:
 	$(MAKE) -C tests/guest
 	$(MAKE) -C daemon/tresor-unlock
 	$(MAKE) -C daemon/generator
+	$(MAKE) -C daemon/ramcryptd
+	$(MAKE) -C daemon/ramcryptctl
 
 modules:
 	$(MAKE) -C module KVER=$(KVER)
@@ -66,12 +68,30 @@ install:
 		SYSTEMGENERATORDIR=$(LIBDIR)/systemd/system-generators
 	install -D -m 0644 docs/man/ramcrypt.unit.5 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/ramcrypt.unit.5
+	$(MAKE) -C daemon/ramcryptd install DESTDIR=$(DESTDIR) \
+		LIBEXECDIR=$(LIBDIR)/ramcrypt
+	$(MAKE) -C daemon/ramcryptctl install DESTDIR=$(DESTDIR) \
+		BINDIR=$(PREFIX)/bin
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/dbus-1/system.d \
+		dbus/org.ramcrypt.RamCrypt1.conf
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/dbus-1/system-services \
+		dbus/org.ramcrypt.RamCrypt1.service
+	install -D -m 0644 -t $(DESTDIR)$(UNITDIR) systemd/ramcryptd.service \
+		systemd/ramcrypt-host.service
+	install -D -m 0644 etc/ramcrypt/ramcryptd.json \
+		$(DESTDIR)/etc/ramcrypt/ramcryptd.json
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 \
+		docs/man/ramcryptd.8 docs/man/ramcryptctl.8
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 \
+		docs/man/ramcryptd.json.5
 
 clean:
 	$(MAKE) -C daemon/shared clean
 	$(MAKE) -C tests/guest clean
 	$(MAKE) -C tests/guest/mbguest clean
 	$(MAKE) -C daemon/tresor-unlock clean
+	$(MAKE) -C daemon/ramcryptd clean
+	$(MAKE) -C daemon/ramcryptctl clean
 	rm -rf module/*.o module/*.ko module/*.mod* module/.*.cmd \
 		module/Module.symvers module/modules.order
 
