@@ -520,16 +520,22 @@ static ssize_t holders_store(struct kobject *kobj, struct kobj_attribute *attr,
 	return ret ? ret : count;
 }
 
-/* Requests (pages, skcipher requests) each CPU ran, counted where they ran */
+/*
+ * Requests (pages, skcipher requests) each CPU ran, counted where they ran:
+ * one line, a number per possible CPU in CPU order (0 for a CPU not
+ * possible below the last one).
+ */
 static ssize_t requests_per_cpu_show(struct kobject *kobj,
 				     struct kobj_attribute *attr, char *buf)
 {
 	unsigned int cpu;
 	int len = 0;
 
-	for_each_possible_cpu(cpu)
-		len += sysfs_emit_at(buf, len, "%u %llu\n", cpu,
-				     per_cpu(tresor_requests, cpu));
+	for (cpu = 0; cpu < nr_cpu_ids; cpu++)
+		len += sysfs_emit_at(buf, len, "%s%llu", cpu ? " " : "",
+				     cpu_possible(cpu) ?
+				     per_cpu(tresor_requests, cpu) : 0);
+	len += sysfs_emit_at(buf, len, "\n");
 	return len;
 }
 

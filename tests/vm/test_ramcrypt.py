@@ -21,10 +21,11 @@ def stats_of(out):
 
 
 def sysfs(vm):
-    # regions/ is a directory (one entry per live region): its count
+    # regions/ is a directory (one entry per live region): its count;
+    # flush is write-only
     out = vm.sh(f"cd {SYSFS} && for f in *; do if [ -d $f ]; then "
-                f"echo \"$f=$(ls $f | wc -l)\"; else echo \"$f=$(cat $f)\"; "
-                f"fi; done")
+                f"echo \"$f=$(ls $f | wc -l)\"; elif [ $f != flush ]; then "
+                f"echo \"$f=$(cat $f)\"; fi; done")
     return {k: int(v) for k, v in (ln.split("=", 1) for ln in out.split())}
 
 

@@ -250,10 +250,9 @@ def test_ramcrypt_policy(ctx):
 
 
 def per_cpu(vm):
-    """tresor's requests per CPU: {cpu: count}."""
+    """tresor's requests per CPU: {cpu: count} (one line, CPU order)."""
     out = vm.sh(f"cat {TRESOR}/requests_per_cpu")
-    return {int(a): int(b) for a, b in (ln.split() for ln in
-                                        out.splitlines())}
+    return dict(enumerate(int(v) for v in out.split()))
 
 
 def delta(a, b):

@@ -136,10 +136,11 @@ def check_mbguest(serial, seed, min_bytes):
 
 
 def sysfs(vm):
-    # regions/ is a directory (one entry per live region): its count
+    # regions/ is a directory (one entry per live region): its count;
+    # flush is write-only
     out = vm.sh("cd /sys/kernel/ramcrypt && for f in *; do if [ -d $f ]; "
-                "then echo \"$f=$(ls $f | wc -l)\"; else "
-                "echo \"$f=$(cat $f)\"; fi; done")
+                "then echo \"$f=$(ls $f | wc -l)\"; elif [ $f != flush ]; "
+                "then echo \"$f=$(cat $f)\"; fi; done")
     return {k: int(v) for k, v in (ln.split("=", 1) for ln in out.split())}
 
 
