@@ -746,7 +746,7 @@ def test_ramcryptd_verify_after_start():
         b.start()
         setup_roles(b)
         assert b.ctl("enroll", "vm.service").returncode == 0
-        add_process(b.root, 4242, QEMU_OK, ramcrypt_mb=1024,
+        add_process(b.root, 4242, QEMU_OK, ramcrypt_mb=1024, anon_mb=20,
                     images=[("/var/lib/vm.img", True)])
         (b.root / "sys/fs/cgroup/system.slice/vm.service/cgroup.procs"
          ).write_text("4242\n")
@@ -757,6 +757,27 @@ def test_ramcryptd_verify_after_start():
         b.wait_state("vm.service", "protected")
         assert b.uprop("vm.service", "MainPID") == 4242
         assert b.uprop("vm.service", "StateReason") == ""
+        # a 20 MiB anonymous block (video RAM) is reported, not refused
+        assert b.uprop("vm.service", "AnonymousRAMBytes") == 20 << 20
+
+        # a drive the argv declared cache=none but opened without O_DIRECT
+        assert b.ctl("enroll", "vm3.service").returncode == 0
+        add_process(b.root, 4545, QEMU_OK, ramcrypt_mb=1024,
+                    images=[("/var/lib/vm.img", False)])
+        b.set_unit("vm3.service", MainPID=4545)
+        b.busctl("call", "org.freedesktop.systemd1", "/org/ramcrypt/Test",
+                 "org.ramcrypt.Test", "EmitChanged", "s", "vm3.service")
+        b.wait_state("vm3.service", "unprotected")
+        reason = b.uprop("vm3.service", "StateReason")
+        assert "/var/lib/vm.img" in reason, reason
+        for _ in range(100):
+            if b.calls("StopUnit"):
+                break
+            time.sleep(0.05)
+        assert b.calls("StopUnit")[0]["args"] == ["vm3.service",
+                                                  "replace"], b.calls()
+        assert b.ctl("release", "vm3.service").returncode == 0
+        b.calls_file.write_text("")  # the StopUnit below is the next one
 
         # QEMU behind a wrapper script: enrolled, decided after the start
         r = b.ctl("enroll", "vm-anon.service")
