@@ -24,7 +24,7 @@ NOMINAL_BOOT_S = {"6.1": 6.0, "6.12": 6.0}
 _lock = threading.Lock()
 _factor = 1.0
 _fixed = False
-_how = "not measured (no VM test ran)"
+_how = "no plain guest booted at the start"
 _plain_boots = 0
 _worst = None  # (ratio, kernel short, seconds)
 
@@ -103,6 +103,8 @@ def summary():
     """One line for the end of a run."""
     with _lock:
         s = f"slowness factor {_factor:.2f}"
+        if not _fixed and not _plain_boots:
+            return s + " (not measured: no VM test ran)"
         if _fixed:
             return s + f" ({_how})"
         s += f"; at the start: {_how}"

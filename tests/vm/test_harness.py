@@ -19,6 +19,8 @@ from harness.registry import selftest_enabled, vm_test
 REPO = Path(__file__).resolve().parents[2]
 
 if selftest_enabled():
+    # Short limits: each counts from an event after which the guest only
+    # hangs, and is scaled by the slowness factor anyway.
     @vm_test(name="selftest-failing")
     def _failing(ctx):
         with ctx.boot() as vm:
@@ -30,21 +32,21 @@ if selftest_enabled():
         # The boot limit counts from the marker: from there on the guest
         # hangs, however long it took to get there.
         hang = "#!/bin/sh\necho 'hanging now 5521'\nwhile :; do sleep 1; done\n"
-        with ctx.boot(extra_files={"test/boot.sh": hang}, boot_timeout=5,
+        with ctx.boot(extra_files={"test/boot.sh": hang}, boot_timeout=3,
                       boot_timeout_from="hanging now 5521"):
             pass
 
     @vm_test(name="selftest-command-hang")
     def _command_hang(ctx):
         with ctx.boot() as vm:
-            vm.run("echo 'about to hang 9043'; sleep 1000", timeout=5,
+            vm.run("echo 'about to hang 9043'; sleep 1000", timeout=3,
                    timeout_from="about to hang 9043")
 
     @vm_test(name="selftest-watchdog")
     def _watchdog(ctx):
         with ctx.boot() as vm:
             vm.sh("true")
-            ctx.watchdog(10)  # from here on the test only waits
+            ctx.watchdog(5)  # from here on the test only waits
             vm.run("sleep 1000", timeout=600)
 
 
@@ -119,17 +121,17 @@ def _run_selftest(ctx, hogs=0):
         f"failing test: {st}\n{d}"
     st, d, tail = detail("selftest-boot-hang")
     assert st.startswith("FAIL") and re.search(
-        "timeout after " + _limit(5) + " waiting for the guest to boot "
+        "timeout after " + _limit(3) + " waiting for the guest to boot "
         r"\(counted from 'hanging now 5521'\)", d) \
         and "hanging now 5521" in tail, f"boot hang: {st}\n{d}"
     st, d, tail = detail("selftest-command-hang")
     assert st.startswith("FAIL") and re.search(
-        "timeout after " + _limit(5) + " waiting for command c1 to finish: "
+        "timeout after " + _limit(3) + " waiting for command c1 to finish: "
         r".*\(counted from 'about to hang 9043'\)", d) \
         and "about to hang 9043" in tail, f"command hang: {st}\n{d}"
     st, d, _ = detail("selftest-watchdog")
     assert st.startswith("FAIL") and re.search(
-        "killed after the test's " + _limit(10) +
+        "killed after the test's " + _limit(5) +
         r" limit \(counted from ctx.watchdog\(\)\)", d), f"watchdog: {st}\n{d}"
     last = out.strip().splitlines()[-1]
     assert last == "1 passed, 4 failed", f"summary line: {last!r}"
