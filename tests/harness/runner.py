@@ -152,7 +152,7 @@ class Watchdog:
             if left > 0.5:
                 self._start(left)
                 return
-            self.limit = time.monotonic() - self.t0
+            self.limit = slowness.scaled(self.nominal)
             self.fired = True
         self.on_expire()
 
@@ -166,7 +166,7 @@ class Watchdog:
             self._cancel()
 
     def message(self):
-        lim = slowness.describe(self.nominal, max(self.limit, self.nominal))
+        lim = slowness.describe(self.nominal, self.limit)
         s = f"killed after the test's {lim} limit"
         return s + (" (counted from ctx.watchdog())" if self.from_ctx else "")
 
