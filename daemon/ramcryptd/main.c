@@ -222,6 +222,14 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto fail;
 
+	/* systemd sends its units' PropertiesChanged only while someone is
+	 * subscribed (as machined does); the timer covers a refusal. */
+	r = sd_bus_call_method_async(m.bus, NULL, "org.freedesktop.systemd1",
+				     "/org/freedesktop/systemd1",
+				     "org.freedesktop.systemd1.Manager",
+				     "Subscribe", NULL, NULL, NULL);
+	if (r < 0)
+		log_warning("Cannot subscribe to systemd's signals: %s", strerror(-r));
 	(void)manager_rediscover(&m);
 	poll_changes(&m);
 

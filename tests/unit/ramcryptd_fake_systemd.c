@@ -213,6 +213,13 @@ static int method_stop(sd_bus_message *m, void *ud, sd_bus_error *error)
 	return sd_bus_reply_method_return(m, "o", "/org/freedesktop/systemd1/job/1");
 }
 
+static int method_subscribe(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	(void)ud; (void)e;
+	record("Subscribe", json_object_new_array());
+	return sd_bus_reply_method_return(m, NULL);
+}
+
 static int find_unit(sd_bus *bus, const char *path, const char *iface,
 		     void *ud, void **found, sd_bus_error *error)
 {
@@ -336,6 +343,7 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_METHOD("SetUnitProperties", "sba(sv)", "", method_set_props,
 		      SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("StopUnit", "ss", "o", method_stop, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Subscribe", "", "", method_subscribe, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END
 };
 

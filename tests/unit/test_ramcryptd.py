@@ -755,6 +755,7 @@ def test_ramcryptd_verify_after_start():
         b.busctl("call", "org.freedesktop.systemd1", "/org/ramcrypt/Test",
                  "org.ramcrypt.Test", "EmitChanged", "s", "vm.service")
         b.wait_state("vm.service", "protected")
+        assert b.calls("Subscribe"), b.calls()  # else systemd sends nothing
         assert b.uprop("vm.service", "MainPID") == 4242
         assert b.uprop("vm.service", "StateReason") == ""
         # a 20 MiB anonymous block (video RAM) is reported, not refused
