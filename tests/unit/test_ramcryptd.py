@@ -5,7 +5,8 @@ built with ASan+UBSan on a fixture root made per test (sysfs, configfs,
 cgroups, /proc). Every Manager and Unit property, every method, AccessDenied
 for a caller with another uid (setpriv), malformed configs named by key,
 enrollment and its refusals, release, restart rediscovery, post-start
-verification, SetupHost/RestoreHost, ramcryptctl --json against busctl."""
+verification, SetupHost/RestoreHost, ramcryptctl (also ASan+UBSan) --json
+against busctl."""
 import json
 import os
 import shutil
@@ -41,7 +42,8 @@ QEMU_ANON = ["/usr/bin/qemu-system-x86_64", "qemu-system-x86_64", "-m",
 
 
 def build():
-    for src, target in ((DAEMON_SRC, "asan"), (CTL_SRC, "all")):
+    for src, target in ((DAEMON_SRC, "asan"), (CTL_SRC, "all"),
+                        (CTL_SRC, "asan")):
         r = subprocess.run(["make", "-s", "-C", str(src), target],
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
@@ -184,7 +186,8 @@ class Bench:
         self.config.write_text(json.dumps(config if config is not None else
                                           {"verify_interval_ms": 200}))
         # binaries where the nobody user can run them
-        shutil.copy(self.ctl_bin, self.tmp / "ramcryptctl")
+        shutil.copy(CTL_SRC / "bin" / "ramcryptctl-asan",
+                    self.tmp / "ramcryptctl")
         self.ctl_bin = self.tmp / "ramcryptctl"
         os.chmod(self.ctl_bin, 0o755)
         d = self.tmp
@@ -364,10 +367,14 @@ class Bench:
         return r
 
     def ctl(self, *args, nobody=False):
-        return subprocess.run((NOBODY if nobody else []) +
-                              [str(self.ctl_bin), *args],
-                              capture_output=True, text=True, env=self.env,
-                              timeout=60)
+        """ramcryptctl under ASan+UBSan: a sanitizer report fails the test."""
+        r = subprocess.run((NOBODY if nobody else []) +
+                           [str(self.ctl_bin), *args],
+                           capture_output=True, text=True, env=self.env,
+                           timeout=60)
+        assert "Sanitizer" not in r.stderr and \
+            "runtime error" not in r.stderr, r.stderr
+        return r
 
     def calls(self, method=None):
         out = [json.loads(ln) for ln in
