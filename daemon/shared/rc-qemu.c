@@ -119,6 +119,222 @@ static int opts_parse(const char *s, const char *implied_key, struct opts *o)
 	return 0;
 }
 
+/* ---- the JSON syntax of -object/-blockdev/-device (libvirt's) ----
+ * Flattened into the same key list: {"file":{"filename":"x"}} becomes
+ * file.filename=x, arrays k.0, k.1, true/false on/off, numbers as text. */
+
+struct jp {
+	const char *p;
+	int depth;
+};
+
+static void jp_ws(struct jp *j)
+{
+	while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
+		j->p++;
+}
+
+static int opts_add(struct opts *o, const char *key, const char *val)
+{
+	struct kv *nv = realloc(o->v, (o->n + 1) * sizeof(*o->v));
+
+	if (!nv)
+		return -ENOMEM;
+	o->v = nv;
+	o->v[o->n].key = strdup(key);
+	o->v[o->n].val = strdup(val);
+	o->n++;
+	if (!o->v[o->n - 1].key || !o->v[o->n - 1].val)
+		return -ENOMEM;
+	return 0;
+}
+
+/* A JSON string into a malloc'd buffer; only ASCII \u escapes. */
+static int jp_string(struct jp *j, char **ret)
+{
+	size_t cap = strlen(j->p) + 1, n = 0;
+	char *b;
+
+	if (*j->p != '"')
+		return -EINVAL;
+	j->p++;
+	b = malloc(cap);
+	if (!b)
+		return -ENOMEM;
+	while (*j->p && *j->p != '"') {
+		char ch = *j->p++;
+
+		if (ch == '\\') {
+			ch = *j->p++;
+			switch (ch) {
+			case '"': case '\\': case '/': break;
+			case 'b': ch = '\b'; break;
+			case 'f': ch = '\f'; break;
+			case 'n': ch = '\n'; break;
+			case 'r': ch = '\r'; break;
+			case 't': ch = '\t'; break;
+			case 'u': {
+				unsigned int u;
+
+				if (sscanf(j->p, "%4x", &u) != 1 || u == 0 ||
+				    u > 0x7f) {
+					free(b);
+					return -EINVAL;
+				}
+				for (int i = 0; i < 4; i++)
+					if (!isxdigit((unsigned char)j->p[i])) {
+						free(b);
+						return -EINVAL;
+					}
+				j->p += 4;
+				ch = (char)u;
+				break;
+			}
+			default:
+				free(b);
+				return -EINVAL;
+			}
+		}
+		b[n++] = ch;
+	}
+	if (*j->p != '"') {
+		free(b);
+		return -EINVAL;
+	}
+	j->p++;
+	b[n] = '\0';
+	*ret = b;
+	return 0;
+}
+
+static int jp_value(struct jp *j, const char *key, struct opts *o);
+
+static int jp_child(struct jp *j, const char *key, const char *sub,
+		    struct opts *o)
+{
+	_cleanup_free_ char *k = NULL;
+
+	if (asprintf(&k, "%s%s%s", key, *key ? "." : "", sub) < 0)
+		return -ENOMEM;
+	return jp_value(j, k, o);
+}
+
+static int jp_value(struct jp *j, const char *key, struct opts *o)
+{
+	int r;
+
+	jp_ws(j);
+	if (++j->depth > 16)
+		return -EINVAL;
+	if (*j->p == '{' || *j->p == '[') {
+		bool obj = *j->p == '{';
+		char close = obj ? '}' : ']';
+		unsigned int idx = 0;
+
+		j->p++;
+		jp_ws(j);
+		if (*j->p == close) {
+			j->p++;
+			j->depth--;
+			return 0;
+		}
+		for (;;) {
+			_cleanup_free_ char *sub = NULL;
+
+			jp_ws(j);
+			if (obj) {
+				r = jp_string(j, &sub);
+				if (r < 0)
+					return r;
+				jp_ws(j);
+				if (*j->p++ != ':')
+					return -EINVAL;
+			} else if (asprintf(&sub, "%u", idx++) < 0) {
+				return -ENOMEM;
+			}
+			if (!*sub || strchr(sub, '.') || strchr(sub, ','))
+				return -EINVAL;
+			r = jp_child(j, key, sub, o);
+			if (r < 0)
+				return r;
+			jp_ws(j);
+			if (*j->p == ',') {
+				j->p++;
+				continue;
+			}
+			if (*j->p++ != close)
+				return -EINVAL;
+			break;
+		}
+		j->depth--;
+		return 0;
+	}
+	if (!*key)
+		return -EINVAL;	/* the top level must be an object */
+	if (*j->p == '"') {
+		_cleanup_free_ char *v = NULL;
+
+		r = jp_string(j, &v);
+		if (r < 0)
+			return r;
+		r = opts_add(o, key, v);
+	} else if (strncmp(j->p, "true", 4) == 0) {
+		j->p += 4;
+		r = opts_add(o, key, "on");
+	} else if (strncmp(j->p, "false", 5) == 0) {
+		j->p += 5;
+		r = opts_add(o, key, "off");
+	} else if (strncmp(j->p, "null", 4) == 0) {
+		j->p += 4;
+		r = 0;
+	} else if (*j->p == '-' || isdigit((unsigned char)*j->p)) {
+		const char *st = j->p;
+		_cleanup_free_ char *v = NULL;
+
+		j->p++;
+		while (isdigit((unsigned char)*j->p) || *j->p == '.' ||
+		       *j->p == 'e' || *j->p == 'E' || *j->p == '+' ||
+		       *j->p == '-')
+			j->p++;
+		v = strndup(st, (size_t)(j->p - st));
+		if (!v)
+			return -ENOMEM;
+		r = opts_add(o, key, v);
+	} else {
+		return -EINVAL;
+	}
+	j->depth--;
+	return r;
+}
+
+/* 0, -EINVAL (not JSON we understand), -ENOMEM */
+static int opts_parse_json(const char *s, struct opts *o)
+{
+	struct jp j = { .p = s };
+	int r;
+
+	o->v = NULL;
+	o->n = 0;
+	r = jp_value(&j, "", o);
+	if (r >= 0) {
+		jp_ws(&j);
+		if (*j.p)
+			r = -EINVAL;
+	}
+	if (r < 0)
+		opts_free(o);
+	return r;
+}
+
+/* key=value or JSON; -EINVAL names itself in the reason via fail_fn */
+static int opts_parse_any(const char *s, const char *implied_key,
+			  struct opts *o)
+{
+	if (s[0] == '{')
+		return opts_parse_json(s, o);
+	return opts_parse(s, implied_key, o);
+}
+
 /* The last value of key (QEMU: later wins); "" if present without value
  * (a bare word means "on"). NULL if absent. */
 static const char *opt_get(const struct opts *o, const char *key)
@@ -367,13 +583,15 @@ static void do_object(struct ctx *c, const char *val)
 	struct opts o;
 	const char *type, *id, *mp, *sh, *sz;
 	struct backend *b;
+	int r;
 
-	if (val[0] == '{') {
-		fail_ram(c, "-object '%.200s' uses the JSON syntax, which is not checked (write it as key=value)",
-		     val);
+	r = opts_parse_any(val, "qom-type", &o);
+	if (r == -EINVAL) {
+		fail_ram(c, "-object '%.200s' is not JSON this check understands (write it as key=value)",
+			 val);
 		return;
 	}
-	if (opts_parse(val, "qom-type", &o) < 0) {
+	if (r < 0) {
 		fail(c, "out of memory");
 		return;
 	}
@@ -471,13 +689,15 @@ static void do_device(struct ctx *c, const char *val)
 	};
 	struct opts o;
 	const char *drv, *md;
+	int r;
 
-	if (val[0] == '{') {
-		fail(c, "-device '%.200s' uses the JSON syntax, which is not checked (write it as key=value)",
+	r = opts_parse_any(val, "driver", &o);
+	if (r == -EINVAL) {
+		fail(c, "-device '%.200s' is not JSON this check understands (write it as key=value)",
 		     val);
 		return;
 	}
-	if (opts_parse(val, "driver", &o) < 0) {
+	if (r < 0) {
 		fail(c, "out of memory");
 		return;
 	}
@@ -585,12 +805,14 @@ static void do_blockdev(struct ctx *c, const char *val)
 {
 	struct opts o;
 
-	if (val[0] == '{') {
-		fail(c, "-blockdev '%.200s' uses the JSON syntax, which is not checked (write it as key=value)",
+	int r = opts_parse_any(val, NULL, &o);
+
+	if (r == -EINVAL) {
+		fail(c, "-blockdev '%.200s' is not JSON this check understands (write it as key=value)",
 		     val);
 		return;
 	}
-	if (opts_parse(val, NULL, &o) < 0) {
+	if (r < 0) {
 		fail(c, "out of memory");
 		return;
 	}

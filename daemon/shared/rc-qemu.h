@@ -69,9 +69,10 @@ int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
  *   mem=, -mem-path); memory-backend=/memdev= naming no backend; a drive
  *   file (-drive file= or any *.filename=, -blockdev filename=) without
  *   cache=none/directsync or the nearest cache.direct=on; -hda/-cdrom/
- *   -pflash/... and bare image arguments (always buffered); the JSON
- *   syntax of -object/-blockdev/-device, -readconfig and -set (not
- *   checked, so refused). PROTECTED's reason notes a default or explicit
+ *   -pflash/... and bare image arguments (always buffered); -readconfig
+ *   and -set (not checked, so refused). -object/-blockdev/-device also
+ *   take libvirt's JSON syntax (flattened: {"file":{"filename":..}} is
+ *   file.filename=..); JSON it cannot parse is refused. PROTECTED's reason notes a default or explicit
  *   VGA's anonymous video RAM (reported, not refused).
  * - process: cmdline and exe; not QEMU → NOT_QEMU, still a shell/launcher
  *   → UNKNOWN (check the QEMU child). For QEMU: the argv rules; then maps:

@@ -154,10 +154,38 @@ static void test_argv(void)
 	V(RC_QEMU_UNPROTECTED, "(and 1 more)", Q, "-m", "1G", "-drive", "file=/vm/a.img", HEADLESS);
 
 	/* not checkable: refused */
-	V(RC_QEMU_UNPROTECTED, "uses the JSON syntax, which is not checked",
-	  Q, MACH, "-object", "{\"qom-type\":\"memory-backend-file\",\"id\":\"ram0\"}", HEADLESS);
+	/* libvirt's JSON syntax */
+	V(RC_QEMU_PROTECTED, "guest RAM (4.0 GiB) on /dev/ramcrypt, 2 drive files",
+	  Q, MACH, HEADLESS, "-object",
+	  "{\"qom-type\":\"memory-backend-file\",\"id\":\"ram0\",\"mem-path\":\"/dev/ramcrypt\",\"share\":true,\"size\":4294967296,\"host-nodes\":[0,1],\"policy\":\"bind\"}",
+	  "-blockdev",
+	  "{\"driver\":\"file\",\"filename\":\"/var/lib/libvirt/images/vm.qcow2\",\"node-name\":\"libvirt-1-storage\",\"cache\":{\"direct\":true,\"no-flush\":false},\"auto-read-only\":true,\"discard\":\"unmap\"}",
+	  "-blockdev",
+	  "{\"node-name\":\"libvirt-1-format\",\"read-only\":false,\"cache\":{\"direct\":true},\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/vm/b\\u002eqcow2\"}}",
+	  "-device", "{\"driver\":\"virtio-blk-pci\",\"drive\":\"libvirt-1-format\",\"id\":\"virtio-disk0\",\"bootindex\":1}");
+	V(RC_QEMU_UNPROTECTED, "memory backend 'ram0' maps /dev/ramcrypt without share=on",
+	  Q, MACH, HEADLESS, "-object",
+	  "{\"qom-type\":\"memory-backend-file\",\"id\":\"ram0\",\"mem-path\":\"/dev/ramcrypt\",\"share\":false,\"size\":1073741824}");
+	V(RC_QEMU_UNPROTECTED, "blockdev 'filename=/vm/a.img' reads through the host page cache",
+	  Q, MACH, RAM, HEADLESS, "-blockdev",
+	  "{\"driver\":\"file\",\"filename\":\"/vm/a.img\",\"cache\":{\"direct\":false}}");
+	V(RC_QEMU_UNPROTECTED, "blockdev 'file.filename=/vm/c.img'",
+	  Q, MACH, RAM, HEADLESS, "-blockdev",
+	  "{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"/vm/c.img\"}}");
+	V(RC_QEMU_PROTECTED, "display device 'VGA' keeps its video RAM in anonymous memory",
+	  Q, MACH, RAM, DISK, "-vga", "none",
+	  "-device", "{\"driver\":\"VGA\",\"id\":\"video0\"}");
+	/* JSON it cannot parse: refused, named */
+	V(RC_QEMU_UNPROTECTED, "is not JSON this check understands",
+	  Q, MACH, "-object", "{\"qom-type\":\"memory-backend-file\",\"id\":\"ram0\"", HEADLESS);
 	V(RC_QEMU_UNPROTECTED, "-blockdev '{\"driver\"",
-	  Q, MACH, RAM, "-blockdev", "{\"driver\":\"file\",\"filename\":\"/vm/a.img\"}", HEADLESS);
+	  Q, MACH, RAM, "-blockdev", "{\"driver\":\"file\",\"filename\":\"/vm/a.img\"} x", HEADLESS);
+	V(RC_QEMU_UNPROTECTED, "is not JSON",
+	  Q, MACH, RAM, "-blockdev", "{\"driver\":\"file\",\"file.name\":\"/vm/a.img\"}", HEADLESS);
+	V(RC_QEMU_UNPROTECTED, "is not JSON",
+	  Q, MACH, RAM, "-blockdev", "{\"driver\":\"file\",\"filename\":\"\\u00e9\"}", HEADLESS);
+	V(RC_QEMU_UNPROTECTED, "is not JSON",
+	  Q, MACH, RAM, "-device", "{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":1}}}}}}}}}}}}}}}}}", HEADLESS);
 	V(RC_QEMU_UNPROTECTED, "-readconfig /etc/vm.cfg: options in a config file are not checked",
 	  Q, MACH, RAM, "-readconfig", "/etc/vm.cfg", HEADLESS);
 	V(RC_QEMU_UNPROTECTED, "-set drive.d0.cache=writeback: changes to options are not checked",
