@@ -169,40 +169,63 @@ static void unit_unlink(struct manager *m, struct unit *u)
 		}
 }
 
-/* n free VM CPUs, all in one cache domain where possible. */
+/* A VM core: cpu with its SMT siblings among the VM CPUs (a sibling shares
+ * the core's L1/L2 with the guest, so it is never given to another unit). */
+static void core_of(struct manager *m, int cpu, struct rc_cpuset *ret)
+{
+	rc_cpuset_zero(ret);
+	if (m->topo && cpu < RC_MAX_CPUS && !rc_cpuset_empty(&m->topo->siblings[cpu]))
+		*ret = m->topo->siblings[cpu];
+	rc_cpuset_set(ret, cpu);
+	rc_cpuset_and(ret, &m->roles.vm);
+}
+
+/* Whole free cores of cand, lowest first, until n cores are taken. */
+static unsigned int take_cores(struct manager *m, const struct rc_cpuset *cand,
+			       unsigned int n, struct rc_cpuset *ret)
+{
+	struct rc_cpuset seen;
+	unsigned int got = 0;
+	int cpu;
+
+	rc_cpuset_zero(ret);
+	rc_cpuset_zero(&seen);
+	rc_cpuset_foreach(cpu, cand) {
+		struct rc_cpuset core;
+
+		if (got == n)
+			break;
+		if (rc_cpuset_isset(&seen, cpu))
+			continue;
+		core_of(m, cpu, &core);
+		rc_cpuset_or(&seen, &core);
+		if (!rc_cpuset_subset(&core, cand))
+			continue;	/* part of it is taken */
+		rc_cpuset_or(ret, &core);
+		got++;
+	}
+	return got;
+}
+
+/* n free VM cores (CPUs= counts cores, each with its SMT siblings), all in
+ * one cache domain where possible. */
 static int pick_cpus(struct manager *m, unsigned int n, struct rc_cpuset *ret)
 {
 	struct rc_cpuset free_cpus, taken;
-	int cpu;
 
 	free_cpus = m->roles.vm;
 	manager_taken_cpus(m, &taken);
 	rc_cpuset_andnot(&free_cpus, &taken);
-	if (rc_cpuset_count(&free_cpus) < n)
-		return -ENOSPC;
-	rc_cpuset_zero(ret);
 	for (unsigned int d = 0; m->topo && d < m->topo->n_domains; d++) {
-		struct rc_cpuset f = free_cpus, notd;
+		struct rc_cpuset f = free_cpus;
 
-		/* f = free ∩ domain */
-		notd = free_cpus;
-		rc_cpuset_andnot(&notd, &m->topo->domains[d]);
-		rc_cpuset_andnot(&f, &notd);
-		if (rc_cpuset_count(&f) < n)
-			continue;
-		rc_cpuset_foreach(cpu, &f) {
-			if (rc_cpuset_count(ret) == n)
-				break;
-			rc_cpuset_set(ret, cpu);
-		}
+		rc_cpuset_and(&f, &m->topo->domains[d]);
+		if (take_cores(m, &f, n, ret) == n)
+			return 0;
+	}
+	if (take_cores(m, &free_cpus, n, ret) == n)
 		return 0;
-	}
-	rc_cpuset_foreach(cpu, &free_cpus) {
-		if (rc_cpuset_count(ret) == n)
-			break;
-		rc_cpuset_set(ret, cpu);
-	}
-	return 0;
+	return -ENOSPC;
 }
 
 static int check_argv(const struct sd_unit_info *info, const char *name,
@@ -367,9 +390,10 @@ int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 		for (struct unit *x = m->units; x; x = x->next)
 			off += snprintf(names + off, off < sizeof(names) ? sizeof(names) - off : 0,
 					"%s%s", off ? ", " : "", x->name);
-		r = refuse(error, name, "no free VM CPUs: %u of %u taken%s%s (%s needs %u).",
+		r = refuse(error, name, "no free VM CPUs: %u of %u taken%s%s (%s needs %u core%s).",
 			   rc_cpuset_count(&taken), rc_cpuset_count(&m->roles.vm),
-			   m->units ? " by " : "", names, name, mk.cpus);
+			   m->units ? " by " : "", names, name, mk.cpus,
+			   mk.cpus == 1 ? "" : "s");
 		goto out;
 	}
 	crypto = rc_roles_crypto_cpu_for(m->topo, &m->roles, &cpus);

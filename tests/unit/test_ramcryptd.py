@@ -64,17 +64,20 @@ def cpu_bytes(cpus):
     return b
 
 
-def make_root(root, ncpus=4):
-    """A host with ncpus CPUs (one cache domain), tresor with a key on every
-    CPU, ramcrypt without regions, cgroups of the test units, IRQs 0-2
-    (IRQ 2 refuses new affinities)."""
+def make_root(root, ncpus=4, smt=False):
+    """A host with ncpus CPUs (one cache domain; with smt, CPU i and
+    i + ncpus/2 are SMT siblings), tresor with a key on every CPU, ramcrypt
+    without regions, cgroups of the test units, IRQs 0-2 (IRQ 2 refuses new
+    affinities)."""
     cpu = root / "sys/devices/system/cpu"
     wfile(cpu / "online", f"0-{ncpus - 1}\n")
     wfile(cpu / "possible", f"0-{ncpus - 1}\n")
     wfile(cpu / "present", f"0-{ncpus - 1}\n")
     for i in range(ncpus):
-        wfile(cpu / f"cpu{i}/topology/thread_siblings_list", f"{i}\n")
-        wfile(cpu / f"cpu{i}/topology/core_cpus_list", f"{i}\n")
+        h = ncpus // 2
+        sib = f"{i % h},{i % h + h}" if smt else f"{i}"
+        wfile(cpu / f"cpu{i}/topology/thread_siblings_list", f"{sib}\n")
+        wfile(cpu / f"cpu{i}/topology/core_cpus_list", f"{sib}\n")
         wfile(cpu / f"cpu{i}/power/pm_qos_resume_latency_us", "0\n")
         if i:
             wfile(cpu / f"cpu{i}/online", "1\n")
@@ -172,12 +175,12 @@ def marker_unit(d, name, marker):
 class Bench:
     """dbus-daemon + fake systemd + fixture root; start/stop the daemon."""
 
-    def __init__(self, config=None):
+    def __init__(self, config=None, ncpus=4, smt=False):
         self.daemon_bin, self.ctl_bin = build()
         self.tmp = Path(tempfile.mkdtemp(prefix="ramcryptd-test-"))
         os.chmod(self.tmp, 0o755)
         self.root = self.tmp / "root"
-        make_root(self.root)
+        make_root(self.root, ncpus, smt)
         self.state = self.tmp / "state"
         self.units_file = self.tmp / "units.json"
         self.calls_file = self.tmp / "calls.jsonl"
@@ -658,11 +661,11 @@ def test_ramcryptd_enroll_release():
         assert b.uprop("vm2.service", "CPUs") == [3]
         assert b.uprop("vm2.service", "WindowPages") == 16384  # config
         err = enroll_refused(b, "vm3.service")
-        assert "no free VM CPUs: 2 of 2 taken by vm.service, vm2.service" \
-            in err, err
+        assert "no free VM CPUs: 2 of 2 taken by vm.service, vm2.service " \
+            "(vm3.service needs 1 core)" in err, err
         assert b.ctl("release", "vm2.service").returncode == 0
         err = enroll_refused(b, "big.service")
-        assert "no free VM CPUs" in err and "needs 3" in err, err
+        assert "no free VM CPUs" in err and "needs 3 cores" in err, err
 
         assert b.ctl("flush").returncode == 0
         assert (b.root / "sys/kernel/ramcrypt/flush").read_text() == "1\n"
@@ -989,3 +992,27 @@ def test_ramcryptd_docs_and_units():
                    if "Unknown key" in ln or "Unknown section" in ln
                    or "Invalid" in ln]
             assert not bad, bad
+
+
+@unit_test()
+def test_ramcryptd_smt_cores():
+    """With SMT, CPUs= counts cores: a unit gets a VM core with its sibling
+    (never shared with another unit), the crypto CPU of the domain, and
+    AllowedCPUs= of both threads; the default roles keep siblings together."""
+    with Bench(ncpus=8, smt=True) as b:
+        b.start()
+        setup_roles(b)
+        assert b.mgr("HousekeepingCPUs") == [0, 4], b.mgr("HousekeepingCPUs")
+        assert b.mgr("CryptoCPUs") == [1, 5]
+        assert b.mgr("VMCPUs") == [2, 3, 6, 7]
+        assert b.ctl("enroll", "vm.service").returncode == 0, b.log()
+        assert b.uprop("vm.service", "CPUs") == [2, 6]
+        assert b.uprop("vm.service", "CryptoCPU") in (1, 5)
+        sp = [c for c in b.calls("SetUnitProperties")
+              if c["args"][0] == "vm.service"]
+        assert sp[-1]["args"][2] == [["AllowedCPUs", cpu_bytes([2, 6])]], sp
+        assert b.ctl("enroll", "vm2.service").returncode == 0
+        assert b.uprop("vm2.service", "CPUs") == [3, 7]
+        err = enroll_refused(b, "vm3.service")
+        assert "no free VM CPUs: 4 of 4 taken" in err, err
+        b.stop()
