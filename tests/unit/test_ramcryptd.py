@@ -570,7 +570,7 @@ def test_ramcryptd_enroll_release():
         b.start()
         mon = subprocess.Popen(
             ["busctl", "--system", "monitor", "--json=short",
-             f"--match=type='signal',sender='{BUS}',interface='{MGR_IF}'"],
+             f"--match=type='signal',sender='{BUS}'"],
             env=b.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True)
         time.sleep(0.5)
@@ -692,6 +692,12 @@ def test_ramcryptd_enroll_release():
             ("UnitReleased", "vm.service") in seen and \
             seen.index(("UnitEnrolled", "vm.service")) < \
             seen.index(("UnitReleased", "vm.service")), seen
+        changed = [(s["path"], sorted(s["payload"]["data"][1]))
+                   for s in sigs if s.get("member") == "PropertiesChanged"]
+        assert (MGR, ["FreeVMCPUs"]) in changed, changed
+        assert any(p == MGR and "RolesApplied" in c for p, c in changed), \
+            changed
+        assert (path, ["State", "StateReason"]) in changed, changed
         b.stop()
 
 
