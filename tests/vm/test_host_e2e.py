@@ -642,8 +642,8 @@ def host_product(ctx):
             break
         time.sleep(1)
     if len(first) != 1:
-        status = vm.run("systemctl status --no-pager -l vm-test.service; "
-                        "journalctl -q --no-pager -o cat -u ramcryptd "
+        status = vm.run("systemctl status --no-pager -l vm-test.service "
+                        "|| true; journalctl -q --no-pager -u ramcryptd "
                         "-u vm-test.service | tail -40")[1]
         raise AssertionError(f"regions {first} after the start of "
                              f"vm-test.service:\n{status}")
