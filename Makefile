@@ -84,6 +84,10 @@ install:
 		docs/man/ramcryptd.8 docs/man/ramcryptctl.8
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 \
 		docs/man/ramcryptd.json.5
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 \
+		docs/man/tresortab.5
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 \
+		docs/man/tresor-unlock.8
 
 clean:
 	$(MAKE) -C daemon/shared clean
