@@ -438,6 +438,81 @@ fail:
 	return r;
 }
 
+/*
+ * Read the entries of dir that want() accepts into an array of elem_size
+ * bytes per entry, sorted by cmp. An entry that went away while we looked
+ * (its read says -ENOENT and its directory is gone) is left out; one whose
+ * directory stays but lacks a file is -EBADMSG: another module ABI.
+ */
+struct rc_lister {
+	const char *dir;
+	bool (*want)(const char *name);
+	int (*read)(const char *root, const char *name, void *elem);
+	void (*free_list)(void *list, size_t n);
+	int (*cmp)(const void *a, const void *b);
+	size_t elem_size;
+};
+
+static int list_entries(const char *root, const struct rc_lister *l,
+			void **ret, size_t *n)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	char *list = NULL;
+	size_t cnt = 0, cap = 0;
+	struct dirent *de;
+	int r;
+
+	r = rc_path(root, l->dir, &path);
+	if (r < 0)
+		return r;
+	d = opendir(path);
+	if (!d)
+		return rc_negative_errno();
+	while ((errno = 0, de = readdir(d))) {
+		if (!l->want(de->d_name))
+			continue;
+		if (cnt == cap) {
+			char *nl;
+
+			cap = cap ? cap * 2 : 8;
+			nl = realloc(list, cap * l->elem_size);
+			if (!nl) {
+				r = -ENOMEM;
+				goto fail;
+			}
+			list = nl;
+		}
+		r = l->read(root, de->d_name, list + cnt * l->elem_size);
+		if (r == -ENOENT) {
+			_cleanup_free_ char *rel = NULL;
+
+			if (asprintf(&rel, "%s/%s", l->dir, de->d_name) < 0) {
+				r = -ENOMEM;
+				goto fail;
+			}
+			if (!dir_exists(root, rel))
+				continue;
+			r = -EBADMSG;
+		}
+		if (r < 0)
+			goto fail;
+		cnt++;
+	}
+	if (errno) {
+		r = rc_negative_errno();
+		goto fail;
+	}
+	if (cnt)
+		qsort(list, cnt, l->elem_size, l->cmp);
+	*ret = list;
+	*n = cnt;
+	return 0;
+fail:
+	l->free_list(list, cnt);
+	return r;
+}
+
 static int cmp_region(const void *a, const void *b)
 {
 	const struct rc_region *x = a, *y = b;
@@ -445,65 +520,28 @@ static int cmp_region(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+static int region_read_elem(const char *root, const char *name, void *elem)
+{
+	return region_read(root, name, elem);
+}
+
+static void regions_free_elem(void *list, size_t n)
+{
+	rc_regions_free(list, n);
+}
+
 int rc_regions_list(const char *root, struct rc_region **ret, size_t *n)
 {
-	_cleanup_free_ char *path = NULL;
-	_cleanup_closedir_ DIR *d = NULL;
-	struct rc_region *list = NULL;
-	size_t cnt = 0, cap = 0;
-	struct dirent *de;
-	int r;
+	static const struct rc_lister regions = {
+		.dir = REGIONS_DIR,
+		.want = all_digits,
+		.read = region_read_elem,
+		.free_list = regions_free_elem,
+		.cmp = cmp_region,
+		.elem_size = sizeof(struct rc_region),
+	};
 
-	r = rc_path(root, REGIONS_DIR, &path);
-	if (r < 0)
-		return r;
-	d = opendir(path);
-	if (!d)
-		return rc_negative_errno();
-	while ((errno = 0, de = readdir(d))) {
-		if (!all_digits(de->d_name))
-			continue;
-		if (cnt == cap) {
-			struct rc_region *nl;
-
-			cap = cap ? cap * 2 : 8;
-			nl = realloc(list, cap * sizeof(*list));
-			if (!nl) {
-				rc_regions_free(list, cnt);
-				return -ENOMEM;
-			}
-			list = nl;
-		}
-		r = region_read(root, de->d_name, &list[cnt]);
-		if (r == -ENOENT) {
-			_cleanup_free_ char *rel = NULL;
-
-			if (asprintf(&rel, REGIONS_DIR "/%s", de->d_name) < 0) {
-				rc_regions_free(list, cnt);
-				return -ENOMEM;
-			}
-			if (!dir_exists(root, rel))
-				continue;	/* closed while we looked */
-			/* still there but a file is missing: not the
-			 * kernel this was written for */
-			r = -EBADMSG;
-		}
-		if (r < 0) {
-			rc_regions_free(list, cnt);
-			return r;
-		}
-		cnt++;
-	}
-	if (errno) {
-		r = rc_negative_errno();
-		rc_regions_free(list, cnt);
-		return r;
-	}
-	if (cnt)
-		qsort(list, cnt, sizeof(*list), cmp_region);
-	*ret = list;
-	*n = cnt;
-	return 0;
+	return list_entries(root, &regions, (void **)ret, n);
 }
 
 void rc_regions_free(struct rc_region *r, size_t n)
@@ -700,63 +738,33 @@ static int cmp_policy(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+static bool not_hidden(const char *name)
+{
+	return name[0] != '.';
+}
+
+static int policy_read_elem(const char *root, const char *name, void *elem)
+{
+	return policy_read(root, name, elem);
+}
+
+static void policies_free_elem(void *list, size_t n)
+{
+	rc_policies_free(list, n);
+}
+
 int rc_policy_list(const char *root, struct rc_policy **ret, size_t *n)
 {
-	_cleanup_free_ char *path = NULL;
-	_cleanup_closedir_ DIR *d = NULL;
-	struct rc_policy *list = NULL;
-	size_t cnt = 0, cap = 0;
-	struct dirent *de;
-	int r;
+	static const struct rc_lister policies = {
+		.dir = POLICIES_DIR,
+		.want = not_hidden,
+		.read = policy_read_elem,
+		.free_list = policies_free_elem,
+		.cmp = cmp_policy,
+		.elem_size = sizeof(struct rc_policy),
+	};
 
-	r = rc_path(root, POLICIES_DIR, &path);
-	if (r < 0)
-		return r;
-	d = opendir(path);
-	if (!d)
-		return rc_negative_errno();
-	while ((errno = 0, de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (cnt == cap) {
-			struct rc_policy *nl;
-
-			cap = cap ? cap * 2 : 8;
-			nl = realloc(list, cap * sizeof(*list));
-			if (!nl) {
-				rc_policies_free(list, cnt);
-				return -ENOMEM;
-			}
-			list = nl;
-		}
-		r = policy_read(root, de->d_name, &list[cnt]);
-		if (r == -ENOENT) {
-			_cleanup_free_ char *rel = NULL;
-
-			if (asprintf(&rel, POLICIES_DIR "/%s", de->d_name) < 0) {
-				rc_policies_free(list, cnt);
-				return -ENOMEM;
-			}
-			if (!dir_exists(root, rel))
-				continue;	/* removed while we looked */
-			r = -EBADMSG;
-		}
-		if (r < 0) {
-			rc_policies_free(list, cnt);
-			return r;
-		}
-		cnt++;
-	}
-	if (errno) {
-		r = rc_negative_errno();
-		rc_policies_free(list, cnt);
-		return r;
-	}
-	if (cnt)
-		qsort(list, cnt, sizeof(*list), cmp_policy);
-	*ret = list;
-	*n = cnt;
-	return 0;
+	return list_entries(root, &policies, (void **)ret, n);
 }
 
 void rc_policies_free(struct rc_policy *p, size_t n)
