@@ -26,6 +26,7 @@ void config_defaults(struct rc_config *c)
 	c->unprotected_warn = false;
 	c->anonymous_ram_threshold = RC_QEMU_ANON_THRESHOLD_DEFAULT;
 	c->verify_interval_ms = 1000;
+	c->verify_grace_ms = 30000;
 	c->cache_confinement = RC_CONFINE_AUTO;
 }
 
@@ -281,6 +282,9 @@ int config_load(const char *path, bool must_exist, struct rc_config *c,
 		} else if (strcmp(key, "verify_interval_ms") == 0) {
 			r = get_u32(val, path, key, 100, 3600000,
 				    &n.verify_interval_ms, err, errlen);
+		} else if (strcmp(key, "verify_grace_ms") == 0) {
+			r = get_u32(val, path, key, 100, 600000,
+				    &n.verify_grace_ms, err, errlen);
 		} else if (strcmp(key, "unprotected_action") == 0) {
 			const char *s = json_object_get_string(val);
 

@@ -20,8 +20,6 @@
 #include "rc-qemu.h"
 #include "ramcryptd.h"
 
-#define NO_QEMU_GRACE_USEC (30ULL * 1000000ULL)
-
 static uint64_t now_usec(void)
 {
 	struct timespec ts;
@@ -544,10 +542,12 @@ static int check_pid(struct manager *m, pid_t pid, struct rc_qemu_result *res)
 int unit_verify(struct unit *u)
 {
 	struct manager *m = u->m;
-	struct rc_qemu_result res, best;
-	bool have = false;
+	struct rc_qemu_result res, best, pending;
+	uint64_t grace = (uint64_t)m->cfg.verify_grace_ms * 1000;
+	bool have = false, have_pending = false;
 	uint32_t pid = 0;
 	char *procs = NULL, rel[4200];
+	size_t l;
 	int r;
 
 	r = sd1_main_pid(m->bus, u->sd_path, &pid);
@@ -565,9 +565,16 @@ int unit_verify(struct unit *u)
 
 	memset(&best, 0, sizeof(best));
 	best.verdict = RC_QEMU_NOT_QEMU;
+	memset(&pending, 0, sizeof(pending));
+	/* A verdict is definite when protected, or unprotected for a reason
+	 * other than "no ramcrypt mapping yet" (a QEMU that has not mapped its
+	 * backend yet is re-checked until the grace ends). */
 	r = check_pid(m, pid, &res);
-	if (r >= 0 && (res.verdict == RC_QEMU_PROTECTED ||
-		       res.verdict == RC_QEMU_UNPROTECTED)) {
+	if (r >= 0 && res.verdict == RC_QEMU_UNPROTECTED && res.ramcrypt_pending) {
+		pending = res;
+		have_pending = true;
+	} else if (r >= 0 && (res.verdict == RC_QEMU_PROTECTED ||
+			      res.verdict == RC_QEMU_UNPROTECTED)) {
 		best = res;
 		have = true;
 	}
@@ -585,6 +592,12 @@ int unit_verify(struct unit *u)
 				continue;
 			if (check_pid(m, p, &res) < 0)
 				continue;
+			if (res.verdict == RC_QEMU_UNPROTECTED && res.ramcrypt_pending) {
+				if (!have_pending)
+					pending = res;
+				have_pending = true;
+				continue;
+			}
 			if (res.verdict == RC_QEMU_UNPROTECTED ||
 			    (res.verdict == RC_QEMU_PROTECTED && !have)) {
 				best = res;
@@ -595,15 +608,25 @@ int unit_verify(struct unit *u)
 		}
 		free(procs);
 	}
+	/* A protected QEMU next to one still mapping: wait for that one too. */
+	if (have && best.verdict == RC_QEMU_PROTECTED && have_pending)
+		have = false;
 
 	if (!have) {
-		if (now_usec() - u->main_seen_usec < NO_QEMU_GRACE_USEC)
+		if (now_usec() - u->main_seen_usec < grace)
 			return 0;
-		memset(&best, 0, sizeof(best));
-		best.verdict = RC_QEMU_UNPROTECTED;
-		snprintf(best.reason, sizeof(best.reason),
-			 "no QEMU guest process in %s 30 s after the start; RamCrypt protects guest RAM on ramcrypt regions only.",
-			 u->cgroup);
+		if (have_pending) {
+			best = pending;
+			l = strlen(best.reason);
+			snprintf(best.reason + l, sizeof(best.reason) - l,
+				 " %u ms after the start", m->cfg.verify_grace_ms);
+		} else {
+			memset(&best, 0, sizeof(best));
+			best.verdict = RC_QEMU_UNPROTECTED;
+			snprintf(best.reason, sizeof(best.reason),
+				 "no QEMU guest process in %s %u ms after the start; RamCrypt protects guest RAM on ramcrypt regions only.",
+				 u->cgroup, m->cfg.verify_grace_ms);
+		}
 	}
 	if (best.anonymous_bytes != u->anonymous_bytes) {
 		u->anonymous_bytes = best.anonymous_bytes;

@@ -49,6 +49,7 @@ struct rc_config {
 	bool unprotected_warn;
 	uint64_t anonymous_ram_threshold;
 	uint32_t verify_interval_ms;
+	uint32_t verify_grace_ms;
 	enum rc_confinement cache_confinement;
 };
 

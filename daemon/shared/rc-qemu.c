@@ -1303,6 +1303,7 @@ int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
 			 (int)pid);
 	} else if (m.ramcrypt == 0) {
 		ret->verdict = RC_QEMU_UNPROTECTED;
+		ret->ramcrypt_pending = m.largest < RC_QEMU_GUEST_RAM_MIN;
 		if (m.anon_blocks)
 			snprintf(ret->reason, sizeof(ret->reason),
 				 "process %d has no mapping of " RAMCRYPT_DEV ": its guest RAM is anonymous (largest block %s at 0x%" PRIx64 ")",

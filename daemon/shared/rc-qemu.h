@@ -26,6 +26,11 @@ struct rc_qemu_result {
 	uint64_t ramcrypt_bytes;	/* guest RAM on ramcrypt regions */
 	uint64_t anonymous_bytes;	/* largest anonymous RAM blocks, summed
 					 * over those above the threshold */
+	bool ramcrypt_pending;		/* UNPROTECTED only because QEMU has no
+					 * /dev/ramcrypt mapping yet and no
+					 * anonymous block of RC_QEMU_GUEST_RAM_MIN:
+					 * it may not have mapped its backend yet
+					 * (the daemon re-checks within a grace) */
 };
 
 /*
@@ -78,7 +83,9 @@ int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
  *   → UNKNOWN (check the QEMU child). For QEMU: the argv rules; then maps:
  *   no shared /dev/ramcrypt mapping, a private one, or an anonymous
  *   (no file, or memfd/shm/hugetlbfs) writable non-exec block of at least
- *   RC_QEMU_GUEST_RAM_MIN → UNPROTECTED; smaller blocks >= threshold are
+ *   RC_QEMU_GUEST_RAM_MIN → UNPROTECTED (no /dev/ramcrypt
+ *   mapping and no such block: ramcrypt_pending, QEMU may not have mapped
+ *   its backend yet); smaller blocks >= threshold are
  *   summed into anonymous_bytes and named in the reason only (rwx blocks,
  *   TCG's code buffer, are not guest RAM and not counted). Then every open
  *   disk image (a file the argv names, or a *.img/.qcow2/.raw/.iso/...

@@ -444,6 +444,8 @@ def test_ramcryptd_config_errors():
              "key 'unprotected_action': must be \"stop\" or \"warn\""),
             ('{"cache_confinement": "maybe"}', "key 'cache_confinement'"),
             ('{"verify_interval_ms": 5}', "key 'verify_interval_ms'"),
+            ('{"verify_grace_ms": 50}', "key 'verify_grace_ms'"),
+            ('{"verify_grace_ms": "1s"}', "key 'verify_grace_ms'"),
             ('{"max_plaintext_age_ms": "100"}',
              "key 'max_plaintext_age_ms': not an integer"),
             ('{"anonymous_ram_threshold": "lots"}',
@@ -855,6 +857,55 @@ def test_ramcryptd_verify_after_start():
         b.wait_state("vm-anon.service", "unprotected")
         time.sleep(0.5)
         assert not b.calls("StopUnit"), b.calls()
+        b.stop()
+
+
+@unit_test()
+def test_ramcryptd_verify_grace():
+    """A QEMU that has not mapped its memory backend yet (no /dev/ramcrypt
+    mapping, no guest-RAM-sized anonymous block) stays `enrolling` and is
+    not stopped; once it maps /dev/ramcrypt it is `protected`. One that
+    never maps is `unprotected` after verify_grace_ms and stopped."""
+    with Bench({"verify_interval_ms": 100, "verify_grace_ms": 3000}) as b:
+        b.start()
+        setup_roles(b)
+        assert b.ctl("enroll", "vm.service").returncode == 0
+        add_process(b.root, 4242, QEMU_OK, anon_mb=20,
+                    images=[("/var/lib/vm.img", True)])
+        (b.root / "sys/fs/cgroup/system.slice/vm.service/cgroup.procs"
+         ).write_text("4242\n")
+        b.set_unit("vm.service", MainPID=4242)
+        time.sleep(1.0)   # 10 checks, all before the mapping
+        assert b.uprop("vm.service", "State") == "enrolling", b.log()[-2000:]
+        assert b.uprop("vm.service", "MainPID") == 4242
+        assert not b.calls("StopUnit"), b.calls()
+        # the backend is mapped now (its image fd stays open)
+        add_process(b.root, 4242, QEMU_OK, ramcrypt_mb=1024, anon_mb=20)
+        b.wait_state("vm.service", "protected")
+        assert not b.calls("StopUnit"), b.calls()
+
+        # never maps: unprotected after the grace, then stopped
+        assert b.ctl("enroll", "vm3.service").returncode == 0
+        add_process(b.root, 4545, QEMU_OK, images=[("/var/lib/vm.img", True)])
+        (b.root / "sys/fs/cgroup/system.slice/vm3.service/cgroup.procs"
+         ).write_text("4545\n")
+        t0 = time.monotonic()
+        b.set_unit("vm3.service", MainPID=4545)
+        time.sleep(1.0)
+        assert b.uprop("vm3.service", "State") == "enrolling"
+        assert not b.calls("StopUnit"), b.calls()
+        b.wait_state("vm3.service", "unprotected")
+        assert time.monotonic() - t0 >= 2.5, time.monotonic() - t0
+        reason = b.uprop("vm3.service", "StateReason")
+        assert "no mapping of /dev/ramcrypt" in reason and \
+            "3000 ms after the start" in reason, reason
+        for _ in range(100):
+            if b.calls("StopUnit"):
+                break
+            time.sleep(0.05)
+        assert b.calls("StopUnit")[0]["args"] == ["vm3.service",
+                                                  "replace"], b.calls()
+        assert b.uprop("vm.service", "State") == "protected"
         b.stop()
 
 
