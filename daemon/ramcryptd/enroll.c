@@ -264,6 +264,64 @@ static int check_argv(const struct sd_unit_info *info, const char *name,
 	return 0;
 }
 
+/*
+ * AllowedCPUs= applies only within the unit's slice: a cgroup v2 cpuset lies
+ * within its parent's (SetupHost limits system.slice, user.slice and
+ * init.scope to the housekeeping CPUs; machine.slice, where the generator
+ * puts marked units, is not restricted). Fail closed unless the unit
+ * cgroup's cpuset.cpus.effective is exactly the VM CPUs. systemd applies the
+ * property from its cgroup realize queue, possibly after the reply: retried
+ * for up to a second.
+ */
+static int check_effective_cpus(struct manager *m, const char *name,
+				const char *cgroup, const struct rc_cpuset *cpus,
+				sd_bus_error *error)
+{
+	struct rc_cpuset eff, slice_eff;
+	char rel[4200], *slice, *p, *want, *got, *allows;
+	int r = -ENOENT;
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(rel, sizeof(rel), "sys/fs/cgroup/%s/cpuset.cpus.effective",
+			 cgroup);
+		r = rc_read_cpuset(m->root, rel, &eff);
+		if (r >= 0 && rc_cpuset_equal(&eff, cpus))
+			return 0;
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);
+	}
+	want = cpuset_str(cpus);
+	if (r < 0) {
+		r = refuse(error, name, "cannot read %s of its cgroup to check AllowedCPUs=%s: %s",
+			   "cpuset.cpus.effective", want, strerror(-r));
+		free(want);
+		return r;
+	}
+	/* the slice: the cgroup's parent ("/system.slice/vm.service") */
+	slice = strdup(cgroup);
+	if (!slice) {
+		free(want);
+		return -ENOMEM;
+	}
+	p = strrchr(slice, '/');
+	if (p)
+		*p = 0;
+	snprintf(rel, sizeof(rel), "sys/fs/cgroup/%s/cpuset.cpus.effective",
+		 slice);
+	if (rc_read_cpuset(m->root, rel, &slice_eff) < 0)
+		slice_eff = eff;
+	got = cpuset_str(&eff);
+	allows = cpuset_str(&slice_eff);
+	p = slice + strspn(slice, "/");
+	r = refuse(error, name, "its slice %s limits it to CPUs %s (AllowedCPUs=%s took effect as %s); put the unit in machine.slice or a slice that allows CPU%s %s.",
+		   *p ? p : "-.slice", allows, want, got,
+		   rc_cpuset_count(cpus) == 1 ? "" : "s", want);
+	free(want);
+	free(got);
+	free(allows);
+	free(slice);
+	return r;
+}
+
 int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 		sd_bus_error *error)
 {
@@ -273,7 +331,7 @@ int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 	struct rc_tresor_status ts;
 	struct rc_ramcrypt_totals tot;
 	struct rc_policy pol;
-	struct rc_cpuset cpus, holders;
+	struct rc_cpuset cpus, holders, none;
 	enum rc_confinement conf;
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	struct unit *u, *old;
@@ -454,6 +512,15 @@ int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 		r = refuse(error, name, "cannot set AllowedCPUs=%s: %s",
 			   (s = cpuset_str(&cpus)), e.message ? e.message : strerror(-r));
 		free(s);
+		sd_bus_error_free(&e);
+		(void)rc_policy_remove(m->root, pname);
+		goto out;
+	}
+
+	r = check_effective_cpus(m, name, info.cgroup, &cpus, error);
+	if (r < 0) {
+		rc_cpuset_zero(&none);
+		(void)sd1_set_allowed_cpus(m->bus, name, &none, &e);
 		sd_bus_error_free(&e);
 		(void)rc_policy_remove(m->root, pname);
 		goto out;

@@ -3,12 +3,17 @@
  * A fake org.freedesktop.systemd1 for ramcryptd's unit tests, on the bus of
  * $DBUS_SYSTEM_BUS_ADDRESS (sd-bus, like the daemon; no Python bindings).
  *
- *   ramcryptd_fake_systemd UNITS.json CALLS.jsonl
+ *   ramcryptd_fake_systemd UNITS.json CALLS.jsonl [ROOT]
  *
  * UNITS.json maps unit names to {FragmentPath, DropInPaths, ControlGroup,
  * ExecStart: [[path, argv...], ...], MainPID, AllowedCPUs: [bytes]}; it is
  * re-read on every call, so a test changes a unit by rewriting it.
- * SetUnitProperties (AllowedCPUs only) and StopUnit update it. Every Manager
+ * SetUnitProperties (AllowedCPUs only) and StopUnit update it; with ROOT,
+ * a non-empty AllowedCPUs= of a unit with a ControlGroup is also written to
+ * ROOT/sys/fs/cgroup/<ControlGroup>/cpuset.cpus.effective as the kernel
+ * would: the set within the unit's "SliceCPUs" (a cpulist string standing
+ * for its slice's cpuset, if given), the slice's whole set where nothing of
+ * it is left (cgroup v2 falls back to the parent's). Every Manager
  * call is appended to CALLS.jsonl ({"method", "args"}). Besides systemd's
  * calls, org.ramcrypt.Test.EmitChanged(s unit) on /org/ramcrypt/Test sends
  * PropertiesChanged(MainPID) for the unit's Service interface, as systemd
@@ -28,7 +33,7 @@
 #define UNIT_PREFIX "/org/freedesktop/systemd1/unit"
 #define NO_SUCH_UNIT "org.freedesktop.systemd1.NoSuchUnit"
 
-static const char *units_file, *calls_file;
+static const char *units_file, *calls_file, *root_dir;
 static char current[512];	/* unit of the object being read */
 
 static json_object *load(void)
@@ -49,6 +54,84 @@ static void save(json_object *o)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", units_file);
 	if (json_object_to_file(tmp, o) < 0 || rename(tmp, units_file) < 0) {
 		fprintf(stderr, "fake systemd: cannot write %s\n", units_file);
+		exit(1);
+	}
+}
+
+/* "0-3,8" -> bits; false on a malformed list */
+static bool parse_cpulist(const char *s, bool *bits, size_t nbits)
+{
+	while (*s) {
+		char *e;
+		unsigned long a = strtoul(s, &e, 10), b = a;
+
+		if (e == s)
+			return false;
+		if (*e == '-') {
+			s = e + 1;
+			b = strtoul(s, &e, 10);
+			if (e == s)
+				return false;
+		}
+		for (unsigned long i = a; i <= b && i < nbits; i++)
+			bits[i] = true;
+		s = e;
+		if (*s == ',')
+			s++;
+		else if (*s && *s != '\n')
+			return false;
+		else
+			break;
+	}
+	return true;
+}
+
+/* the kernel's effective cpuset for AllowedCPUs= bytes p[n] */
+static void write_effective(json_object *u, const uint8_t *p, size_t n)
+{
+	json_object *cg, *slice;
+	bool want[1024] = { 0 }, lim[1024] = { 0 }, any = false;
+	char path[4096], list[4096] = "";
+	size_t off = 0;
+	FILE *f;
+
+	if (!root_dir || !json_object_object_get_ex(u, "ControlGroup", &cg) ||
+	    !*json_object_get_string(cg))
+		return;
+	for (size_t i = 0; i < n * 8 && i < 1024; i++)
+		if (p[i / 8] & (1u << (i % 8)))
+			want[i] = any = true;
+	if (!any)
+		return;		/* a reset: the parent's set, not modelled */
+	if (json_object_object_get_ex(u, "SliceCPUs", &slice)) {
+		bool left = false;
+
+		if (!parse_cpulist(json_object_get_string(slice), lim, 1024)) {
+			fprintf(stderr, "fake systemd: bad SliceCPUs\n");
+			exit(1);
+		}
+		for (size_t i = 0; i < 1024; i++)
+			left |= want[i] && lim[i];
+		for (size_t i = 0; i < 1024; i++)
+			want[i] = left ? want[i] && lim[i] : lim[i];
+	}
+	for (size_t i = 0; i < 1024; i++) {
+		size_t j = i;
+
+		if (!want[i])
+			continue;
+		while (j + 1 < 1024 && want[j + 1])
+			j++;
+		off += snprintf(list + off, sizeof(list) - off, "%s%zu", off ? "," : "", i);
+		if (j > i)
+			off += snprintf(list + off, sizeof(list) - off, "-%zu", j);
+		i = j;
+	}
+	snprintf(path, sizeof(path), "%s/sys/fs/cgroup/%s/cpuset.cpus.effective",
+		 root_dir, json_object_get_string(cg));
+	f = fopen(path, "we");
+	if (!f || fprintf(f, "%s\n", list) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "fake systemd: cannot write %s\n", path);
 		exit(1);
 	}
 }
@@ -166,6 +249,7 @@ static int method_set_props(sd_bus_message *m, void *ud, sd_bus_error *error)
 		for (size_t i = 0; i < n; i++)
 			json_object_array_add(bytes, json_object_new_int(((const uint8_t *)p)[i]));
 		json_object_object_add(u, "AllowedCPUs", json_object_get(bytes));
+		write_effective(u, p, n);
 		json_object_array_add(pair, json_object_new_string(key));
 		json_object_array_add(pair, bytes);
 		json_object_array_add(props, pair);
@@ -377,12 +461,13 @@ int main(int argc, char **argv)
 	sd_bus *bus = NULL;
 	int r;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s UNITS.json CALLS.jsonl\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s UNITS.json CALLS.jsonl [ROOT]\n", argv[0]);
 		return 2;
 	}
 	units_file = argv[1];
 	calls_file = argv[2];
+	root_dir = argc == 4 ? argv[3] : NULL;
 	r = sd_bus_open_system(&bus);
 	if (r >= 0)
 		r = sd_bus_add_object_vtable(bus, NULL, SD_PATH,

@@ -290,7 +290,8 @@ class Bench:
                             *cflags], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         self.fake = subprocess.Popen(
-            [str(fake), str(self.units_file), str(self.calls_file)], env=self.env, stdout=subprocess.PIPE,
+            [str(fake), str(self.units_file), str(self.calls_file),
+             str(self.root)], env=self.env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         line = self.fake.stdout.readline()
         assert line.strip() == "READY", self.fake.stderr.read()
@@ -748,6 +749,40 @@ def test_ramcryptd_enroll_refusals():
                     if c["args"][0].endswith(".service")], b.calls()
         log = b.log()
         assert "<3>Refusing to enroll nginx.service" in log, log
+
+        # AllowedCPUs= of a unit whose slice restricts the cpuset: the
+        # kernel narrows it to the slice's CPUs; refused, naming the slice
+        wfile(b.root / "sys/fs/cgroup/system.slice/cpuset.cpus.effective",
+              "0\n")
+        b.set_unit("vm2.service", SliceCPUs="0")
+        err = enroll_refused(b, "vm2.service")
+        assert "its slice system.slice limits it to CPUs 0" in err and \
+            "put the unit in machine.slice or a slice that allows CPU 2" \
+            in err, err
+        assert (b.root / "sys/fs/cgroup/system.slice/vm2.service/"
+                "cpuset.cpus.effective").read_text() == "0\n"
+        assert b.call("ListUnits") == [[]]
+        assert b.mgr("FreeVMCPUs") == [2, 3]
+        assert not list((b.root / "sys/kernel/config/ramcrypt/policies")
+                        .iterdir())
+        # its AllowedCPUs= is reset again
+        sp = [c["args"] for c in b.calls("SetUnitProperties")
+              if c["args"][0] == "vm2.service"]
+        assert sp[-1] == ["vm2.service", True, [["AllowedCPUs", []]]], sp
+        # in machine.slice (unrestricted) the same unit is enrolled
+        (b.root / "sys/fs/cgroup/machine.slice/vm2.service").mkdir(
+            parents=True)
+        b.set_unit("vm2.service", ControlGroup="/machine.slice/vm2.service")
+        units = json.loads(b.units_file.read_text())
+        del units["vm2.service"]["SliceCPUs"]
+        b.units_file.write_text(json.dumps(units))
+        r = b.ctl("enroll", "vm2.service")
+        assert r.returncode == 0, r.stderr + b.log()[-2000:]
+        assert (b.root / "sys/fs/cgroup/machine.slice/vm2.service/"
+                "cpuset.cpus.effective").read_text() == "2\n"
+        assert b.uprop("vm2.service", "ControlGroup") == \
+            "/machine.slice/vm2.service"
+        assert b.uprop("vm2.service", "CPUs") == [2]
         b.stop()
 
 
@@ -924,6 +959,8 @@ def test_ramcryptd_setup_restore_host():
         sp = {c["args"][0]: c["args"] for c in b.calls("SetUnitProperties")}
         for s in ("system.slice", "user.slice", "init.scope"):
             assert sp[s] == [s, True, [["AllowedCPUs", [1]]]], sp
+        # machine.slice, the marked units' slice, is left unrestricted
+        assert set(sp) == {"system.slice", "user.slice", "init.scope"}, sp
         root = b.root
         rd = lambda p: (root / p).read_text().strip()  # noqa: E731
         assert rd("proc/irq/0/smp_affinity_list") == "0"
