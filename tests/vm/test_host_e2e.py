@@ -53,9 +53,12 @@ QEMU = "/usr/bin/qemu-system-x86_64"
 # Four vCPUs on one TCG thread with a nested KVM guest on one of them, on a
 # loaded 2-core build machine: a vCPU can go 20 s of wall time without
 # being run (once: "soft lockup" in clear_page_erms of a shell's vfork while
-# the machine's load was 5). The lockup and RCU stall detectors then get
-# 2 minutes: a real hang is still reported, a slow emulator is not.
-WATCHDOG = "watchdog_thresh=60 rcupdate.rcu_cpu_stall_timeout=120"
+# the machine's load was 5; once, with 2 minutes allowed, an RCU stall
+# report with an NMI backtrace of a module load, in a CI run beside two
+# other VM runs). Those detectors time the emulator, not the kernel, so
+# they are off here; a real hang is still caught by the harness's limits,
+# and WARN/BUG/Oops traces still fail the test.
+WATCHDOG = "nowatchdog rcupdate.rcu_cpu_stall_suppress=1"
 GUEST_PAGES_MIN = 6000  # mbguest tests [4 MiB, top - 1 MiB) of 32 MiB: 6912
 
 
