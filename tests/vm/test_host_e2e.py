@@ -421,13 +421,17 @@ def test_host_vm_service(ctx):
 #    and ramcryptctl --json figures agree with sysfs; the all-VM-cores-taken
 #    refusal ("no free VM CPUs: 2 of 2 taken by vm-hold.service,
 #    vm-test.service").
-#  red: step 4, `systemctl restart ramcryptd` with the VM running: right
-#    after the restart the unit object /org/ramcrypt/RamCrypt1/unit/
-#    vm_2dtest_2eservice is unknown (not rediscovered, or its policy taken
-#    for stale); not diagnosed yet (look at the daemon's journal after the
-#    restart: "Removing the stale region policy" or "Rediscovered").
-#  not reached yet: the cold-boot dump with the marked VM, anonymous RAM
-#    behind a wrapper, UnitReleased/FreeVMCPUs on stop, `systemctl disable
+#  then at 9277c0b (one run, 6.1, 846 s): step 4 green
+#    (after `systemctl restart ramcryptd` the unit is listed, protected,
+#    same CPUs [2], same MainPID, the guest went on from pass 2 to 6: the
+#    drop-in's Requires= had restarted the VM with the daemon); step 5's
+#    dump with the marked VM running green (238 of 6880 guest pages in
+#    plaintext, window 256; no key schedule, no raw key).
+#  red: anonymous RAM behind a wrapper: the unit ended inactive but its
+#    State was never seen `unprotected` (stopped and released before the
+#    test looked? the released object is gone): not diagnosed yet; read
+#    the daemon's journal of vm-anon.service.
+#  not reached yet: UnitReleased/FreeVMCPUs on stop, `systemctl disable
 #    --now ramcrypt-host`.
 # Every step asserts and notes its figures.
 BUS = "org.ramcrypt.RamCrypt1"
