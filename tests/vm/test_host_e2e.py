@@ -421,7 +421,7 @@ def test_host_vm_service(ctx):
 #    and ramcryptctl --json figures agree with sysfs; the all-VM-cores-taken
 #    refusal ("no free VM CPUs: 2 of 2 taken by vm-hold.service,
 #    vm-test.service").
-#  then at 9277c0b (one run, 6.1, 846 s): step 4 green
+#  then at 19bffde (one run, 6.1, 846 s): step 4 green
 #    (after `systemctl restart ramcryptd` the unit is listed, protected,
 #    same CPUs [2], same MainPID, the guest went on from pass 2 to 6: the
 #    drop-in's Requires= had restarted the VM with the daemon); step 5's
