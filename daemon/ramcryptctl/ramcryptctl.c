@@ -450,6 +450,39 @@ static int simple_call(sd_bus *bus, const char *method, const char *arg,
 	return EXIT_OK;
 }
 
+/* The unit's State before its release: a unit that ran (or was about to
+ * run) unprotected makes "release" fail, so its ExecStopPost= leaves the
+ * unit failed in systemd with the reason in its journal, not inactive as if
+ * nothing had happened. The release itself is done either way. */
+static int cmd_release(sd_bus *bus, const char *name)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	char *state = NULL, *reason = NULL;
+	const char *path;
+	int r;
+
+	r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE,
+			       "GetUnit", &e, &reply, "s", name);
+	if (r >= 0 && sd_bus_message_read(reply, "o", &path) >= 0) {
+		(void)sd_bus_get_property_string(bus, BUS_NAME, path, UNIT_IFACE,
+						 "State", NULL, &state);
+		(void)sd_bus_get_property_string(bus, BUS_NAME, path, UNIT_IFACE,
+						 "StateReason", NULL, &reason);
+	}
+	sd_bus_message_unref(reply);
+	sd_bus_error_free(&e);
+	r = simple_call(bus, "ReleaseUnit", name, "release");
+	if (r == EXIT_OK && state && strcmp(state, "unprotected") == 0) {
+		fprintf(stderr, "%s ran UNPROTECTED: %s\n", name,
+			reason && *reason ? reason : "no reason given");
+		r = EXIT_FAIL;
+	}
+	free(state);
+	free(reason);
+	return r;
+}
+
 static int cmd_check(sd_bus *bus)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -681,7 +714,7 @@ int main(int argc, char **argv)
 	else if (strcmp(verb, "enroll") == 0)
 		r = simple_call(bus, "EnrollUnit", arg, "enroll");
 	else if (strcmp(verb, "release") == 0)
-		r = simple_call(bus, "ReleaseUnit", arg, "release");
+		r = cmd_release(bus, arg);
 	else if (strcmp(verb, "flush") == 0)
 		r = simple_call(bus, "Flush", NULL, "flush");
 	else if (strcmp(verb, "reload") == 0)

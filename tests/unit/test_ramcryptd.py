@@ -830,7 +830,7 @@ def test_ramcryptd_verify_after_start():
             time.sleep(0.05)
         assert b.calls("StopUnit")[0]["args"] == ["vm3.service",
                                                   "replace"], b.calls()
-        assert b.ctl("release", "vm3.service").returncode == 0
+        assert b.ctl("release", "vm3.service").returncode == 1
         b.calls_file.write_text("")  # the StopUnit below is the next one
 
         # QEMU behind a wrapper script: enrolled, decided after the start
@@ -857,7 +857,12 @@ def test_ramcryptd_verify_after_start():
         log = b.log()
         assert "<3>vm-anon.service is UNPROTECTED: " in log, log
         assert b.uprop("vm.service", "State") == "protected"
-        b.ctl("release", "vm-anon.service")
+        # its ExecStopPost= release fails, so systemd marks the unit failed
+        r = b.ctl("release", "vm-anon.service")
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert r.stderr.startswith("vm-anon.service ran UNPROTECTED: ") \
+            and reason in r.stderr, r.stderr
+        assert b.ctl("unit", "vm-anon.service").returncode == 4
 
         # restart: the unit is rediscovered from its policy + systemd
         before = {k: b.uprop("vm.service", k) for k in
