@@ -611,9 +611,9 @@ int unit_verify(struct unit *u)
 	struct manager *m = u->m;
 	struct rc_qemu_result res, best, pending;
 	uint64_t grace = (uint64_t)m->cfg.verify_grace_ms * 1000;
-	bool have = false, have_pending = false;
+	bool have = false, have_pending = false, running;
 	uint32_t pid = 0;
-	char *procs = NULL, rel[4200];
+	char *procs = NULL, *active = NULL, rel[4200];
 	size_t l;
 	int r;
 
@@ -626,6 +626,18 @@ int unit_verify(struct unit *u)
 						     RC_UNIT_IFACE, "MainPID", NULL);
 	}
 	if (pid == 0)
+		return 0;
+	/* Only a running unit is judged: while it stops (deactivating, its
+	 * ExecStop= and ExecStopPost= running) QEMU is exiting or gone, which
+	 * is not "no QEMU guest" — judging it then stopped a clean stop as
+	 * unprotected. While it starts, the grace counts from "active". */
+	r = sd1_active_state(m->bus, u->sd_path, &active);
+	if (r < 0)
+		return r;
+	running = strcmp(active, "active") == 0 ||
+		  strcmp(active, "reloading") == 0;
+	free(active);
+	if (!running)
 		return 0;
 	if (!u->main_seen_usec)
 		u->main_seen_usec = now_usec();

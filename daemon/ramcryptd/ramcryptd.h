@@ -174,6 +174,7 @@ int sd1_get_unit_path(sd_bus *bus, const char *name, bool load, char **ret,
 int sd1_read_unit(sd_bus *bus, const char *name, bool load,
 		  struct sd_unit_info *ret, sd_bus_error *error);
 int sd1_main_pid(sd_bus *bus, const char *sd_path, uint32_t *ret);
+int sd1_active_state(sd_bus *bus, const char *sd_path, char **ret);
 int sd1_set_allowed_cpus(sd_bus *bus, const char *name,
 			 const struct rc_cpuset *cpus, sd_bus_error *error);
 int sd1_stop_unit(sd_bus *bus, const char *name, sd_bus_error *error);

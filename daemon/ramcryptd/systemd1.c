@@ -193,6 +193,12 @@ int sd1_main_pid(sd_bus *bus, const char *sd_path, uint32_t *ret)
 					   "MainPID", NULL, 'u', ret);
 }
 
+int sd1_active_state(sd_bus *bus, const char *sd_path, char **ret)
+{
+	return sd_bus_get_property_string(bus, SD1, sd_path, SD1_UNIT,
+					  "ActiveState", NULL, ret);
+}
+
 int sd1_set_allowed_cpus(sd_bus *bus, const char *name,
 			 const struct rc_cpuset *cpus, sd_bus_error *error)
 {

@@ -828,9 +828,19 @@ def host_product(ctx):
     assert ctl_line, logs
 
     # --- 2. stop: UnitReleased, core back, region gone -----------------------
+    since3 = vm.sh("date +%s").strip()
     vm.sh("systemctl stop vm-test.service", timeout=300)
     time.sleep(2)
     sig = vm.sh("cat /tmp/signals.txt")
+    # a clean stop is not a protection failure: the unit ends inactive, and
+    # its exiting QEMU is not judged "unprotected"
+    ended = vm.sh("systemctl is-active vm-test.service || true").strip()
+    stop_log = vm.sh(f"journalctl -q --no-pager -o cat --since=@{since3} "
+                     "-u ramcryptd.service -u vm-test.service "
+                     "| tr -d '\\r'")
+    ctx.note(f"systemctl stop vm-test.service: {ended}")
+    assert ended == "inactive", (ended, stop_log)
+    assert "UNPROTECTED" not in stop_log, stop_log
     free = set(mgr(vm, "FreeVMCPUs")["FreeVMCPUs"])
     left = regions(vm)
     s = ramcrypt_totals(vm)
