@@ -145,6 +145,8 @@ extern unsigned int ramcrypt_max_age_ms;
 extern unsigned int ramcrypt_evict_ahead_pages;
 extern int ramcrypt_crypto_cpu;
 unsigned long ramcrypt_mem_cap_pages(void);
+/* XORed into every memory tweak: [0] low half, [1] high half, bit 63 clear */
+extern u64 ramcrypt_tweak_salt[2];
 
 struct ramcrypt_global {
 	atomic_long_t regions;

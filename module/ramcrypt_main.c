@@ -19,6 +19,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/random.h>
 #include <linux/slab.h>
 #include <linux/sysfs.h>
 #include <linux/uaccess.h>
@@ -71,6 +72,37 @@ static unsigned int ramcrypt_max_memory_mb;
 module_param_named(max_memory_mb, ramcrypt_max_memory_mb, uint, 0644);
 MODULE_PARM_DESC(max_memory_mb,
 		 "Cap on all regions' frames + ciphertext (MiB, 0 = half of RAM)");
+
+/*
+ * Random per load, XORed into every memory tweak (ramcrypt_window.c): with
+ * the same key, region 1 / page 0 / version 1 of another load or boot gets
+ * another tweak. [0] goes into the low half, [1] into the high half with
+ * its bit 63 clear, so memory tweaks keep bit 127 set and still never equal
+ * a plain64 disk tweak. Not secret (an XTS tweak need not be); root reads
+ * it as 32 hex digits, high half first, so that tests can check the
+ * ciphertext in a RAM dump.
+ */
+u64 ramcrypt_tweak_salt[2] __read_mostly;
+
+static int ramcrypt_salt_set(const char *val, const struct kernel_param *kp)
+{
+	pr_err("tweak_salt is chosen at random when the module loads, it cannot be set\n");
+	return -EPERM;
+}
+
+static int ramcrypt_salt_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%016llx%016llx\n",
+			 ramcrypt_tweak_salt[1], ramcrypt_tweak_salt[0]);
+}
+
+static const struct kernel_param_ops ramcrypt_salt_ops = {
+	.set = ramcrypt_salt_set,
+	.get = ramcrypt_salt_get,
+};
+module_param_cb(tweak_salt, &ramcrypt_salt_ops, NULL, 0400);
+MODULE_PARM_DESC(tweak_salt,
+		 "Random salt of this load's memory tweaks (read-only, hex)");
 
 struct ramcrypt_global ramcrypt_global;
 LIST_HEAD(ramcrypt_regions);
@@ -288,6 +320,13 @@ struct kobject *ramcrypt_regions_kobj;
 static int __init ramcrypt_init(void)
 {
 	int ret;
+
+	/* Before any region: its tweaks need this load's salt */
+	ret = wait_for_random_bytes();
+	if (ret)
+		return ret;
+	get_random_bytes(ramcrypt_tweak_salt, sizeof(ramcrypt_tweak_salt));
+	ramcrypt_tweak_salt[1] &= ~BIT_ULL(63);
 
 	ramcrypt_kobj = kobject_create_and_add("ramcrypt", kernel_kobj);
 	if (!ramcrypt_kobj)

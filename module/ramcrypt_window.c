@@ -77,10 +77,14 @@
  *
  * Tweak (XTS IV, 16 bytes little endian): low 64 bits
  * (version[31:0] << 32) | page_index, high 64 bits
- * (1 << 63) | (version[54:32] << 40) | region_id: never a plain64 disk
- * sector (upper half zero), different per region (ids below 2^40), page
- * (below 2^32) and re-encryption (a clean eviction encrypts nothing, so it
- * needs no version). A 55-bit version does not wrap: 2^55 encryptions of
+ * (1 << 63) | (version[54:32] << 40) | region_id, both halves then XORed
+ * with this load's random salt (ramcrypt_tweak_salt, bit 127 clear): never
+ * a plain64 disk sector (bit 127 stays set, a disk tweak's upper half is
+ * zero), different per region (ids below 2^40), page (below 2^32) and
+ * re-encryption (a clean eviction encrypts nothing, so it needs no
+ * version); XOR with one constant keeps tweaks distinct within a load.
+ * Region ids restart at 1 on every load: the salt (127 random bits) makes
+ * the tweaks of two loads or boots under the same key meet only by chance. A 55-bit version does not wrap: 2^55 encryptions of
  * one page would take a thousand years at a million a second; the page
  * would then stay plaintext rather than reuse a tweak.
  */
@@ -107,10 +111,11 @@ static void ramcrypt_iv(const struct ramcrypt_region *region, pgoff_t index,
 	/* version[54:32] fits between the region id and bit 63 */
 	BUILD_BUG_ON(RAMCRYPT_REGION_ID_BITS + 55 - 32 > 63);
 	BUILD_BUG_ON(RAMCRYPT_MAX_VERSION >> 55);
-	iv[0] = cpu_to_le64((version << 32) | (index & 0xffffffffULL));
-	iv[1] = cpu_to_le64(BIT_ULL(63) |
-			    (version >> 32) << RAMCRYPT_REGION_ID_BITS |
-			    region->id);
+	iv[0] = cpu_to_le64(((version << 32) | (index & 0xffffffffULL)) ^
+			    ramcrypt_tweak_salt[0]);
+	iv[1] = cpu_to_le64((BIT_ULL(63) |
+			     (version >> 32) << RAMCRYPT_REGION_ID_BITS |
+			     region->id) ^ ramcrypt_tweak_salt[1]);
 }
 
 /* The version a dirty frame's page is encrypted with next, 0 if none left */

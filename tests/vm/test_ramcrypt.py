@@ -161,9 +161,10 @@ def _xts_page(key, plaintext, low, high):
 def test_ramcrypt_ciphertext(ctx):
     """The ciphertext in RAM is AES-128-XTS of each page under the loaded
     key with the documented tweak: low half (version << 32) | page index,
-    high half 1 << 63 | region id (the first region of a boot is 1, a
-    page written once and evicted is version 1). A wrong key or a disk-like
-    tweak (upper half zero) finds none of it."""
+    high half 1 << 63 | region id (the first region of a load is 1, a
+    page written once and evicted is version 1), both XORed with the
+    load's tweak_salt. A wrong key, a disk-like tweak (upper half zero)
+    or the tweak without the salt finds none of it."""
     count, set_id = 64, int.from_bytes(os.urandom(4), "little") | 1
     key = os.urandom(32)
     dump = ctx.workdir / "dump.raw"
@@ -171,6 +172,7 @@ def test_ramcrypt_ciphertext(ctx):
         vm.sh(LOAD_TRESOR)
         load_masked_key(vm, key)
         vm.sh("modprobe ramcrypt window_pages=16 max_plaintext_age_ms=100")
+        salt = tweak_salt(vm)
         _start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
         time.sleep(1)   # idle: every page evicted once (window, then age)
         s = sysfs(vm)
@@ -184,22 +186,104 @@ def test_ramcrypt_ciphertext(ctx):
     heads = {data[o:o + 64] for o in range(0, len(data), 4096)}
     del data
 
-    def found(k, version, high):
-        return sum(_xts_page(k, memsearch.canary_page(set_id, i),
-                             version << 32 | i, high)[:64] in heads
-                   for i in range(count))
+    def found(k, version, s=salt, disk=False):
+        n = 0
+        for i in range(count):
+            low, high = memory_tweak(s, 1, i, version)
+            n += _xts_page(k, memsearch.canary_page(set_id, i), low,
+                           0 if disk else high)[:64] in heads
+        return n
 
-    right = found(key, 1, 1 << 63 | 1)
-    wrong_key = found(os.urandom(32), 1, 1 << 63 | 1)
-    disk_tweak = found(key, 1, 0)
-    other_version = found(key, 2, 1 << 63 | 1)
+    right = found(key, 1)
+    wrong_key = found(os.urandom(32), 1)
+    disk_tweak = found(key, 1, disk=True)
+    other_version = found(key, 2)
+    unsalted = found(key, 1, s=(0, 0))
     plain = len(memsearch.find_canaries(dump, set_id, count))
     ctx.note(f"{count} pages written once and evicted: ciphertext under the "
-             f"key and tweak found for {right}; under another key "
+             f"key and salted tweak found for {right}; under another key "
              f"{wrong_key}, with the upper tweak half zero {disk_tweak}, as "
-             f"version 2 {other_version}; plaintext canaries {plain}")
+             f"version 2 {other_version}, without the salt {unsalted}; "
+             f"plaintext canaries {plain}")
     assert right == count, right
-    assert wrong_key == disk_tweak == other_version == plain == 0
+    assert wrong_key == disk_tweak == other_version == unsalted == plain == 0
+
+
+SALT_PARAM = "/sys/module/ramcrypt/parameters/tweak_salt"
+MASK64 = (1 << 64) - 1
+
+
+def tweak_salt(vm):
+    """(low, high) of this load's tweak salt: 32 hex digits, the salt as a
+    128-bit number, XORed into the tweak (two little-endian halves)."""
+    out = vm.sh(f"cat {SALT_PARAM}").strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", out), f"{SALT_PARAM}: {out!r}"
+    salt = int(out, 16)
+    assert not salt >> 127, f"tweak salt sets bit 127: {out}"
+    return salt & MASK64, salt >> 64
+
+
+def memory_tweak(salt, region, index, version):
+    """The documented memory tweak of a region page, salted."""
+    low = (version & 0xffffffff) << 32 | index
+    high = 1 << 63 | (version >> 32) << 40 | region
+    return low ^ salt[0], high ^ salt[1]
+
+
+def page_set(dump):
+    """Every page-aligned 4 KiB page of a dump."""
+    with open(dump, "rb") as f:
+        data = f.read()
+    return {data[o:o + 4096] for o in range(0, len(data), 4096)}
+
+
+@vm_test(timeout=900)
+def test_ramcrypt_tweak_reload(ctx):
+    """Tweaks do not repeat across module loads (issue 21 item 6): the same
+    64 canary pages in region 1 of two loads of ramcrypt.ko under the same
+    key, each written once and evicted (version 1), dumped once per load.
+    Each dump holds all 64 ciphertext pages under its load's salted tweak,
+    and no ciphertext page of the first load equals any page of the
+    second dump. Without a salt region 1 / page n / version 1 gets the
+    same tweak on every load, and the two dumps share every page."""
+    count, set_id = 64, int.from_bytes(os.urandom(4), "little") | 1
+    key = os.urandom(32)
+    dumps = [ctx.workdir / "load1.raw", ctx.workdir / "load2.raw"]
+    salts = []
+    with ctx.boot(mem_mb=256) as vm:
+        vm.sh(LOAD_TRESOR)
+        load_masked_key(vm, key)
+        for n, dump in enumerate(dumps):
+            vm.sh("modprobe ramcrypt window_pages=16 "
+                  "max_plaintext_age_ms=100")
+            salts.append(tweak_salt(vm))
+            _start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
+            time.sleep(1)   # idle: every page evicted once
+            s = sysfs(vm)
+            assert s["plaintext_pages"] == 0 and \
+                s["encrypted_pages"] == count, s
+            vm.dump_ram(dump)
+            _stop_canary(vm)
+            assert_all_freed(vm)
+            assert_clean_dmesg(vm)
+            vm.sh("rmmod ramcrypt")
+
+    pages = [page_set(d) for d in dumps]
+    found = []
+    for salt, got in zip(salts, pages):
+        ct = {_xts_page(key, memsearch.canary_page(set_id, i),
+                        *memory_tweak(salt, 1, i, 1)) for i in range(count)}
+        found.append(ct & got)
+    equal = len(found[0] & pages[1])
+    ctx.note(f"{count} pages of region 1, version 1, in two loads: "
+             f"ciphertext found {len(found[0])} and {len(found[1])} under "
+             f"each load's salted tweak; first load's ciphertext pages in "
+             f"the second dump: {equal}; salts differ: "
+             f"{salts[0] != salts[1]}")
+    assert len(found[0]) == len(found[1]) == count, \
+        [len(f) for f in found]
+    assert equal == 0, f"{equal} equal ciphertext pages across loads"
+    assert salts[0] != salts[1]
 
 
 AGE_SLACK_MS = 50   # scan work, timers and 2 ms polling under TCG
@@ -267,6 +351,7 @@ def test_ramcrypt_cipher_failure(ctx):
         load_masked_key(vm, key)
         load_kvm(vm)
         vm.sh("modprobe ramcrypt window_pages=16 max_plaintext_age_ms=100")
+        salt = tweak_salt(vm)
         _start_canary(vm, f"--file /dev/ramcrypt --fault-on-usr1 {set_id} "
                       f"{count}")
         time.sleep(1)   # idle: every page evicted (encrypted) once
@@ -307,7 +392,7 @@ def test_ramcrypt_cipher_failure(ctx):
     heads = {data[o:o + 64] for o in range(0, len(data), 4096)}
     del data
     intact = sum(_xts_page(key, memsearch.canary_page(set_id, i),
-                           1 << 32 | i, 1 << 63 | 1)[:64] in heads
+                           *memory_tweak(salt, 1, i, 1))[:64] in heads
                  for i in range(count))
     plain = sorted(memsearch.find_canaries(dump, set_id, count + 1))
     res = memsearch.search_key(dump, key)
