@@ -11,6 +11,7 @@
  *   mmap_lock or VMA lock (fault) -> region->lock -> i_mmap_rwsem -> ptl
  *   ramcrypt_regions_lock -> region->lock
  *   ramcrypt_policy_lock (open: policy lookup) is taken alone
+ *   region->lock -> ramcrypt_orphans_lock (region close)
  *   a region's sysfs show (kernfs active reference) -> region->lock; the
  *   region's kobject is deleted (which waits for every show) before its
  *   region is torn down, and freed by its release
@@ -164,6 +165,8 @@ struct ramcrypt_global {
 	atomic_long_t crypto_errors;
 	atomic_long_t crypto_cpu_errors;
 	atomic_long_t cap_failures;
+	/* frames of closed regions still referenced (GUP), see orphans */
+	atomic_long_t orphan_pages;
 };
 
 extern struct ramcrypt_global ramcrypt_global;
@@ -208,6 +211,7 @@ void ramcrypt_window_scan(struct work_struct *work);
 void ramcrypt_window_rescan(struct ramcrypt_region *region);
 void ramcrypt_window_evict_ahead(struct work_struct *work);
 void ramcrypt_window_release(struct ramcrypt_region *region);
+void ramcrypt_orphans_exit(void);
 void ramcrypt_window_stats(struct ramcrypt_region *region,
 			   struct ramcrypt_stats *st);
 u64 ramcrypt_window_oldest_ms(struct ramcrypt_region *region);

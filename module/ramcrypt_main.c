@@ -224,6 +224,7 @@ RAMCRYPT_COUNTER_ATTR(window_overflows, window_overflows);
 RAMCRYPT_COUNTER_ATTR(crypto_errors, crypto_errors);
 RAMCRYPT_COUNTER_ATTR(crypto_cpu_errors, crypto_cpu_errors);
 RAMCRYPT_COUNTER_ATTR(cap_failures, cap_failures);
+RAMCRYPT_COUNTER_ATTR(orphan_pages, orphan_pages);
 
 static ssize_t window_pages_show(struct kobject *kobj,
 				 struct kobj_attribute *attr, char *buf)
@@ -305,6 +306,7 @@ static struct attribute *ramcrypt_attrs[] = {
 	&crypto_errors_attr.attr,
 	&crypto_cpu_errors_attr.attr,
 	&cap_failures_attr.attr,
+	&orphan_pages_attr.attr,
 	&flush_attr.attr,
 	&oldest_plaintext_age_ms_attr.attr,
 	NULL,
@@ -365,6 +367,8 @@ err_kobj:
 static void __exit ramcrypt_exit(void)
 {
 	misc_deregister(&ramcrypt_miscdev);
+	/* Each orphan holds a module reference: none is left, nor its scan */
+	ramcrypt_orphans_exit();
 	ramcrypt_policy_exit();
 	kobject_put(ramcrypt_regions_kobj);
 	kobject_put(ramcrypt_kobj);

@@ -95,6 +95,8 @@
 #include <linux/jiffies.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -1418,6 +1420,82 @@ void ramcrypt_window_evict_ahead(struct work_struct *work)
 	mutex_unlock(&region->lock);
 }
 
+/*
+ * Orphans: frames of a closed region that someone still references through
+ * get_user_pages() (an O_DIRECT read or write in flight, any GUP user that
+ * does not hold the mapping). Region close wipes them, but the holder may
+ * write into them afterwards (a read's DMA completing late), and the page
+ * goes back to the allocator when its last reference drops, unwiped unless
+ * init_on_free=1. So close keeps its own reference to such a frame on
+ * ramcrypt_orphans, and a scan every RAMCRYPT_ORPHAN_SCAN_MS wipes and
+ * frees each orphan whose other references are gone: what the holder wrote
+ * stays in RAM at most that long after the holder lets go (as long as the
+ * holder keeps it, it is the holder's memory). Nothing can take a new
+ * reference meanwhile: the frame is mapped nowhere and has no mapping.
+ * Orphans are counted in orphan_pages (sysfs), no longer in the region's
+ * memory, and each holds a module reference, so the module stays loaded
+ * (rmmod: busy) until the last one is wiped.
+ */
+#define RAMCRYPT_ORPHAN_SCAN_MS	20
+
+static LIST_HEAD(ramcrypt_orphans);
+static DEFINE_MUTEX(ramcrypt_orphans_lock);
+static void ramcrypt_orphan_scan(struct work_struct *work);
+static DECLARE_DELAYED_WORK(ramcrypt_orphan_work, ramcrypt_orphan_scan);
+
+static void ramcrypt_orphan_schedule(void)
+{
+	schedule_delayed_work(&ramcrypt_orphan_work,
+			      msecs_to_jiffies(RAMCRYPT_ORPHAN_SCAN_MS) ?: 1);
+}
+
+/* A wiped frame of a closed region with other references: keep it. */
+static void ramcrypt_orphan_add(struct ramcrypt_frame *frame)
+{
+	__module_get(THIS_MODULE);
+	atomic_long_inc(&ramcrypt_global.orphan_pages);
+	mutex_lock(&ramcrypt_orphans_lock);
+	list_add_tail(&frame->node, &ramcrypt_orphans);
+	ramcrypt_orphan_schedule();
+	mutex_unlock(&ramcrypt_orphans_lock);
+}
+
+static void ramcrypt_orphan_scan(struct work_struct *work)
+{
+	struct ramcrypt_frame *frame, *tmp;
+	unsigned long freed = 0;
+
+	mutex_lock(&ramcrypt_orphans_lock);
+	list_for_each_entry_safe(frame, tmp, &ramcrypt_orphans, node) {
+		if (ramcrypt_frame_mapped(frame))
+			continue;
+		list_del(&frame->node);
+		/* Whatever the last holder wrote into it */
+		clear_page(page_address(frame->page));
+		put_page(frame->page);
+		kfree(frame);
+		freed++;
+	}
+	if (!list_empty(&ramcrypt_orphans))
+		ramcrypt_orphan_schedule();
+	mutex_unlock(&ramcrypt_orphans_lock);
+	atomic_long_sub(freed, &ramcrypt_global.orphan_pages);
+	/*
+	 * Module exit cancels this work synchronously, and it cannot start
+	 * before these references are gone: this function is not unloaded
+	 * under us.
+	 */
+	while (freed--)
+		module_put(THIS_MODULE);
+}
+
+/* Module exit: every orphan was wiped (each held a module reference). */
+void ramcrypt_orphans_exit(void)
+{
+	cancel_delayed_work_sync(&ramcrypt_orphan_work);
+	WARN_ON_ONCE(!list_empty(&ramcrypt_orphans));
+}
+
 /* Last close: wipe and free every frame and ciphertext page. */
 void ramcrypt_window_release(struct ramcrypt_region *region)
 {
@@ -1440,8 +1518,13 @@ void ramcrypt_window_release(struct ramcrypt_region *region)
 		clear_page(page_address(frame->page));
 		ClearPageDirty(frame->page);
 		set_page_private(frame->page, 0);
-		put_page(frame->page);
 		ramcrypt_uncharge(region);
+		if (ramcrypt_frame_mapped(frame)) {
+			/* Still referenced: wiped again when it is let go */
+			ramcrypt_orphan_add(frame);
+			continue;
+		}
+		put_page(frame->page);
 		kfree(frame);
 	}
 	ramcrypt_trim_free(region, 0);
