@@ -45,12 +45,13 @@ static void usage(FILE *f)
 "                           files are never copied into an initramfs) to\n"
 "                           tresor-unlock.service of the booted system\n"
 "  --pbkdf TYPE, --pbkdf-force-iterations N   (format) keyslot PBKDF\n"
-"  -h, --help\n");
+"  -h, --help               show this help\n"
+"      --version            show the version\n");
 }
 
 enum { OPT_TAB = 256, OPT_FD, OPT_CONSOLE, OPT_TIMEOUT, OPT_VKFROM,
        OPT_SS, OPT_KEYFILE, OPT_FORCE, OPT_PBKDF, OPT_ITER,
-       OPT_INITRAMFS };
+       OPT_INITRAMFS, OPT_VERSION };
 
 static const struct option longopts[] = {
 	{ "tresortab", required_argument, NULL, OPT_TAB },
@@ -65,6 +66,7 @@ static const struct option longopts[] = {
 	{ "pbkdf-force-iterations", required_argument, NULL, OPT_ITER },
 	{ "initramfs", no_argument, NULL, OPT_INITRAMFS },
 	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -81,9 +83,23 @@ static int parse_int(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+#define TRY_HELP "Try 'tresor-unlock --help' for more information.\n"
+
+#ifndef TRESOR_UNLOCK_VERSION
+#define TRESOR_UNLOCK_VERSION "0.1"
+#endif
+
 static int bad_arg(const char *opt, const char *val)
 {
-	fprintf(stderr, "tresor-unlock: invalid %s '%s'\n", opt, val);
+	fprintf(stderr, "tresor-unlock: invalid %s '%s'\n" TRY_HELP, opt, val);
+	return 2;
+}
+
+static int usage_error(const char *fmt, const char *what)
+{
+	fprintf(stderr, "tresor-unlock: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, "\n" TRY_HELP);
 	return 2;
 }
 
@@ -108,8 +124,9 @@ int main(int argc, char **argv)
 	size_t i;
 
 	prctl(PR_SET_DUMPABLE, 0);
+	opterr = 0;	/* our own one-line errors */
 	/* options may come before or after the subcommand (GNU permutation) */
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_TAB:
 			tabpath = optarg;
@@ -157,19 +174,37 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case OPT_VERSION:
+			printf("tresor-unlock " TRESOR_UNLOCK_VERSION "\n");
+			return 0;
+		case ':':
+			return usage_error("option '%s' requires an argument",
+					   argv[optind - 1]);
 		default:
-			usage(stderr);
-			return 2;
+			if (optopt) {
+				char o[3] = { '-', (char)optopt, 0 };
+
+				return usage_error("invalid option '%s'", o);
+			}
+			return usage_error("unrecognized option '%s'",
+					   argv[optind - 1]);
 		}
 	}
-	if (optind < argc && (!strcmp(argv[optind], "open") ||
-			      !strcmp(argv[optind], "check") ||
-			      !strcmp(argv[optind], "format")))
+	if (optind < argc) {
+		if (strcmp(argv[optind], "open") &&
+		    strcmp(argv[optind], "check") &&
+		    strcmp(argv[optind], "format"))
+			return usage_error("unknown command '%s' (open, check "
+					   "or format)", argv[optind]);
 		cmd = argv[optind++];
+	}
+	if (!strcmp(cmd, "check") && optind < argc)
+		return usage_error("check takes no argument: '%s'",
+				   argv[optind]);
 	if (!strcmp(cmd, "format")) {
 		if (optind != argc - 1) {
 			fprintf(stderr, "tresor-unlock: format needs exactly "
-				"one DEVICE\n");
+				"one DEVICE\n" TRY_HELP);
 			return 2;
 		}
 		fo.device = argv[optind];

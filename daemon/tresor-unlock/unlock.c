@@ -96,6 +96,21 @@ static void sleep_ms(unsigned int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* "90s", "1.5s" (a static buffer: one use per message) */
+static const char *secs(unsigned int ms)
+{
+	static char buf[2][32];
+	static int i;
+
+	i ^= 1;
+	if (ms % 1000)
+		snprintf(buf[i], sizeof(buf[i]), "%u.%03us", ms / 1000,
+			 ms % 1000);
+	else
+		snprintf(buf[i], sizeof(buf[i]), "%us", ms / 1000);
+	return buf[i];
+}
+
 static int is_blockdev(const char *path)
 {
 	struct stat st;
@@ -120,7 +135,56 @@ static int uuid_eq(const char *a, const char *b)
 	}
 }
 
-/* Find the block device whose LUKS header has this UUID (no udev needed). */
+/* Has /sys/class/block/NAME holders (an md array, dm, a multipath map)? */
+static int has_holders(const char *name)
+{
+	char path[300];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/sys/class/block/%s/holders", name);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n > 0;
+}
+
+/* blkid's view of path: is it LUKS with this UUID? (no crypt_init, no
+ * messages: a device that cannot be opened is just not it) */
+static int blkid_is_luks_uuid(const char *path, const char *uuid)
+{
+	blkid_probe pr = blkid_new_probe_from_filename(path);
+	const char *type = NULL, *u = NULL;
+	int r = 0;
+
+	if (!pr)
+		return 0;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE |
+					  BLKID_SUBLKS_UUID);
+	blkid_probe_enable_partitions(pr, 1);
+	if (blkid_do_safeprobe(pr) == 0 &&
+	    blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 &&
+	    !strcmp(type, "crypto_LUKS") &&
+	    blkid_probe_lookup_value(pr, "UUID", &u, NULL) == 0 &&
+	    uuid_eq(u, uuid))
+		r = 1;
+	blkid_free_probe(pr);
+	return r;
+}
+
+/*
+ * Without udev: the block device whose LUKS header has this UUID. Devices
+ * with holders are skipped (a RAID member, a multipath path, the backing
+ * disk of a dm device: the holder is the device to open). blkid reports
+ * an md member (metadata 1.0/0.90 at the end) as linux_raid_member, not as
+ * LUKS, so an unassembled member is never taken either.
+ */
 static int scan_luks_uuid(const char *uuid, char *out, size_t outlen)
 {
 	DIR *d = opendir("/sys/class/block");
@@ -130,29 +194,37 @@ static int scan_luks_uuid(const char *uuid, char *out, size_t outlen)
 	if (!d)
 		return 0;
 	while (!found && (de = readdir(d))) {
-		struct crypt_device *cd;
 		char path[300];
-		const char *u;
 
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || has_holders(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
 		if (!is_blockdev(path))
 			continue;
-		if (crypt_init(&cd, path))
-			continue;
-		crypt_set_log_callback(cd, NULL, NULL);
-		if (crypt_load(cd, CRYPT_LUKS, NULL) == 0) {
-			u = crypt_get_uuid(cd);
-			if (u && uuid_eq(u, uuid)) {
-				snprintf(out, outlen, "%s", path);
-				found = 1;
-			}
+		if (blkid_is_luks_uuid(path, uuid)) {
+			snprintf(out, outlen, "%s", path);
+			found = 1;
 		}
-		crypt_free(cd);
 	}
 	closedir(d);
 	return found;
+}
+
+/* /dev/disk/<dir>/<val>, as given or lower-cased (udev keeps blkid's case,
+ * lower case for LUKS and GPT) */
+static int udev_link(const char *dir, const char *val, char *out)
+{
+	char link[300], low[200];
+	size_t i;
+
+	snprintf(link, sizeof(link), "/dev/disk/%s/%s", dir, val);
+	if (is_blockdev(link) && realpath(link, out))
+		return 1;
+	for (i = 0; val[i] && i < sizeof(low) - 1; i++)
+		low[i] = (char)tolower((unsigned char)val[i]);
+	low[i] = '\0';
+	snprintf(link, sizeof(link), "/dev/disk/%s/%s", dir, low);
+	return is_blockdev(link) && realpath(link, out);
 }
 
 static int blkid_lookup(const char *tag, const char *val, char *out,
@@ -173,10 +245,10 @@ static int blkid_lookup(const char *tag, const char *val, char *out,
 	return 1;
 }
 
+/* Where udev runs, its links are the only answer (it knows about arrays,
+ * multipath and holders); the scan is for an initramfs without udev. */
 static int try_resolve(const struct tresor_entry *e, char *out, size_t outlen)
 {
-	char link[300];
-
 	switch (e->dev_kind) {
 	case TT_DEV_PATH:
 		if (!is_blockdev(e->device))
@@ -184,17 +256,14 @@ static int try_resolve(const struct tresor_entry *e, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", e->device);
 		return 1;
 	case TT_DEV_UUID:
-		snprintf(link, sizeof(link), "/dev/disk/by-uuid/%s",
-			 e->device);
-		if (is_blockdev(link) && realpath(link, out))
+		if (udev_link("by-uuid", e->device, out))
 			return 1;
-		return scan_luks_uuid(e->device, out, outlen);
+		return !udev_running && scan_luks_uuid(e->device, out, outlen);
 	case TT_DEV_PARTUUID:
-		snprintf(link, sizeof(link), "/dev/disk/by-partuuid/%s",
-			 e->device);
-		if (is_blockdev(link) && realpath(link, out))
+		if (udev_link("by-partuuid", e->device, out))
 			return 1;
-		return blkid_lookup("PARTUUID", e->device, out, outlen);
+		return !udev_running &&
+		       blkid_lookup("PARTUUID", e->device, out, outlen);
 	}
 	return 0;
 }
@@ -222,15 +291,17 @@ static int resolve_device(const struct tresor_entry *e, char *out,
 		if (now_ms() >= deadline)
 			break;
 		if (!told && now_ms() + e->device_timeout_ms - deadline > 1000) {
-			msg(e->name, "waiting up to %us for %s",
-			    e->device_timeout_ms / 1000,
+			msg(e->name, "waiting up to %s for %s",
+			    secs(e->device_timeout_ms),
 			    dev_desc(e, desc, sizeof(desc)));
 			told = 1;
 		}
 		sleep_ms(100);
 	}
-	msg(e->name, "device %s did not appear within %u ms",
-	    dev_desc(e, desc, sizeof(desc)), e->device_timeout_ms);
+	msg(e->name, "device %s did not appear within %s%s",
+	    dev_desc(e, desc, sizeof(desc)), secs(e->device_timeout_ms),
+	    udev_running ? "" : " (no udev: scanned every block device "
+	    "without holders)");
 	return -1;
 }
 
@@ -290,6 +361,38 @@ static int wait_keyfile(const struct tresor_entry *e)
 	return 0;
 }
 
+/* 1: tresor.ko holds a key, 0: it does not, -1: cannot tell */
+static int tresor_key_loaded(const char *tresor_dev)
+{
+	struct tresor_status st;
+	int fd = open(tresor_dev, O_RDWR | O_CLOEXEC), r = -1;
+
+	if (fd < 0)
+		return -1;
+	memset(&st, 0, sizeof(st));
+	if (ioctl(fd, TRESOR_IOC_GET_STATUS, &st) == 0)
+		r = !!(st.flags & TRESOR_STATUS_KEY_LOADED);
+	close(fd);
+	return r;
+}
+
+/* A key file others may read: warn, as systemd-cryptsetup does. */
+static void check_keyfile_mode(const struct tresor_entry *e)
+{
+	struct stat st;
+
+	if (stat(e->keyfile, &st) || !S_ISREG(st.st_mode))
+		return;
+	if (st.st_mode & 0007)
+		msg(e->name, "key file %s is world-accessible (mode %04o); "
+		    "restrict it: chmod 0400 %s", e->keyfile,
+		    (unsigned int)(st.st_mode & 07777), e->keyfile);
+	else if (st.st_mode & 0070)
+		msg(e->name, "key file %s is group-accessible (mode %04o); "
+		    "consider chmod 0400 %s", e->keyfile,
+		    (unsigned int)(st.st_mode & 07777), e->keyfile);
+}
+
 /* Volume key into *vk (crypt_safe_alloc'd, 32 bytes). */
 static int get_volume_key(struct crypt_device *cd,
 			  const struct tresor_entry *e,
@@ -313,13 +416,14 @@ static int get_volume_key(struct crypt_device *cd,
 
 		if (e->keyfile_timeout_ms) {
 			if (wait_keyfile(e)) {
-				msg(e->name, "key file %s not there after %u "
-				    "ms; asking for the passphrase",
-				    e->keyfile, e->keyfile_timeout_ms);
+				msg(e->name, "key file %s not there after %s; "
+				    "asking for the passphrase",
+				    e->keyfile, secs(e->keyfile_timeout_ms));
 				use_file = 0;
 			}
 		}
 		if (use_file) {
+			check_keyfile_mode(e);
 			r = crypt_keyfile_device_read(cd, e->keyfile, &pass,
 					&len, e->keyfile_offset,
 					e->keyfile_size, 0);
@@ -364,11 +468,18 @@ static int get_volume_key(struct crypt_device *cd,
 			    strerror(-r));
 			goto fail;
 		}
-		msg(e->name, "wrong passphrase (attempt %d%s%d)", attempt,
-		    e->tries ? " of " : "", e->tries);
+		if (e->tries)
+			msg(e->name, "wrong passphrase (attempt %d of %d)",
+			    attempt, e->tries);
+		else
+			msg(e->name, "wrong passphrase (attempt %d, tries=0: "
+			    "asking until it is right)", attempt);
 	}
-	msg(e->name, "no valid passphrase after %d attempts; giving up, no "
-	    "key loaded", e->tries);
+	msg(e->name, "no valid passphrase after %d attempt%s; giving up%s",
+	    e->tries, e->tries == 1 ? "" : "s",
+	    tresor_key_loaded(o->tresor_dev ? o->tresor_dev :
+			      TRESOR_DEVICE_PATH) == 0 ?
+	    ", no key loaded" : " on this volume");
 fail:
 	crypt_safe_free(vk);
 	return -1;
@@ -547,17 +658,70 @@ static void tresor_clear(const char *tresor_dev)
 	}
 }
 
-static int dm_active(const char *name)
+#define TRESOR_DM_UUID_PREFIX	"CRYPT-TRESOR-"
+
+/*
+ * Is a dm device called name active, and is it ours? 0: no such device;
+ * 1: ours (DM UUID CRYPT-TRESOR-..., one crypt target on capi:xts(tresor));
+ * -1: another mapping of that name (a message names it: with a stock
+ * key-in-RAM mapping the protection is gone, so it never counts as done).
+ */
+static int dm_check_existing(const char *name)
 {
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_INFO);
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
 	struct dm_info info;
-	int r = 0;
+	uint64_t start, length;
+	char *type = NULL, *params = NULL, cipher[128] = "?", what[200];
+	const char *uuid = NULL;
+	int r = 0, ntargets = 0, ours_cipher = 0;
+	void *next = NULL;
 
 	if (!dmt)
 		return 0;
-	if (dm_task_set_name(dmt, name) && dm_task_run(dmt) &&
-	    dm_task_get_info(dmt, &info))
-		r = info.exists;
+	dm_task_secure_data(dmt);	/* the table may hold a key: wiped */
+	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
+	    !dm_task_get_info(dmt, &info) || !info.exists)
+		goto out;
+	uuid = dm_task_get_uuid(dmt);
+	snprintf(what, sizeof(what), "%s", "");
+	do {
+		next = dm_get_next_target(dmt, next, &start, &length, &type,
+					  &params);
+		if (!type)
+			break;
+		ntargets++;
+		if (ntargets == 1) {
+			size_t n = params ? strcspn(params, " ") : 0;
+
+			if (n >= sizeof(cipher))
+				n = sizeof(cipher) - 1;
+			if (params) {
+				memcpy(cipher, params, n);
+				cipher[n] = '\0';
+			}
+			snprintf(what, sizeof(what), "%s", type);
+			ours_cipher = !strcmp(type, "crypt") &&
+				      !strcmp(cipher, TRESOR_CIPHER_SPEC);
+		}
+	} while (next);
+	if (ntargets == 1 && ours_cipher && uuid &&
+	    !strncmp(uuid, TRESOR_DM_UUID_PREFIX,
+		     strlen(TRESOR_DM_UUID_PREFIX))) {
+		r = 1;
+		goto out;
+	}
+	if (!strcmp(what, "crypt"))
+		snprintf(what + strlen(what), sizeof(what) - strlen(what),
+			 " %s", cipher);
+	msg(name, "%s/%s exists but is not a TRESOR mapping (DM UUID '%s', "
+	    "%d target%s, table '%s'%s); refusing to take it as unlocked. "
+	    "If it is a stock dm-crypt mapping its key is in RAM: remove the "
+	    "volume from /etc/crypttab (and rd.luks.* from the kernel "
+	    "command line), close it (cryptsetup close %s) and reboot", dm_dir(),
+	    name, uuid && *uuid ? uuid : "", ntargets,
+	    ntargets == 1 ? "" : "s", what, ntargets > 1 ? ", ..." : "", name);
+	r = -1;
+out:
 	dm_task_destroy(dmt);
 	return r;
 }
@@ -687,7 +851,7 @@ static int map_payload(const struct tresor_entry *e, struct crypt_device *cd,
 	if (nopt)
 		snprintf(params + strlen(params),
 			 sizeof(params) - strlen(params), " %u%s", nopt, opts);
-	n = (size_t)snprintf(uuid, sizeof(uuid), "CRYPT-TRESOR-");
+	n = (size_t)snprintf(uuid, sizeof(uuid), TRESOR_DM_UUID_PREFIX);
 	for (i = 0; luks_uuid && luks_uuid[i] && n < 13 + 32; i++)
 		if (luks_uuid[i] != '-')
 			uuid[n++] = luks_uuid[i];
@@ -707,6 +871,41 @@ static int map_payload(const struct tresor_entry *e, struct crypt_device *cd,
 	return 0;
 }
 
+/*
+ * Before any passphrase is asked: /dev/tresor answers and the kernel has
+ * xts(tresor) (AF_ALG bind only, no key). On failure the message says how
+ * to recover (without TRESOR, i.e. with the key in RAM).
+ */
+static int probe_tresor(const char *name, const char *tdev, const char *path)
+{
+	struct sockaddr_alg sa = { .salg_family = AF_ALG,
+				   .salg_type = "skcipher",
+				   .salg_name = "xts(tresor)" };
+	int fd, err;
+
+	if (tresor_key_loaded(tdev) < 0) {
+		err = errno;
+		msg(name, "%s does not answer (%s): tresor.ko is not loaded or "
+		    "was not built for this kernel (modprobe tresor). Recovery, "
+		    "with the key in RAM: boot with rd.tresor=0, then "
+		    "cryptsetup open %s %s", tdev, strerror(err), path, name);
+		return -1;
+	}
+	fd = socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		err = errno;
+		if (fd >= 0)
+			close(fd);
+		msg(name, "the kernel has no xts(tresor) cipher (%s; modprobe "
+		    "af_alg algif_skcipher xts tresor). Recovery, with the key "
+		    "in RAM: boot with rd.tresor=0, then cryptsetup open %s %s",
+		    strerror(err), path, name);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 {
 	struct crypt_device *cd = NULL;
@@ -714,10 +913,14 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 	const char *tdev = o->tresor_dev ? o->tresor_dev : TRESOR_DEVICE_PATH;
 	int loaded = 0, r = -1;
 
-	if (dm_active(e->name)) {
-		msg(e->name, "already active, nothing to do");
+	r = dm_check_existing(e->name);
+	if (r > 0) {
+		msg(e->name, "already active on xts(tresor), nothing to do");
 		return 0;
 	}
+	if (r < 0)
+		return -1;
+	r = -1;
 	if (resolve_device(e, path, sizeof(path)))
 		return -1;
 	if (crypt_init(&cd, path)) {
@@ -725,6 +928,8 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 		return -1;
 	}
 	if (check_luks(cd, e->name, path))
+		goto out;
+	if (probe_tresor(e->name, tdev, path))
 		goto out;
 	if (get_volume_key(cd, e, o, path, &vk))
 		goto out;
