@@ -660,6 +660,21 @@ static void tresor_clear(const char *tresor_dev)
 
 #define TRESOR_DM_UUID_PREFIX	"CRYPT-TRESOR-"
 
+static int dm_active(const char *name)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_INFO);
+	struct dm_info info;
+	int r = 0;
+
+	if (!dmt)
+		return 0;
+	if (dm_task_set_name(dmt, name) && dm_task_run(dmt) &&
+	    dm_task_get_info(dmt, &info))
+		r = info.exists;
+	dm_task_destroy(dmt);
+	return r;
+}
+
 /*
  * Is a dm device called name active, and is it ours? 0: no such device;
  * 1: ours (DM UUID CRYPT-TRESOR-..., one crypt target on capi:xts(tresor));
@@ -678,6 +693,10 @@ static int dm_check_existing(const char *name)
 
 	if (!dmt)
 		return 0;
+	if (!dm_active(name)) {	/* DM_DEVICE_TABLE would log ENXIO */
+		dm_task_destroy(dmt);
+		return 0;
+	}
 	dm_task_secure_data(dmt);	/* the table may hold a key: wiped */
 	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
 	    !dm_task_get_info(dmt, &info) || !info.exists)

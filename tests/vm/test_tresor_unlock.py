@@ -243,14 +243,25 @@ def test_tresor_unlock_refusals(ctx):
     x512, _, _ = luks_format(ctx, "x512.img", pw, os.urandom(64),
                              key_bits=512)
     diff, _, _ = luks_format(ctx, "diff.img", pw, other)
+    # held: the host key; /dev/vde is only ever opened through a dm-linear
+    # device on top (as an md member through its array): named by its
+    # UUID in upper case, the scan (no udev here) must skip the member
+    held, uuid_held, off_h = luks_format(ctx, "held.img", pw, key)
+    data_h = os.urandom(payload_bytes(off_h))
+    luks.encrypt_payload(held, key, off_h, 512, data_h)
+    absent = "0badc0de-0000-4000-8000-000000000001"
     files = unlock_files()
     files["/etc/tresortab"] = (
         "good /dev/vda none tries=3\n"
         "cbc /dev/vdb none\n"
         "x512 /dev/vdc none\n"
-        "diff /dev/vdd none x-systemd.device-timeout=5s\n").encode()
+        "diff /dev/vdd none x-systemd.device-timeout=5s\n"
+        f"held UUID={uuid_held.upper()} none x-systemd.device-timeout=20s\n"
+        f"absent UUID={absent} none x-systemd.device-timeout=3s\n"
+        ).encode()
     files["/etc/bad.tab"] = b"# ok\ngood /dev/vda none tries=3,frobnicate\n"
-    with ctx.boot(disks=[good, cbc, x512, diff], extra_files=files) as vm:
+    with ctx.boot(disks=[good, cbc, x512, diff, held],
+                  extra_files=files) as vm:
         vm.secrets += [key.hex(), other.hex()]
         # stock cryptsetup, no tresor.ko: the same disk opens and reads
         vm.sh(f"""
@@ -276,6 +287,20 @@ DM_DISABLE_UDEV=1 cryptsetup close stock
             maps = vm.sh("dmsetup ls")
             assert "No devices found" in maps, f"mappings left: {maps}"
 
+        # issue 15.1: a stock (key-in-RAM) mapping with the entry's name is
+        # not "already active": refused, named, no key loaded
+        vm.sh(f"""
+printf '%s' '{pw.decode()}' | DM_DISABLE_UDEV=1 cryptsetup open \
+  --key-file - /dev/vda good
+""", timeout=120)
+        rc, out = unlock("open good", pw.decode() + "\\n")
+        assert rc == 1 and "good: /dev/mapper/good exists but is not a " \
+            "TRESOR mapping" in out and "aes-xts-plain64" in out and \
+            "CRYPT-LUKS2-" in out, out
+        assert "already active" not in out, out
+        assert vm.sh("cat /sys/kernel/tresor/key_loaded") == "0", \
+            "a key is loaded"
+        vm.sh("DM_DISABLE_UDEV=1 cryptsetup close good")
         rc, out = unlock("--tresortab /etc/bad.tab")
         assert rc == 2 and "/etc/bad.tab:2: unknown option 'frobnicate'" \
             in out, out
@@ -298,7 +323,30 @@ DM_DISABLE_UDEV=1 cryptsetup close stock
         assert "good" in maps and "diff" not in maps, maps
         dump1 = vm.dump_ram(ctx.workdir / "dump1.raw")
         rc, out = unlock("open good")
-        assert rc == 0 and "already active" in out, out
+        assert rc == 0 and "already active on xts(tresor)" in out, out
+        # issue 15.2: the member under a holder is never mapped; the
+        # holder (dm-linear here, an md array on a host) is
+        sectors = (DISK_MB << 20) // 512
+        vm.sh(f"DM_DISABLE_UDEV=1 dmsetup create lin --table "
+              f"'0 {sectors} linear /dev/vde 0' && dmsetup mknodes lin")
+        lin = vm.sh("readlink -f /sys/class/block/vde/holders/*").strip()
+        lin = "/dev/" + lin.rsplit("/", 1)[-1]
+        rc, out = unlock("open held", pw.decode() + "\\n")
+        assert rc == 0 and f"held: {lin} opened on xts(tresor)" in out, \
+            f"expected {lin}:\n{out}"
+        got = vm.sh("sha256sum /dev/mapper/held").split()[0]
+        assert got == hashlib.sha256(data_h).hexdigest(), \
+            "held: content differs from what the host wrote"
+        # an absent disk: one "waiting" line, one timeout line in seconds
+        rc, out = unlock("open absent")
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        assert rc == 1 and len(lines) <= 2 and \
+            f"absent: device UUID={absent} did not appear within 3s" \
+            in out, out
+        # unknown verb: an error, not a volume name
+        rc, out = vm.run(f"{BIN} held 2>&1", timeout=60)
+        assert rc == 2 and "unknown command 'held'" in out and \
+            "Try 'tresor-unlock --help'" in out, out
         vm.poweroff()
     res = memsearch.search_key(dump0, key)
     assert not memsearch.key_found(res), f"key in RAM after refusals: {res}"
@@ -307,9 +355,11 @@ DM_DISABLE_UDEV=1 cryptsetup close stock
         res = memsearch.search_key(dump1, k, found)
         assert not memsearch.key_found(res), \
             f"{name} key in RAM after the key comparison: {res}"
-    ctx.note("refused: 3 wrong passphrases, aes-cbc-essiv, 512-bit XTS, "
-             "unknown option, different volume key; dumps after the "
-             "refusals and after the key comparison: no key")
+    ctx.note("refused: a stock mapping of the same name, 3 wrong "
+             "passphrases, aes-cbc-essiv, 512-bit XTS, unknown option, "
+             "different volume key; dumps after the refusals and after the "
+             "key comparison: no key; UUID= (upper case) under a dm holder "
+             "opened through the holder; absent disk: 2 lines")
 
 
 @vm_test(timeout=900)
