@@ -522,10 +522,24 @@ static int cmd_check(sd_bus *bus)
 		if (!arg_json)
 			printf("%-22s %-5s %s\n", name, ok ? "yes" : "NO", detail);
 	}
-	if (arg_json)
+	if (arg_json) {
 		print_json(out);
-	else
+	} else {
+		char *st = NULL, *why = NULL;
+
 		printf("\n%zu of %zu checks pass.\n", n - bad, n);
+		/* informational: CacheConfinement=required units are refused
+		 * at enrollment, the host check does not fail for it */
+		if (sd_bus_get_property_string(bus, BUS_NAME, MANAGER_PATH,
+					       MANAGER_IFACE, "CacheConfinement",
+					       NULL, &st) >= 0 &&
+		    sd_bus_get_property_string(bus, BUS_NAME, MANAGER_PATH,
+					       MANAGER_IFACE, "CacheConfinementReason",
+					       NULL, &why) >= 0)
+			printf("Cache confinement: %s (%s)\n", st, why);
+		free(st);
+		free(why);
+	}
 	json_object_put(out);
 	json_object_put(a);
 	return bad ? EXIT_FAIL : EXIT_OK;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "rc-hostchecks.h"
+#include "rc-resctrl.h"
 #include "rc-kernel.h"
 #include "ramcryptd.h"
 
@@ -132,7 +133,7 @@ static int prop_confinement(sd_bus *bus, const char *path, const char *iface,
 {
 	struct manager *m = userdata;
 	const char *state;
-	char reason[256];
+	char reason[2048];
 
 	(void)bus; (void)path; (void)iface; (void)error;
 	cache_confinement(m, &state, reason, sizeof(reason));
@@ -159,6 +160,13 @@ static int prop_hostchecks(sd_bus *bus, const char *path, const char *iface,
 	if (r < 0)
 		return sd_bus_error_set_errnof(error, r,
 			"Cannot run the host checks: %s", strerror(-r));
+	if (n < RC_HOSTCHECKS_MAX) {
+		/* cache confinement: what can write cached plaintext back */
+		checks[n].name = "wbinvd-sources";
+		checks[n].ok = rc_wbinvd_sources(m->root, checks[n].detail,
+						 sizeof(checks[n].detail)) == 0;
+		n++;
+	}
 	r = sd_bus_message_open_container(reply, 'a', "(sbs)");
 	if (r < 0)
 		return r;

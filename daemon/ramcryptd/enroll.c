@@ -19,6 +19,7 @@
 #include "rc-kernel.h"
 #include "rc-qemu.h"
 #include "ramcryptd.h"
+#include "confinement.h"
 
 static uint64_t now_usec(void)
 {
@@ -336,7 +337,7 @@ int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	struct unit *u, *old;
 	uint64_t cgid = 0;
-	bool unknown = false;
+	bool unknown = false, confined = false;
 	char *pname = NULL, *s;
 	int r, crypto;
 
@@ -396,13 +397,14 @@ int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 		 conf == RC_CONFINE_AUTO)
 		conf = RC_CONFINE_OFF;
 	if (conf == RC_CONFINE_REQUIRED) {
-		const char *st;
-		char why[256];
+		char why[512];
 
-		cache_confinement(m, &st, why, sizeof(why));
-		r = refuse(error, name, "cache confinement required but unavailable: %s",
-			   why);
-		goto out;
+		/* what the host lacks refuses before anything else is checked */
+		if (confine_host_capable(m, why, sizeof(why)) < 0) {
+			r = refuse(error, name, "cache confinement required but unavailable: %s",
+				   why);
+			goto out;
+		}
 	}
 
 	memset(&ts, 0, sizeof(ts));
@@ -496,6 +498,20 @@ int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 	pol.name = pname;
 	pol.cgroup_id = cgid;
 	pol.window_pages = mk.window_pages ? mk.window_pages : m->cfg.window_pages;
+	{
+		char why[512];
+
+		r = confine_unit(m, name, conf, &cpus, crypto, &pol.window_pages,
+				 why, sizeof(why));
+		if (r == -EPERM) {
+			r = refuse(error, name, "cache confinement required but unavailable: %s",
+				   why);
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+		confined = true;
+	}
 	pol.max_plaintext_age_ms = mk.max_plaintext_age_ms ?
 		mk.max_plaintext_age_ms : m->cfg.max_plaintext_age_ms;
 	pol.crypto_cpu = crypto;
@@ -558,6 +574,8 @@ int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 	*ret = u;
 	r = 0;
 out:
+	if (r < 0 && confined)
+		confine_release(m, name);
 	free(pname);
 	sd_unit_info_free(&info);
 	return r;
@@ -585,6 +603,7 @@ int unit_release(struct manager *m, struct unit *u, sd_bus_error *error)
 		log_debug("%s: cannot reset AllowedCPUs=: %s", u->name,
 			  e.message ? e.message : strerror(-r));
 	sd_bus_error_free(&e);
+	confine_release(m, u->name);
 
 	unit_set_state(u, UNIT_RELEASED, "");
 	log_info("Released %s: VM CPUs %s back to the pool.", u->name,
@@ -807,6 +826,7 @@ int manager_rediscover(struct manager *m)
 		u->main_pid = info.main_pid;
 		u->state = UNIT_ENROLLING;
 		unit_link(m, u);
+		confine_adopt(m, u->name);
 		if (rc_cpuset_empty(&u->cpus))
 			unit_set_state(u, UNIT_FAILED,
 				       "rediscovered after a restart, but its AllowedCPUs= holds no VM CPU");
