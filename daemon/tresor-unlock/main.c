@@ -45,13 +45,18 @@ static void usage(FILE *f)
 "                           files are never copied into an initramfs) to\n"
 "                           tresor-unlock.service of the booted system\n"
 "  --pbkdf TYPE, --pbkdf-force-iterations N   (format) keyslot PBKDF\n"
+"  --root NAME, --crypttab FILE, --print-uuids  (check) also check each\n"
+"                           volume's header, that the root NAME has no key\n"
+"                           file (with --initramfs) and that no volume is\n"
+"                           in FILE too; print 'uuid NAME UUID' lines\n"
 "  -h, --help               show this help\n"
 "      --version            show the version\n");
 }
 
 enum { OPT_TAB = 256, OPT_FD, OPT_CONSOLE, OPT_TIMEOUT, OPT_VKFROM,
        OPT_SS, OPT_KEYFILE, OPT_FORCE, OPT_PBKDF, OPT_ITER,
-       OPT_INITRAMFS, OPT_VERSION };
+       OPT_INITRAMFS, OPT_VERSION, OPT_ROOT, OPT_CRYPTTAB,
+       OPT_PRINT_UUIDS };
 
 static const struct option longopts[] = {
 	{ "tresortab", required_argument, NULL, OPT_TAB },
@@ -67,6 +72,9 @@ static const struct option longopts[] = {
 	{ "initramfs", no_argument, NULL, OPT_INITRAMFS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "root", required_argument, NULL, OPT_ROOT },
+	{ "crypttab", required_argument, NULL, OPT_CRYPTTAB },
+	{ "print-uuids", no_argument, NULL, OPT_PRINT_UUIDS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -117,6 +125,7 @@ int main(int argc, char **argv)
 	const char *tabpath = DEFAULT_TAB, *cmd = "open";
 	struct unlock_opts uo = { .ask = { .passphrase_fd = -1 } };
 	struct format_opts fo = { 0 };
+	struct check_opts co = { 0 };
 	struct tresortab tab = { 0 };
 	char err[600];
 	int c, rc = 0, initramfs = 0;
@@ -170,6 +179,16 @@ int main(int argc, char **argv)
 			break;
 		case OPT_INITRAMFS:
 			initramfs = 1;
+			co.initramfs = 1;
+			break;
+		case OPT_ROOT:
+			co.root = optarg;
+			break;
+		case OPT_CRYPTTAB:
+			co.crypttab = optarg;
+			break;
+		case OPT_PRINT_UUIDS:
+			co.print_uuids = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -224,6 +243,25 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(cmd, "check")) {
+		int errs = 0;
+
+		if (co.root && !tresortab_find(&tab, co.root)) {
+			fprintf(stderr, "tresor-unlock: --root: no entry '%s' in "
+				"%s\n", co.root, tabpath);
+			tresortab_free(&tab);
+			return 2;
+		}
+		if (co.root || co.crypttab || co.initramfs || co.print_uuids) {
+			unlock_init();
+			for (i = 0; i < tab.n; i++)
+				errs += check_entry(&tab.entries[i], &co);
+		}
+		if (errs) {
+			fprintf(stderr, "tresor-unlock: %s: %d problem%s\n",
+				tabpath, errs, errs == 1 ? "" : "s");
+			tresortab_free(&tab);
+			return 1;
+		}
 		printf("%s: %zu entr%s OK\n", tabpath, tab.n,
 		       tab.n == 1 ? "y" : "ies");
 		tresortab_free(&tab);

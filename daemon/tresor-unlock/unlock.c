@@ -1127,3 +1127,131 @@ out:
 	crypt_free(src);
 	return r;
 }
+
+/* ---- check (at initramfs build time) ----------------------------------- */
+
+/* The LUKS UUID a crypttab device field names ("" if unknown). */
+static void crypttab_dev_uuid(const char *dev, char *out, size_t len)
+{
+	char path[PATH_MAX];
+	blkid_probe pr;
+	const char *u;
+
+	out[0] = '\0';
+	if (!strncasecmp(dev, "UUID=", 5)) {
+		size_t n = strlen(dev + 5);
+
+		if (n >= len)
+			n = len - 1;
+
+		memcpy(out, dev + 5, n);
+		out[n] = '\0';
+		return;
+	}
+	if (!strncasecmp(dev, "PARTUUID=", 9))
+		snprintf(path, sizeof(path), "/dev/disk/by-partuuid/%s",
+			 dev + 9);
+	else if (!strncasecmp(dev, "LABEL=", 6))
+		snprintf(path, sizeof(path), "/dev/disk/by-label/%s", dev + 6);
+	else if (!strncasecmp(dev, "ID=", 3))
+		snprintf(path, sizeof(path), "/dev/disk/by-id/%s", dev + 3);
+	else
+		snprintf(path, sizeof(path), "%s", dev);
+	pr = blkid_new_probe_from_filename(path);
+	if (!pr)
+		return;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE |
+					  BLKID_SUBLKS_UUID);
+	if (blkid_do_safeprobe(pr) == 0 &&
+	    blkid_probe_lookup_value(pr, "UUID", &u, NULL) == 0)
+		snprintf(out, len, "%s", u);
+	blkid_free_probe(pr);
+}
+
+/* Is this volume (name, LUKS UUID, tresortab device field) also listed in
+ * crypttab? Prints the crypttab line and returns 1. */
+static int in_crypttab(const struct tresor_entry *e, const char *luks_uuid,
+		       const char *crypttab)
+{
+	FILE *f = fopen(crypttab, "re");
+	char line[1024], name[256], dev[512], u[128];
+	unsigned int lineno = 0;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (sscanf(line, " %255s %511s", name, dev) != 2 ||
+		    name[0] == '#')
+			continue;
+		if (!strcmp(name, e->name))
+			found = 1;
+		if (!found && luks_uuid && *luks_uuid) {
+			crypttab_dev_uuid(dev, u, sizeof(u));
+			found = *u && uuid_eq(u, luks_uuid);
+		}
+		if (found)
+			msg(e->name, "also in %s:%u ('%s %s'): systemd-cryptsetup "
+			    "would map it with the key in RAM; remove that line "
+			    "(a TRESOR volume is listed in /etc/tresortab only)",
+			    crypttab, lineno, name, dev);
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * One entry, as an initramfs build sees it: the header can be opened on
+ * xts(tresor), the root needs no key file (key files never go into an
+ * initramfs), the volume is not in crypttab too. Returns the number of
+ * errors (each printed).
+ */
+int check_entry(const struct tresor_entry *e, const struct check_opts *c)
+{
+	struct crypt_device *cd = NULL;
+	char path[PATH_MAX], uuid[128] = "";
+	int errs = 0, is_root = c->root && !strcmp(c->root, e->name);
+
+	if (is_root && e->keyfile && c->initramfs) {
+		msg(e->name, "the root volume has the key file %s, which is "
+		    "never copied into the initramfs: the root would not open "
+		    "at boot; use 'none' (passphrase) for the root", e->keyfile);
+		errs++;
+	}
+	struct stat st;
+	int found = try_resolve(e, path, sizeof(path));
+
+	/* an image file named by path is checked too (tests, images) */
+	if (!found && e->dev_kind == TT_DEV_PATH && !stat(e->device, &st) &&
+	    S_ISREG(st.st_mode)) {
+		snprintf(path, sizeof(path), "%s", e->device);
+		found = 1;
+	}
+	if (!found) {
+		char desc[300];
+
+		if (is_root || !(e->flags & (TT_NOFAIL | TT_NOAUTO))) {
+			msg(e->name, "device %s not found",
+			    dev_desc(e, desc, sizeof(desc)));
+			errs++;
+		}
+	} else if (crypt_init(&cd, path)) {
+		msg(e->name, "cannot open %s", path);
+		errs++;
+	} else {
+		if (check_luks(cd, e->name, path))
+			errs++;
+		else if (crypt_get_uuid(cd))
+			snprintf(uuid, sizeof(uuid), "%s", crypt_get_uuid(cd));
+		crypt_free(cd);
+	}
+	if (e->dev_kind == TT_DEV_UUID && !*uuid)
+		snprintf(uuid, sizeof(uuid), "%s", e->device);
+	if (c->crypttab && in_crypttab(e, uuid, c->crypttab))
+		errs++;
+	if (c->print_uuids && *uuid)
+		printf("uuid %s %s\n", e->name, uuid);
+	return errs;
+}

@@ -20,6 +20,16 @@ struct format_opts {
 	int force;			/* overwrite an existing LUKS header */
 };
 
+struct check_opts {
+	const char *root;	/* the root volume's tresortab name, or NULL */
+	const char *crypttab;	/* check for volumes listed there too */
+	int initramfs;		/* key files are not in the initramfs */
+	int print_uuids;	/* print "uuid NAME LUKS-UUID" per entry */
+};
+
+/* Build-time check of one entry; returns the number of errors printed. */
+int check_entry(const struct tresor_entry *e, const struct check_opts *c);
+
 /* Runtime environment: udev or not (call once, before anything else). */
 void unlock_init(void);
 
