@@ -25,7 +25,23 @@ depends() {
     return 0
 }
 
+# tresortab has entries: the image cannot unlock them without tresor.ko
+_tresor_needed() {
+    grep -qv '^[[:space:]]*\(#\|$\)' "$dracutsysrootdir"/etc/tresortab 2>/dev/null
+}
+
 installkernel() {
+    if _tresor_needed; then
+        # -c: a missing or unbuilt tresor.ko fails the build (here, not
+        # as a root that never appears at boot)
+        hostonly='' instmods -c tresor dm_crypt || {
+            derror "90tresor: tresor.ko or dm_crypt is not available for" \
+                "kernel $kernel (is the ramcrypt-host DKMS module built for" \
+                "it? dkms status); the TRESOR volumes of /etc/tresortab" \
+                "could not be opened at boot"
+            return 1
+        }
+    fi
     hostonly='' instmods tresor dm_crypt dm_mod xts ecb af_alg \
         algif_skcipher aesni_intel
     # optional: the livepatch that hides DR0-DR3 in oops dumps
@@ -33,7 +49,90 @@ installkernel() {
     return 0
 }
 
+# The tresortab name of the root volume (/ on /dev/mapper/NAME), if any.
+_tresor_root_name() {
+    local dev name
+    dev=$(awk '$1 !~ /^#/ && $2 == "/" { print $1; exit }' \
+        "$dracutsysrootdir"/etc/fstab 2>/dev/null)
+    [[ $dev == /dev/mapper/* ]] || dev=$(findmnt -n -o SOURCE --target / 2>/dev/null)
+    name=
+    case "$dev" in
+        /dev/mapper/*) name=${dev#/dev/mapper/} ;;
+        /dev/dm-*) name=$(dmsetup info -c --noheadings -o name "$dev" 2>/dev/null) ;;
+    esac
+    [[ $name ]] || return 0
+    awk -v n="$name" '$1 == n { f = 1 } END { exit !f }' \
+        "$dracutsysrootdir"/etc/tresortab 2>/dev/null && echo "$name"
+    return 0
+}
+
+# Keep the TRESOR volumes away from 90crypt: with cryptsetup installed and
+# hostonly, 90crypt lists every LUKS device of the host (rd.luks.uuid=,
+# the initrd crypttab) and systemd-cryptsetup would map the root with the
+# key in RAM before tresor-unlock. $1: the TRESOR volumes' LUKS UUIDs.
+_tresor_hide_from_crypt() {
+    local uuids=" ${1,,} " conf="$initdir/etc/cmdline.d/90crypt.conf"
+    local tok u kept="" dropped="" line
+
+    if [[ -f $conf ]]; then
+        for tok in $(cat "$conf"); do
+            u=${tok#rd.luks.uuid=}
+            u=${u#luks-}
+            if [[ $tok == rd.luks.uuid=* && $uuids == *" ${u,,} "* ]]; then
+                dropped+=" $tok"
+            else
+                kept+=" $tok"
+            fi
+        done
+        if [[ $dropped ]]; then
+            dinfo "90tresor: not handing the TRESOR volumes to 90crypt:$dropped"
+            if [[ $kept == *rd.luks.uuid=* ]]; then
+                printf '%s\n' "$kept" > "$conf"
+            else
+                # no other LUKS volume: without any rd.luks.uuid= 90crypt
+                # (non-systemd) would ask for every LUKS device
+                printf '%s\n' "$kept rd.luks=0" > "$conf"
+            fi
+        fi
+    fi
+    if [[ -f $initdir/etc/crypttab ]]; then
+        while read -r line; do
+            set -- $line
+            u=
+            case "$2" in
+                UUID=*) u=${2#UUID=} ;;
+                /*) u=$(blkid -s UUID -o value "$2" 2>/dev/null) ;;
+            esac
+            if [[ $1 != \#* ]] && { awk -v n="$1" '$1 == n { f = 1 } END { exit !f }' \
+                "$dracutsysrootdir"/etc/tresortab 2>/dev/null ||
+                { [[ $u ]] && [[ $uuids == *" ${u,,} "* ]]; }; }; then
+                dinfo "90tresor: dropped from the initrd crypttab: $line"
+                continue
+            fi
+            printf '%s\n' "$line"
+        done < "$initdir/etc/crypttab" > "$initdir/etc/crypttab.tresor"
+        mv -f "$initdir/etc/crypttab.tresor" "$initdir/etc/crypttab"
+    fi
+}
+
 install() {
+    local root out uuids
+    if _tresor_needed; then
+        # errors at build time, not at boot: headers, the root's key file,
+        # volumes also in crypttab
+        root=$(_tresor_root_name)
+        if ! out=$("$TRESOR_UNLOCK" --tresortab "$dracutsysrootdir"/etc/tresortab \
+            --initramfs ${root:+--root "$root"} \
+            --crypttab "$dracutsysrootdir"/etc/crypttab --print-uuids check 2>&1); then
+            dfatal "90tresor: /etc/tresortab cannot be unlocked at boot:"
+            printf '%s\n' "$out" | grep -v '^uuid ' | while read -r line; do
+                dfatal "  $line"
+            done
+            exit 1
+        fi
+        uuids=$(printf '%s\n' "$out" | awk '$1 == "uuid" { print $3 }')
+        _tresor_hide_from_crypt "$(echo $uuids)"
+    fi
     inst_binary "$TRESOR_UNLOCK"
     [[ -f /etc/tresortab ]] && inst_simple /etc/tresortab
     inst_multiple -o plymouth systemd-ask-password
