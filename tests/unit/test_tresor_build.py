@@ -1,0 +1,188 @@
+"""Issue 15 (1, 5, CLI) without a kernel: `tresor-unlock check` at
+initramfs build time on real LUKS2 headers (made with host cryptsetup on
+files), dracut 90tresor's install() run with stubbed dracut functions
+(keeps TRESOR volumes away from 90crypt, fails the build with the reason),
+the initramfs-tools hook's check, the generator's warning for a volume in
+both tables, and the CLI's one-line errors."""
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness import luks
+from harness.registry import unit_test
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "daemon" / "tresor-unlock"
+BIN = SRC / "bin" / "tresor-unlock"
+HINT = "cryptsetup reencrypt --key-size 256 --cipher aes-xts-plain64"
+TRY = "Try 'tresor-unlock --help' for more information."
+
+
+def build():
+    subprocess.run(["make", "-s", "-C", str(SRC)], check=True)
+
+
+def image(d, name, **opts):
+    img = Path(d) / name
+    with open(img, "wb") as f:
+        f.truncate(20 << 20)
+    uuid, _ = luks.luks_format(img, b"pw", os.urandom(opts.pop("kb", 32)),
+                               **opts)
+    return img, uuid
+
+
+def check(tab, *args):
+    return subprocess.run([str(BIN), "--tresortab", str(tab), *args,
+                           "check"], capture_output=True, text=True,
+                          timeout=60)
+
+
+@unit_test()
+def test_tresor_unlock_check_at_build():
+    """check --initramfs --root --crypttab: a 512-bit and a non-XTS header,
+    the root with a key file, a volume also in crypttab (by UUID, another
+    name) each fail with the reason (exit 1); a good table passes and
+    prints the LUKS UUIDs for the dracut module."""
+    build()
+    with tempfile.TemporaryDirectory() as d:
+        good, ug = image(d, "good.img")
+        x512, _ = image(d, "x512.img", kb=64, key_bits=512)
+        cbc, _ = image(d, "cbc.img", cipher="aes-cbc-essiv:sha256")
+        tab, ct = Path(d) / "tresortab", Path(d) / "crypttab"
+        ct.write_text("# none of ours\nswap /dev/zz /dev/urandom swap\n")
+        tab.write_text(f"root {good} none\n")
+        r = check(tab, "--initramfs", "--root", "root", "--crypttab",
+                  str(ct), "--print-uuids")
+        assert r.returncode == 0 and f"uuid root {ug}" in r.stdout, \
+            r.stdout + r.stderr
+        tab.write_text(f"root {good} /etc/root.key\nbig {x512} none\n"
+                       f"old {cbc} none\n")
+        ct.write_text(f"luks-x UUID={ug.upper()} none luks\n")
+        r = check(tab, "--initramfs", "--root", "root", "--crypttab",
+                  str(ct))
+        err = r.stderr
+        assert r.returncode == 1, r.stdout + err
+        assert "root: the root volume has the key file /etc/root.key" in err
+        assert f"big: {x512} uses aes-xts-plain64 with a 512-bit key" in err
+        assert f"old: {cbc} uses aes-cbc-essiv:sha256" in err and HINT in err
+        assert f"root: also in {ct}:1 ('luks-x UUID={ug.upper()}')" in err
+        assert "4 problems" in err, err
+        r = check(tab, "--root", "nosuch")
+        assert r.returncode == 2 and "--root: no entry 'nosuch'" in \
+            r.stderr, r.stderr
+
+
+def dracut_install(d, tab_text, fstab, cmdline, crypttab_text):
+    """Run 90tresor's install() as dracut would (functions stubbed);
+    returns (rc, output, initdir)."""
+    sysroot, initdir = Path(d) / "sysroot", Path(d) / "initdir"
+    (sysroot / "etc").mkdir(parents=True)
+    (initdir / "etc" / "cmdline.d").mkdir(parents=True)
+    (sysroot / "etc" / "tresortab").write_text(tab_text)
+    (sysroot / "etc" / "fstab").write_text(fstab)
+    (initdir / "etc" / "cmdline.d" / "90crypt.conf").write_text(cmdline)
+    if crypttab_text is not None:
+        (sysroot / "etc" / "crypttab").write_text(crypttab_text)
+        (initdir / "etc" / "crypttab").write_text(crypttab_text)
+    script = f"""
+dinfo() {{ echo "INFO: $*"; }}
+derror() {{ echo "ERROR: $*"; }}
+dfatal() {{ echo "FATAL: $*"; }}
+inst_binary() {{ :; }}; inst_simple() {{ :; }}; inst_multiple() {{ :; }}
+inst_hook() {{ :; }}; dracut_need_initqueue() {{ :; }}
+dracut_module_included() {{ return 1; }}
+. {REPO}/dracut/90tresor/module-setup.sh
+TRESOR_UNLOCK={BIN}
+dracutsysrootdir={sysroot} initdir={initdir} hostonly=1
+install
+echo INSTALL-DONE
+"""
+    r = subprocess.run(["bash", "-c", script], capture_output=True,
+                       text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr, initdir
+
+
+@unit_test()
+def test_dracut_keeps_tresor_from_90crypt():
+    """Hostonly with cryptsetup installed, 90crypt lists every LUKS device
+    (rd.luks.uuid=luks-UUID): 90tresor drops the TRESOR root's (any case)
+    and keeps another volume's; with the root the only one it writes
+    rd.luks=0; a TRESOR volume in crypttab fails the build naming the
+    line; a 512-bit header fails it too."""
+    build()
+    with tempfile.TemporaryDirectory() as d:
+        good, ug = image(d, "good.img")
+        other = "11111111-2222-4333-8444-555555555555"
+        tab = f"root {good} none\n"
+        fstab = "/dev/mapper/root / ext4 defaults 0 1\n"
+        rc, out, initdir = dracut_install(
+            Path(d) / "a", tab, fstab,
+            f" rd.luks.uuid=luks-{ug.upper()} rd.luks.uuid=luks-{other}\n",
+            f"data UUID={other} none luks\n")
+        assert rc == 0 and "INSTALL-DONE" in out, out
+        conf = (initdir / "etc/cmdline.d/90crypt.conf").read_text()
+        assert ug.upper() not in conf and f"luks-{other}" in conf and \
+            "rd.luks=0" not in conf, conf
+        ct = (initdir / "etc/crypttab").read_text()
+        assert f"data UUID={other}" in ct, ct
+        rc, out, initdir = dracut_install(
+            Path(d) / "b", tab, fstab, f" rd.luks.uuid=luks-{ug}\n", None)
+        assert rc == 0, out
+        conf = (initdir / "etc/cmdline.d/90crypt.conf").read_text()
+        assert ug not in conf and "rd.luks=0" in conf, conf
+        rc, out, _ = dracut_install(
+            Path(d) / "c", tab, fstab, f" rd.luks.uuid=luks-{ug}\n",
+            f"root UUID={ug} none luks\n")
+        assert rc == 1 and "INSTALL-DONE" not in out and \
+            "FATAL: 90tresor: /etc/tresortab cannot be unlocked" in out \
+            and "root: also in" in out, out
+        x512, _ = image(d, "x512.img", kb=64, key_bits=512)
+        rc, out, _ = dracut_install(Path(d) / "e", f"root {x512} none\n",
+                                    fstab, "", None)
+        assert rc == 1 and "512-bit key" in out, out
+
+
+@unit_test()
+def test_generator_warns_both_tables():
+    """tresor-generator: a volume listed in /etc/crypttab too gets a
+    warning naming it (systemd-cryptsetup would map it with the key in
+    RAM); its drop-in is still written."""
+    with tempfile.TemporaryDirectory() as d:
+        tab, ct = Path(d) / "tresortab", Path(d) / "crypttab"
+        tab.write_text("root UUID=0d1f none\ndata /dev/vdb none\n")
+        ct.write_text("# c\nroot UUID=0d1f none luks\n")
+        out = Path(d) / "gen"
+        out.mkdir()
+        r = subprocess.run([str(REPO / "systemd" / "tresor-generator"),
+                            str(out), str(out), str(out)],
+                           env={"TRESORTAB": str(tab), "CRYPTTAB": str(ct),
+                                "PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert "root (UUID=0d1f) is in" in r.stderr and "key in RAM" in r.stderr and \
+            "data" not in r.stderr, r.stderr
+        assert (out / "dev-mapper-root.device.d/50-tresor.conf").exists()
+
+
+@unit_test()
+def test_tresor_unlock_cli_errors():
+    """Unknown option, missing argument, bad value, unknown verb: one line
+    naming it + "Try 'tresor-unlock --help' ...", exit 2; --version."""
+    build()
+    cases = [(["--bogus"], "unrecognized option '--bogus'"),
+             (["-x"], "invalid option '-x'"),
+             (["--timeout"], "option '--timeout' requires an argument"),
+             (["--timeout", "soon"], "invalid --timeout 'soon'"),
+             (["root"], "unknown command 'root' (open, check or format)"),
+             (["check", "extra"], "check takes no argument: 'extra'")]
+    for args, want in cases:
+        r = subprocess.run([str(BIN), *args], capture_output=True,
+                           text=True, timeout=30)
+        lines = r.stderr.splitlines()
+        assert r.returncode == 2 and lines == [f"tresor-unlock: {want}",
+                                               TRY], (args, r.stderr)
+    r = subprocess.run([str(BIN), "--version"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("tresor-unlock "), \
+        r.stdout
