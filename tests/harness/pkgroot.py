@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 from .debroot import (SUITE, DebianSystem, _run, chroot, chroot_mounts,
                       stage1)
