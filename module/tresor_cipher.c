@@ -4,7 +4,16 @@
  *
  * A request runs where it arrives if that CPU is a valid key holder and may
  * use the FPU; otherwise it is queued to a valid holder's bound worker and
- * completes asynchronously (dm-crypt and AF_ALG handle that). The key never
+ * completes asynchronously (dm-crypt and AF_ALG handle that). If that
+ * holder fails its check meanwhile, the worker runs the request on the
+ * other valid holders in turn, each once at most, until one takes it: the
+ * whole mask, not a fixed number of tries, so a request fails (EIO) only
+ * when no valid holder is left. Those synchronous calls, and the page
+ * calls forwarded to a holder, go through tresor's own reclaim-safe
+ * workqueue and a completion (tresor_call_on()), never smp_call_on_cpu():
+ * that one waits on system_wq, which has no rescuer, so with swap on
+ * dm-crypt a forwarded request could wait under memory pressure for a
+ * worker that cannot be created. The key never
  * comes through setkey: a transform accepts only the all-zero placeholder
  * key that dm-crypt holds.
  */
@@ -15,6 +24,7 @@
 #include <linux/workqueue.h>
 #include <crypto/internal/skcipher.h>
 #include <linux/capability.h>
+#include <linux/completion.h>
 #include <linux/module.h>
 #include <asm/cpufeature.h>
 #include <asm/simd.h>
@@ -88,6 +98,76 @@ static int tresor_xts_setkey(struct crypto_skcipher *tfm, const u8 *key,
 
 /* Forwarded requests run on a valid key holder, from this bound queue. */
 static struct workqueue_struct *tresor_wq;
+/*
+ * Synchronous calls on a key holder (tresor_call_on()). A queue of its own,
+ * with its own rescuer: a tresor_wq item waits for these, and items of one
+ * reclaim-safe queue must not wait for each other (its single rescuer
+ * could be the one waiting). Items on it never wait for anything.
+ */
+static struct workqueue_struct *tresor_call_wq;
+
+struct tresor_call {
+	struct work_struct work;
+	struct completion done;
+	int (*fn)(void *arg);
+	void *arg;
+	int ret;
+};
+
+static void tresor_call_work(struct work_struct *work)
+{
+	struct tresor_call *call = container_of(work, struct tresor_call, work);
+
+	call->ret = call->fn(call->arg);
+	/* The caller's stack frame: nothing touches *call after this */
+	complete(&call->done);
+}
+
+/*
+ * fn(arg) on @cpu's worker of tresor_call_wq, in process context; waits
+ * for it. -ENXIO: @cpu is offline. As with smp_call_on_cpu(), @cpu going
+ * offline meanwhile can run it elsewhere: fn checks where it runs.
+ */
+static int tresor_call_on(int cpu, int (*fn)(void *arg), void *arg)
+{
+	struct tresor_call call = {
+		.done = COMPLETION_INITIALIZER_ONSTACK(call.done),
+		.fn = fn,
+		.arg = arg,
+	};
+
+	might_sleep();
+	if (cpu < 0 || cpu >= nr_cpu_ids || !cpu_online(cpu))
+		return -ENXIO;
+	INIT_WORK_ONSTACK(&call.work, tresor_call_work);
+	queue_work_on(cpu, tresor_call_wq, &call.work);
+	wait_for_completion(&call.done);
+	destroy_work_on_stack(&call.work);
+	return call.ret;
+}
+
+/*
+ * Run fn(arg) (returns -EAGAIN when its CPU is no valid key holder) on the
+ * valid holders in turn, from a rotating start, each at most once, until
+ * one takes it: the whole mask if need be. A holder that fails its check
+ * leaves the mask as it is tried. -EAGAIN: none could.
+ */
+static int tresor_forward(int (*fn)(void *arg), void *arg)
+{
+	int cpu, ret = -EAGAIN;
+
+	for_each_cpu_wrap(cpu, tresor_valid_holders(), tresor_holder_start()) {
+		if (!cpu_online(cpu))
+			continue;
+		tresor_count_forwarded();
+		ret = tresor_call_on(cpu, fn, arg);
+		if (ret == -ENXIO)	/* it went offline */
+			ret = -EAGAIN;
+		if (ret != -EAGAIN)
+			break;
+	}
+	return ret;
+}
 
 struct tresor_req_ctx {
 	struct work_struct work;
@@ -169,24 +249,20 @@ static void tresor_xts_work(struct work_struct *work)
 		container_of(work, struct tresor_req_ctx, work);
 	struct skcipher_request *req =
 		container_of((void *)rctx, struct skcipher_request, __ctx);
-	int tries, cpu, err;
+	int err;
 
 	err = tresor_xts_crypt_here(req, rctx->enc);
 	/*
-	 * This holder failed its check meanwhile: run the request on another
-	 * one, synchronously. Never re-queue this running work item: the
-	 * workqueue would put it back on this very CPU.
+	 * This holder failed its check meanwhile (and left the valid mask):
+	 * run the request on the others, synchronously. Never re-queue this
+	 * running work item: the workqueue would put it back on this CPU.
 	 */
-	for (tries = 0; err == -EAGAIN && tries < 4; tries++) {
-		cpu = tresor_pick_holder(raw_smp_processor_id());
-		if (cpu < 0)
-			break;
-		err = smp_call_on_cpu(cpu, tresor_xts_here_cb, req, false);
-		if (err == -ENXIO)	/* it went offline */
-			err = -EAGAIN;
-	}
 	if (err == -EAGAIN)
+		err = tresor_forward(tresor_xts_here_cb, req);
+	if (err == -EAGAIN) {
+		pr_err_ratelimited("no CPU holds a valid key; request fails\n");
 		err = -EIO;
+	}
 	local_bh_disable();
 	skcipher_request_complete(req, err);
 	local_bh_enable();
@@ -265,7 +341,7 @@ static int tresor_crypt_page_on(struct tresor_page_job *job)
 	if (!tresor_holder_valid(job->cpu))
 		return -EXDEV;
 	tresor_count_forwarded();
-	ret = smp_call_on_cpu(job->cpu, tresor_page_here, job, false);
+	ret = tresor_call_on(job->cpu, tresor_page_here, job);
 	/* -ENXIO: it went offline; -EAGAIN: its check failed meanwhile */
 	return ret == -ENXIO || ret == -EAGAIN ? -EXDEV : ret;
 }
@@ -275,7 +351,7 @@ static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
 			     bool enc, int cpu)
 {
 	struct tresor_page_job job = { dst, src, iv, enc, -1 };
-	int tries, ret;
+	int ret;
 
 	might_sleep();
 	if (!tresor_key_loaded())
@@ -285,15 +361,9 @@ static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
 		return tresor_crypt_page_on(&job);
 	}
 	ret = tresor_page_here(&job);
-	for (tries = 0; ret == -EAGAIN && tries < 4; tries++) {
-		cpu = tresor_pick_holder(raw_smp_processor_id());
-		if (cpu < 0)
-			break;
-		tresor_count_forwarded();
-		ret = smp_call_on_cpu(cpu, tresor_page_here, &job, false);
-		if (ret == -ENXIO)	/* it went offline */
-			ret = -EAGAIN;
-	}
+	/* Not a (valid) holder here: every valid holder in turn */
+	if (ret == -EAGAIN)
+		ret = tresor_forward(tresor_page_here, &job);
 	return ret == -EAGAIN ? -EIO : ret;
 }
 
@@ -408,6 +478,10 @@ void tresor_cipher_exit(void)
 		destroy_workqueue(tresor_wq);
 		tresor_wq = NULL;
 	}
+	if (tresor_call_wq) {
+		destroy_workqueue(tresor_call_wq);
+		tresor_call_wq = NULL;
+	}
 }
 
 int tresor_cipher_init(void)
@@ -419,8 +493,12 @@ int tresor_cipher_init(void)
 	 * WQ_MEM_RECLAIM because dm-crypt may carry swap.
 	 */
 	tresor_wq = alloc_workqueue("tresor", WQ_HIGHPRI | WQ_MEM_RECLAIM, 0);
-	if (!tresor_wq)
+	tresor_call_wq = alloc_workqueue("tresor_call",
+					 WQ_HIGHPRI | WQ_MEM_RECLAIM, 0);
+	if (!tresor_wq || !tresor_call_wq) {
+		tresor_cipher_exit();
 		return -ENOMEM;
+	}
 
 	/* AES-NI is the baseline: without it (or its self-test) no cipher. */
 	for (i = 0; i < TRESOR_NR_IMPLS && tresor_impl_supported(i); i++) {

@@ -117,9 +117,20 @@ bool tresor_holder_valid(int cpu)
 	       cpumask_test_cpu(cpu, &tresor_valid);
 }
 
+const struct cpumask *tresor_valid_holders(void)
+{
+	return &tresor_valid;
+}
+
+unsigned int tresor_holder_start(void)
+{
+	return (unsigned int)atomic_inc_return(&tresor_next_holder) %
+	       nr_cpu_ids;
+}
+
 int tresor_pick_holder(int avoid)
 {
-	unsigned int start = atomic_inc_return(&tresor_next_holder) % nr_cpu_ids;
+	unsigned int start = tresor_holder_start();
 	unsigned int cpu;
 	int fallback = -1;
 

@@ -31,6 +31,9 @@ bool tresor_local_key_ok(const struct tresor_impl *impl);
 bool tresor_holder_valid(int cpu);
 /* A valid key holder to forward work to (not @avoid if possible), or -1. */
 int tresor_pick_holder(int avoid);
+/* The valid holders (changes under the reader), and where a walk starts */
+const struct cpumask *tresor_valid_holders(void);
+unsigned int tresor_holder_start(void);
 void tresor_count_request(void);
 void tresor_count_forwarded(void);
 

@@ -15,6 +15,15 @@ def status(vm):
     return dict(ln.split("=", 1) for ln in out.split("\n"))
 
 
+def cpulist(text):
+    """The CPUs of a cpulist ("0-2,5")."""
+    cpus = set()
+    for part in filter(None, text.strip().split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
 def check_on_cpu(vm, key, cpu, n=100):
     """n random requests issued on `cpu`, compared with xts(aes)."""
     seed = int.from_bytes(os.urandom(4), "little")
@@ -123,6 +132,44 @@ def test_tresor_forward_retry_other_holder(ctx):
                  f"{st['check_failures']} forwarded="
                  f"{st['forwarded_requests']}")
         assert st["valid_holders"] == "1" and st["check_failures"] == "1", st
+
+
+@vm_test(timeout=900)
+def test_tresor_forward_walks_whole_mask(ctx):
+    """Eight CPUs, all holders (issue 21 item 7). Each round loads the key
+    again, overwrites DR0 on CPUs 0-6 (tresor_testdr.ko, as a KVM guest
+    would), which still count as valid, and issues one request on CPU 0:
+    CPU 0 fails its check, the request is forwarded and must walk the
+    holder mask until it reaches CPU 7, however many invalid holders come
+    first. It never fails. (A fixed 4 retries gave up, EIO, whenever the
+    walk started at CPU 0, 1 or 2: about 3 rounds in 8.)"""
+    rounds = 12
+    key = os.urandom(32)
+    with ctx.boot(smp=8) as vm:
+        vm.sh(LOAD_TRESOR)
+        vm.sh("modprobe tresor_testdr")
+        fails = []
+        failures = int(status(vm)["check_failures"])
+        for r in range(rounds):
+            if r:
+                assert vm.sh("rcprobe clear-key") == "ok"
+            load_masked_key(vm, key)
+            assert status(vm)["valid_holders"] == "0-7", status(vm)
+            vm.sh("echo 0-6 > /sys/module/tresor_testdr/parameters/clobber")
+            seed = int.from_bytes(os.urandom(4), "little")
+            rc, out = vm.run(f"taskset -c 0 xtstest check 1 {seed} "
+                             f"{masked_key_args(key)}", timeout=120)
+            st = status(vm)
+            if rc != 0 or "check: 1 requests, 0 mismatches" not in out:
+                fails.append(f"round {r}: rc={rc} {out.strip()[-80:]!r}")
+            assert 7 in cpulist(st["valid_holders"]), st
+        failures = int(st["check_failures"]) - failures
+        ctx.note(f"{rounds} rounds, CPUs 0-6 invalid, CPU 7 valid, one "
+                 f"request on CPU 0 each: {rounds - len(fails)} succeeded; "
+                 f"invalid holders detected on the way: {failures}"
+                 + (f"; failed: {fails}" if fails else ""))
+        assert not fails, fails
+        assert failures >= rounds, failures
 
 
 @vm_test()
