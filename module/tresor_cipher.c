@@ -154,9 +154,11 @@ static int tresor_call_on(int cpu, int (*fn)(void *arg), void *arg)
  */
 static int tresor_forward(int (*fn)(void *arg), void *arg)
 {
+	/* Once: for_each_cpu_wrap() evaluates its start at every step */
+	unsigned int start = tresor_holder_start();
 	int cpu, ret = -EAGAIN;
 
-	for_each_cpu_wrap(cpu, tresor_valid_holders(), tresor_holder_start()) {
+	for_each_cpu_wrap(cpu, tresor_valid_holders(), start) {
 		if (!cpu_online(cpu))
 			continue;
 		tresor_count_forwarded();

@@ -161,7 +161,8 @@ def test_tresor_forward_walks_whole_mask(ctx):
                              f"{masked_key_args(key)}", timeout=120)
             st = status(vm)
             if rc != 0 or "check: 1 requests, 0 mismatches" not in out:
-                fails.append(f"round {r}: rc={rc} {out.strip()[-80:]!r}")
+                fails.append(f"round {r}: rc={rc} {out.strip()!r}; dmesg: "
+                             + vm.sh("dmesg | grep -i tresor | tail -12"))
             assert 7 in cpulist(st["valid_holders"]), st
         failures = int(st["check_failures"]) - failures
         ctx.note(f"{rounds} rounds, CPUs 0-6 invalid, CPU 7 valid, one "
