@@ -462,6 +462,10 @@ def product_argv(set_id, qa, extra=()):
             "-kernel", MBGUEST, "-append", f"canary={set_id:#x} loop"]
 
 
+NO_CAT = "no L3 CAT on this CPU (no cat_l3 in /proc/cpuinfo flags, CPUID 0x10)"
+CAT_REFUSAL = "cache confinement required but unavailable: " + NO_CAT
+
+
 def marked_unit(argv, marker, desc):
     return unit_text(argv, marker=["RamCrypt=yes", *marker],
                      description=desc)
@@ -507,8 +511,11 @@ def test_host_product(ctx):
     ctx.note(f"ramcryptctl qemu-args --size={GUEST_MB}M: {qa}")
     argv = product_argv(host.set_id, backend)
     write_guest_file(vm, "/etc/systemd/system/vm-test.service", marked_unit(
-        argv, ["Window=1M", "MaxPlaintextAge=10s", "CPUs=1"],
-        "test VM (marked)"))
+        argv, ["Window=1M", "MaxPlaintextAge=10s", "CPUs=1",
+               "CacheConfinement=auto"], "test VM (marked)"))
+    write_guest_file(vm, "/etc/systemd/system/vm-cat.service", marked_unit(
+        argv, ["CPUs=1", "CacheConfinement=required"],
+        "cache confinement required"))
     write_guest_file(vm, "/etc/systemd/system/vm-banana.service",
                      marked_unit(argv, ["Window=banana"], "bad Window"))
     vm.sh("truncate -s 16M /var/lib/vm-disk.img")
@@ -546,6 +553,14 @@ def test_host_product(ctx):
                  if "not-qemu.service" in ln and "refus" in ln.lower()), "")
     ctx.note(f"marked non-QEMU unit: start rc={rc}, {active}; {line}")
     assert rc != 0 and active != "active" and line, (rc, out, logs)
+
+    # TCG emulates no CAT: `required` refuses with the reason, before QEMU
+    rc, out, logs, active = start_fails(vm, "vm-cat.service")
+    line = next((ln for ln in (logs + out).splitlines()
+                 if "vm-cat.service" in ln and CAT_REFUSAL in ln), "")
+    ctx.note(f"CacheConfinement=required: start rc={rc}, {active}; {line}")
+    assert rc != 0 and active != "active" and line, (rc, out, logs)
+    assert not regions(vm), regions(vm)
 
     rc, out = vm.run(NOBODY + "dbus-send --system --print-reply "
                      f"--dest={BUS} {MGR} "
@@ -585,6 +600,14 @@ def test_host_product(ctx):
     ctx.note(f"vm-test.service: {u}; region {rid}: window "
              f"{reg0['window_pages']} at first sight, now {reg}")
     assert u["State"] == "protected" and u["MainPID"] == pid, u
+    # CacheConfinement=auto on a CPU without CAT: enrolled, reported none
+    conf = mgr(vm, "CacheConfinement", "CacheConfinementReason")
+    uconf = bus_props(vm, unit_path("vm-test.service"), UNIT_IF,
+                      "CacheConfinement")["CacheConfinement"]
+    ctx.note(f"CacheConfinement=auto: unit {uconf}, Manager {conf}")
+    assert uconf == "auto", uconf
+    assert conf == {"CacheConfinement": "none",
+                    "CacheConfinementReason": NO_CAT}, conf
     assert reg0["window_pages"] == WINDOW_PAGES == u["WindowPages"], \
         (reg0, u)
     assert reg["window_pages"] == WINDOW_PAGES, reg
