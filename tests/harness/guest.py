@@ -14,10 +14,14 @@ def masked_key_args(key):
     return f"{enc.hex()} {mask.hex()}"
 
 
-def load_masked_key(vm, key):
+def load_masked_key(vm, key, livepatch=True):
     """Load `key` into tresor.ko without its bytes crossing the serial line
     or sitting in a guest file: the guest gets key^mask and mask, and
-    rcprobe combines them in a locked buffer that it wipes."""
+    rcprobe combines them in a locked buffer that it wipes. tresor.ko
+    refuses a key before the tresor_showregs livepatch is active: it is
+    loaded first unless livepatch=False."""
+    if livepatch:
+        load_showregs_livepatch(vm)
     # Never echo the key: its hex forms, as halves and as the DR0-DR3
     # words an oops dump prints, are redacted from every message.
     vm.secrets += [key.hex(), key[:16].hex(), key[16:].hex()] + \

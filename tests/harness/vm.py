@@ -18,6 +18,11 @@ from . import slowness
 BOOT_TIMEOUT = 120
 RUN_TIMEOUT = 60
 START_TIMEOUT = 90  # a command's @@BEGIN after it was sent
+# Module parameters every test guest gets on its kernel command line (kmod
+# and busybox modprobe apply "module.param=" from /proc/cmdline, also in an
+# initramfs): QEMU TCG sets CPUID's hypervisor bit, under which tresor.ko
+# refuses the key otherwise. bench_params=False boots without them.
+BENCH_PARAMS = "tresor.allow_hypervisor=1"
 
 
 class GuestError(Exception):
@@ -75,7 +80,7 @@ class VM:
                  boot_timeout=BOOT_TIMEOUT, boot_timeout_from=None,
                  qemu_args=(), agent_tty="ttyS0",
                  console_append="console=ttyS0 panic=-1 loglevel=4 nokaslr",
-                 mttcg=False):
+                 mttcg=False, bench_params=True):
         """agent_tty: where the guest agent listens. "ttyS0" shares the
         console (busybox guests); "ttyS1" is a second serial port on a
         socket, so a full system's console (prompts, boot messages) stays
@@ -131,7 +136,9 @@ class VM:
                "-serial", "stdio", "-monitor", "none",
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd_path),
-               "-append", console_append + " " + append]
+               "-append", " ".join(filter(None, (
+                   console_append, BENCH_PARAMS if bench_params else "",
+                   append)))]
         self.agent_path = Path(self._sockdir) / "agent.sock"
         if agent_tty == "ttyS1":
             cmd += ["-chardev", f"socket,id=agent,path={self.agent_path},"
