@@ -34,35 +34,37 @@ REPO_DIR = "/srv/ramcrypt-repo"
 MAINT = "ramcrypt-host tests <tests@users.noreply.r-seed-8df2d838.example>"
 
 
-def _tracked():
-    out = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"],
-                         capture_output=True, text=True, check=True).stdout
-    return [f for f in out.split("\0")
-            if f and ((REPO / f).is_file() or (REPO / f).is_symlink())]
+def _head():
+    """The commit the packages are built from: HEAD, as a clean clone has
+    it. Not the work tree: other work in progress there (a tracked file
+    changed to use a file not yet added) must not break the packages."""
+    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                          capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
-def _source_digest():
-    h = hashlib.sha256()
-    for f in sorted(_tracked()):
-        p = REPO / f
-        h.update(f.encode() + b"\0")
-        h.update(os.readlink(p).encode() if p.is_symlink()
-                 else p.read_bytes())
-    return h.hexdigest()[:16]
+def _source_digest(commit):
+    tree = subprocess.run(["git", "-C", str(REPO), "rev-parse",
+                           f"{commit}^{{tree}}"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    return tree[:16]
 
 
-def _copy_tree(dest):
-    """The tracked files only, as a clean clone has them."""
+def _export(commit, dest):
+    """The commit's files (git archive), as a clean clone has them."""
     dest.mkdir(parents=True)
-    for f in _tracked():
-        (dest / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / f, dest / f, follow_symlinks=False)
+    arch = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar",
+                           commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-C", str(dest), "-xf", "-"], input=arch,
+                   check=True)
     return dest
 
 
-def upstream_version():
-    m = re.match(r"\S+ \(([^)-]+)-[^)]*\)",
-                 (REPO / "debian/changelog").read_text())
+def upstream_version(commit="HEAD"):
+    text = subprocess.run(["git", "-C", str(REPO), "show",
+                           f"{commit}:debian/changelog"], capture_output=True,
+                          text=True, check=True).stdout
+    m = re.match(r"\S+ \(([^)-]+)-[^)]*\)", text)
     if not m:
         raise RuntimeError("debian/changelog: no version in the first line")
     return m.group(1)
@@ -93,24 +95,25 @@ def _bump(src, ver):
 
 
 def build_debs(version=None):
-    """{package: .deb path} built by dpkg-buildpackage -b from a copy of
-    the tracked tree, at the tree's version or (version=) a bumped one.
-    Cached per source digest and version, built under a private name and
-    renamed into place (like kernels.Kernel.build_modules)."""
-    ver = version or upstream_version()
+    """{package: .deb path} built by dpkg-buildpackage -b from HEAD's
+    files, at its version or (version=) a bumped one. Cached per source
+    tree and version, built under a private name and renamed into place
+    (like kernels.Kernel.build_modules)."""
+    commit = _head()
+    ver = version or upstream_version(commit)
     d = cache_dir() / "debs"
     d.mkdir(exist_ok=True)
-    out = d / f"{_source_digest()}-{ver}"
+    out = d / f"{_source_digest(commit)}-{ver}"
     if (out / "build.ok").exists():
         out.touch()
     else:
         prune_stale(d.glob("*-*"), rmtree=True)
         tmp = d / f"{out.name}.{os.getpid()}.tmp"
         subprocess.run(["rm", "-rf", str(tmp)], check=True)
-        src = _copy_tree(tmp / "src" / "ramcrypt-host")
+        src = _export(commit, tmp / "src" / "ramcrypt-host")
         if version:
             _bump(src, version)
-        log(f"dpkg-buildpackage of ramcrypt-host {ver}")
+        log(f"dpkg-buildpackage of ramcrypt-host {ver} ({commit[:12]})")
         r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"],
                            cwd=src, capture_output=True, text=True)
         if r.returncode != 0:
