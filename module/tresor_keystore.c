@@ -30,15 +30,27 @@
 #include <linux/string.h>
 #include <linux/suspend.h>
 #include <linux/sysfs.h>
+#include <asm/cpufeature.h>
 #include <asm/fpu/api.h>
 
 #include "tresor_cipher.h"
 #include "tresor_keystore.h"
+#include "tresor_showregs.h"
 
 static bool hotplug_peer_copy;
 module_param(hotplug_peer_copy, bool, 0644);
 MODULE_PARM_DESC(hotplug_peer_copy,
 		 "A holder CPU coming online copies the key from a valid peer through RAM (wiped at once); otherwise it stays keyless and its requests are forwarded (default: keyless)");
+
+static bool allow_hypervisor;
+module_param(allow_hypervisor, bool, 0444);
+MODULE_PARM_DESC(allow_hypervisor,
+		 "Load the key even when CPUID reports a hypervisor, which saves DR0-DR3 to its own RAM on every VM exit: TRESOR then protects nothing against a dump of the host (test benches; default: refuse, EOPNOTSUPP)");
+
+static bool allow_no_showregs;
+module_param(allow_no_showregs, bool, 0444);
+MODULE_PARM_DESC(allow_no_showregs,
+		 "Load the key even when the tresor_showregs livepatch is not active, so that an oops or WARN prints DR0-DR3, the key, to the log (default: refuse, ENOPKG)");
 
 /*
  * Serialises key loading, clearing and holder changes. Lock order: the CPU
@@ -249,6 +261,52 @@ static const struct cpumask *tresor_effective_holders(void)
 	return &tresor_scratch;
 }
 
+/* 1: the livepatch is active, 0: loaded, not active, -ENOENT: not loaded */
+static int tresor_showregs_state(void)
+{
+	typeof(&tresor_showregs_active) active =
+		symbol_get(tresor_showregs_active);
+	int on;
+
+	if (!active)
+		return -ENOENT;
+	on = active();
+	symbol_put(tresor_showregs_active);
+	return on;
+}
+
+/*
+ * Where the key must not go: under a hypervisor (EOPNOTSUPP) and before
+ * the tresor_showregs livepatch is active (ENOPKG), unless the module
+ * parameters accept it. Each refusal says why in the log.
+ */
+static int tresor_key_allowed(void)
+{
+	int lp;
+
+	if (boot_cpu_has(X86_FEATURE_HYPERVISOR)) {
+		if (!allow_hypervisor) {
+			pr_err("refusing the key: CPUID reports a hypervisor, which saves DR0-DR3 (the key) to its own RAM on VM exits; load tresor with allow_hypervisor=1 to accept that (test benches)\n");
+			return -EOPNOTSUPP;
+		}
+		pr_warn("CPUID reports a hypervisor: it can save DR0-DR3 (the key) to its RAM on VM exits; loading the key anyway (allow_hypervisor=1)\n");
+	}
+	lp = tresor_showregs_state();
+	if (lp <= 0) {
+		const char *why = lp ? "is not loaded" :
+			"is loaded but not active (transition not done, or disabled)";
+
+		if (!allow_no_showregs) {
+			pr_err("refusing the key: the tresor_showregs livepatch %s, so an oops or WARN would print DR0-DR3 (the key) to the log; modprobe tresor_showregs and wait for /sys/kernel/livepatch/tresor_showregs/transition to read 0 (tresor-unlock does), or load tresor with allow_no_showregs=1\n",
+			       why);
+			return -ENOPKG;
+		}
+		pr_warn("the tresor_showregs livepatch %s: an oops or WARN prints DR0-DR3 (the key); loading the key anyway (allow_no_showregs=1)\n",
+			why);
+	}
+	return 0;
+}
+
 int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 {
 	const struct tresor_impl *impl = tresor_best_impl();
@@ -268,6 +326,9 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 		ret = -EEXIST;
 		goto out_unlock;
 	}
+	ret = tresor_key_allowed();
+	if (ret)
+		goto out_unlock;
 	holders = tresor_effective_holders();
 	for_each_cpu(cpu, holders) {
 		if (!tresor_bpslots_owned(cpu)) {

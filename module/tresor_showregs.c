@@ -25,6 +25,8 @@
 #include <asm/processor.h>
 #include <asm/special_insns.h>
 
+#include "tresor_showregs.h"
+
 #ifndef DR7_FIXED_1
 #define DR7_FIXED_1	0x00000400	/* named in 6.12, a literal in 6.1 */
 #endif
@@ -199,6 +201,32 @@ static void tresor_show_regs(struct pt_regs *regs, enum show_regs_mode mode,
 		dump_printk("%sPKRU: %08x\n", log_lvl, read_pkru());
 }
 
+/*
+ * Set once every task runs tresor_show_regs() (post_patch runs when the
+ * transition is complete), cleared before unpatching begins. tresor.ko
+ * refuses to load a key while it is false.
+ */
+static bool showregs_active;
+
+bool tresor_showregs_active(void)
+{
+	return READ_ONCE(showregs_active);
+}
+EXPORT_SYMBOL_GPL(tresor_showregs_active);
+
+static void showregs_post_patch(struct klp_object *obj)
+{
+	WRITE_ONCE(showregs_active, true);
+	pr_info("transition done: register dumps of every task leave out DR0-DR3\n");
+}
+
+static void showregs_pre_unpatch(struct klp_object *obj)
+{
+	WRITE_ONCE(showregs_active, false);
+	if (key_regs_in_use())
+		pr_warn("disabled while DR0-DR3 hold a key (tresor): an oops or WARN will print it to the log\n");
+}
+
 static struct klp_func funcs[] = {
 	{
 		.old_name = "__show_regs",
@@ -211,6 +239,10 @@ static struct klp_object objs[] = {
 	{
 		/* name being NULL means vmlinux */
 		.funcs = funcs,
+		.callbacks = {
+			.post_patch = showregs_post_patch,
+			.pre_unpatch = showregs_pre_unpatch,
+		},
 	},
 	{ }
 };

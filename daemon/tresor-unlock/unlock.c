@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,10 @@
 #define TRESOR_CIPHER_SPEC	"capi:xts(tresor)-plain64"
 #define REENCRYPT_HINT \
 	"cryptsetup reencrypt --key-size 256 --cipher aes-xts-plain64"
+
+#define SHOWREGS_NAME		"tresor_showregs"
+#define SHOWREGS_SYSFS		"/sys/kernel/livepatch/" SHOWREGS_NAME
+#define SHOWREGS_TIMEOUT_MS	30000
 
 #ifndef SOL_ALG
 #define SOL_ALG 279
@@ -624,6 +629,27 @@ static int tresor_take_key(const char *name, const char *tresor_dev,
 			close(fd);
 			return 0;
 		}
+		if (errno == EOPNOTSUPP) {
+			msg(name, "tresor.ko refuses the key: this machine "
+			    "runs under a hypervisor (CPUID hypervisor bit), "
+			    "which saves DR0-DR3, the key, to its own RAM on "
+			    "VM exits, so TRESOR protects nothing here. To "
+			    "accept that (test benches), load tresor with "
+			    "allow_hypervisor=1 (kernel command line "
+			    "tresor.allow_hypervisor=1)");
+			close(fd);
+			return -1;
+		}
+		if (errno == ENOPKG) {
+			msg(name, "tresor.ko refuses the key: the "
+			    SHOWREGS_NAME " livepatch is not active, so an "
+			    "oops or WARN would print DR0-DR3, the key, to "
+			    "the kernel log. Install " SHOWREGS_NAME ".ko "
+			    "for this kernel, or load tresor with "
+			    "allow_no_showregs=1 to accept that");
+			close(fd);
+			return -1;
+		}
 		if (errno != EEXIST) {
 			msg(name, "TRESOR_IOC_SET_KEY: %s", strerror(errno));
 			close(fd);
@@ -890,6 +916,93 @@ static int map_payload(const struct tresor_entry *e, struct crypt_device *cd,
 	return 0;
 }
 
+/* The first number in a sysfs file, or -1. */
+static int read_sysfs_int(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	int v = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* modprobe MODULE with the kernel's modprobe; its exit status, or -1. */
+static int run_modprobe(const char *module)
+{
+	char prog[PATH_MAX] = "/sbin/modprobe";
+	FILE *f = fopen("/proc/sys/kernel/modprobe", "re");
+	int status;
+	pid_t pid;
+
+	if (f) {
+		if (!fgets(prog, sizeof(prog), f) || prog[0] != '/')
+			snprintf(prog, sizeof(prog), "/sbin/modprobe");
+		prog[strcspn(prog, "\n")] = '\0';
+		fclose(f);
+	}
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execl(prog, "modprobe", module, (char *)NULL);
+		fprintf(stderr, "tresor-unlock: cannot run %s: %s\n", prog,
+			strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * Before a key goes into the registers: the tresor_showregs livepatch is
+ * loaded, enabled and done with its transition (tresor.ko refuses the key
+ * before, ENOPKG: an oops or WARN would print DR0-DR3 to the log). Waits
+ * at most SHOWREGS_TIMEOUT_MS. A failure is reported but not final:
+ * tresor.ko decides (tresor.allow_no_showregs=1 accepts the risk).
+ */
+static void ensure_showregs(const char *name)
+{
+	long long end;
+	int r, en, tr;
+
+	if (access(SHOWREGS_SYSFS, F_OK)) {
+		r = run_modprobe(SHOWREGS_NAME);
+		if (r) {
+			msg(name, "could not load the %s livepatch (modprobe "
+			    "%s: %s %d); without it tresor.ko refuses the key",
+			    SHOWREGS_NAME, SHOWREGS_NAME,
+			    r < 0 ? "failed," : "exit status", r);
+			return;
+		}
+	}
+	end = now_ms() + SHOWREGS_TIMEOUT_MS;
+	for (;;) {
+		en = read_sysfs_int(SHOWREGS_SYSFS "/enabled");
+		tr = read_sysfs_int(SHOWREGS_SYSFS "/transition");
+		if (en == 1 && tr == 0)
+			return;
+		if (en == 0) {
+			msg(name, "the %s livepatch is disabled (%s/enabled "
+			    "is 0); without it tresor.ko refuses the key",
+			    SHOWREGS_NAME, SHOWREGS_SYSFS);
+			return;
+		}
+		if (now_ms() >= end)
+			break;
+		sleep_ms(100);
+	}
+	msg(name, "the %s livepatch did not finish its transition within "
+	    "%s (%s/transition is %d: a task still runs the unpatched "
+	    "register dump); without it tresor.ko refuses the key",
+	    SHOWREGS_NAME, secs(SHOWREGS_TIMEOUT_MS), SHOWREGS_SYSFS, tr);
+}
+
 /*
  * Before any passphrase is asked: /dev/tresor answers and the kernel has
  * xts(tresor) (AF_ALG bind only, no key). On failure the message says how
@@ -950,6 +1063,8 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 		goto out;
 	if (probe_tresor(e->name, tdev, path))
 		goto out;
+	if (tresor_key_loaded(tdev) == 0)
+		ensure_showregs(e->name);
 	if (get_volume_key(cd, e, o, path, &vk))
 		goto out;
 	r = tresor_take_key(e->name, tdev, vk, &loaded);

@@ -3,13 +3,15 @@ import os
 
 from harness.registry import vm_test
 
-from harness.guest import LOAD_TRESOR as LOAD, load_masked_key  # noqa: F401
+from harness.guest import (LOAD_TRESOR as LOAD, load_masked_key,  # noqa: F401
+                           load_showregs_livepatch)
 
 
 @vm_test()
 def test_tresor_known_answers(ctx):
     with ctx.boot() as vm:
         vm.sh(LOAD)
+        load_showregs_livepatch(vm)  # xtstest loads keys
         impl = vm.sh("cat /sys/kernel/tresor/implementation")
         out = vm.sh("xtstest kat", timeout=120)
         ctx.note(f"implementation {impl}; " + "; ".join(
@@ -23,6 +25,7 @@ def test_tresor_random_vs_xts_aes(ctx):
     seed = int.from_bytes(os.urandom(4), "little")
     with ctx.boot() as vm:
         vm.sh(LOAD)
+        load_showregs_livepatch(vm)
         out = vm.sh(f"xtstest random 10000 {seed}", timeout=1100)
         ctx.note(out.splitlines()[-1] + f" (seed {seed})")
         assert "random: 10000 requests" in out and \
@@ -33,6 +36,7 @@ def test_tresor_random_vs_xts_aes(ctx):
 def test_tresor_bad_input(ctx):
     with ctx.boot() as vm:
         vm.sh(LOAD)
+        load_showregs_livepatch(vm)
         rc, out = vm.run("xtstest bad", timeout=120)
         assert rc == 0, out
         assert "FAIL" not in out, out

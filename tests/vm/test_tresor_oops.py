@@ -67,11 +67,16 @@ def test_tresor_oops_no_key(ctx):
     secrets = sorted(key_texts(key)) + [key.hex()]
 
     # 1. Baseline, livepatch not loaded: the stock __show_regs prints the
-    # key. This proves the checks below would see a leak.
+    # key. This proves the checks below would see a leak. (tresor.ko
+    # refuses the key without the livepatch unless allow_no_showregs=1.)
     with ctx.boot(name="stock") as vm:
         vm.secrets += secrets
-        vm.sh(LOAD_TRESOR + " && modprobe tresor_testoops")
-        load_masked_key(vm, key)
+        vm.sh(LOAD_TRESOR.replace("modprobe tresor ",
+                                  "modprobe tresor allow_no_showregs=1 ", 1)
+              + " && modprobe tresor_testoops")
+        load_masked_key(vm, key, livepatch=False)
+        assert "loading the key anyway (allow_no_showregs=1)" in \
+            vm.sh("dmesg"), "no warning about the missing livepatch"
         cpus = online_cpus(vm)
         log = warn_on_each(vm, cpus)
         assert log.count("tresor_testoops: WARN on CPU") == len(cpus), \

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from harness import luks, memsearch
-from harness.guest import LOAD_TRESOR
+from harness.guest import (LIVEPATCH, LOAD_TRESOR, load_showregs_livepatch,
+                           masked_key_args)
 from harness.initramfs import _ldd_libs
 from harness.registry import vm_test
 
@@ -405,3 +406,113 @@ def test_tresor_unlock_format(ctx):
         "the volumes do not share the volume key"
     ctx.note("format + --volume-key-from: same 256-bit volume key, "
              "both open on xts(tresor)")
+
+
+@vm_test(timeout=900)
+def test_tresor_unlock_key_policy(ctx):
+    """tresor.ko refuses SET_KEY under a hypervisor (QEMU TCG sets CPUID's
+    hypervisor bit) unless allow_hypervisor=1, and before the
+    tresor_showregs livepatch is active unless allow_no_showregs=1; each
+    refusal has its errno (EOPNOTSUPP, ENOPKG) and a log line saying why,
+    and tresor-unlock prints the reason. tresor-unlock loads the livepatch
+    itself and waits for its transition before loading the key."""
+    key = os.urandom(32)
+    pw = b"policy passphrase"
+    img, _, off = luks_format(ctx, "policy.img", pw, key)
+    data = os.urandom(payload_bytes(off))
+    luks.encrypt_payload(img, key, off, 512, data)
+    want = hashlib.sha256(data).hexdigest()
+    files = unlock_files()
+    files["/etc/tresortab"] = b"vol /dev/vda none\n"
+
+    def unlock(vm):
+        return vm.run(f"printf '{pw.decode()}\\n' | {BIN} --passphrase-fd 0 "
+                      "open vol 2>&1", timeout=120)
+
+    def set_key(vm):
+        return vm.sh(f"rcprobe set-key-masked {masked_key_args(key)}")
+
+    def no_key(vm):
+        assert vm.sh("cat /sys/kernel/tresor/key_loaded") == "0", \
+            "a key is loaded after a refusal"
+        maps = vm.sh("dmsetup ls")
+        assert "No devices found" in maps, f"mappings left: {maps}"
+
+    def opened(vm, out):
+        assert "vol: /dev/vda opened on xts(tresor)" in out, out
+        got = vm.sh("sha256sum /dev/mapper/vol").split()[0]
+        assert got == want, "vol: content differs from what the host wrote"
+
+    # 1. The bench's tresor.allow_hypervisor=1 left off the command line.
+    with ctx.boot(name="hypervisor", disks=[img], extra_files=files,
+                  bench_params=False) as vm:
+        vm.secrets += [key.hex(), key[:16].hex(), key[16:].hex()]
+        flags = vm.sh("grep -m1 '^flags' /proc/cpuinfo").split()
+        assert "hypervisor" in flags, "the guest CPU reports no hypervisor"
+        assert "tresor." not in vm.sh("cat /proc/cmdline")
+        guest_setup(vm)
+        load_showregs_livepatch(vm)
+        r = set_key(vm)
+        assert r == "errno=EOPNOTSUPP", f"SET_KEY under a hypervisor: {r}"
+        assert vm.sh("cat /sys/module/tresor/parameters/allow_hypervisor") \
+            == "N"
+        log = vm.sh("dmesg")
+        assert "tresor: refusing the key: CPUID reports a hypervisor, " \
+            "which saves DR0-DR3 (the key) to its own RAM on VM exits; " \
+            "load tresor with allow_hypervisor=1" in log, log[-2000:]
+        no_key(vm)
+        rc, out = unlock(vm)
+        assert rc == 1 and "vol: tresor.ko refuses the key: this machine " \
+            "runs under a hypervisor (CPUID hypervisor bit)" in out and \
+            "tresor.allow_hypervisor=1" in out, out
+        no_key(vm)
+        # the parameter accepts it, with a warning
+        vm.sh("rmmod tresor && modprobe tresor allow_hypervisor=1")
+        rc, out = unlock(vm)
+        assert rc == 0, out
+        opened(vm, out)
+        assert "loading the key anyway (allow_hypervisor=1)" in \
+            vm.sh("dmesg"), "no warning that the key is loaded anyway"
+        vm.poweroff()
+
+    # 2. Bench parameters on, no livepatch yet.
+    with ctx.boot(name="livepatch", disks=[img], extra_files=files) as vm:
+        vm.secrets += [key.hex(), key[:16].hex(), key[16:].hex()]
+        guest_setup(vm)
+        assert vm.sh(f"test -e {LIVEPATCH} && echo loaded || echo none") \
+            == "none"
+        r = set_key(vm)
+        assert r == "errno=ENOPKG", f"SET_KEY without the livepatch: {r}"
+        assert "tresor: refusing the key: the tresor_showregs livepatch " \
+            "is not loaded, so an oops or WARN would print DR0-DR3 (the " \
+            "key) to the log" in vm.sh("dmesg")
+        no_key(vm)
+        # tresor-unlock cannot load it (modprobe fails): the reason, twice
+        # (a script: busybox would run its modprobe applet by argv[0])
+        vm.sh("printf '#!/bin/sh\\nexit 1\\n' > /tmp/nomodprobe && "
+              "chmod +x /tmp/nomodprobe && "
+              "echo /tmp/nomodprobe > /proc/sys/kernel/modprobe")
+        rc, out = unlock(vm)
+        vm.sh("echo /sbin/modprobe > /proc/sys/kernel/modprobe")
+        assert rc == 1 and "vol: could not load the tresor_showregs " \
+            "livepatch (modprobe tresor_showregs: exit status 1)" in out \
+            and "vol: tresor.ko refuses the key: the tresor_showregs " \
+            "livepatch is not active" in out, out
+        no_key(vm)
+        # tresor-unlock loads it and waits for the transition: opened
+        rc, out = unlock(vm)
+        assert rc == 0, out
+        opened(vm, out)
+        assert vm.sh(f"cat {LIVEPATCH}/enabled {LIVEPATCH}/transition") \
+            == "1\n0"
+        log = vm.sh("dmesg")
+        done = log.find("tresor_showregs: transition done")
+        loaded = log.find("tresor: key loaded on CPUs")
+        assert 0 <= done < loaded, \
+            f"transition done at {done}, key loaded at {loaded}:\n" \
+            + log[-2000:]
+        vm.poweroff()
+    ctx.note("SET_KEY under a hypervisor: EOPNOTSUPP + log line, "
+             "tresor-unlock says why; allow_hypervisor=1 opens; without the "
+             "livepatch: ENOPKG + log line; tresor-unlock loads it, waits "
+             "for the transition and opens")

@@ -52,6 +52,22 @@ struct tresor_holders {
 	__u64 mask[TRESOR_MAX_CPUS / 64];
 };
 
+/*
+ * TRESOR_IOC_SET_KEY errors (every refusal also logs a line saying why):
+ *   EINVAL	size is not TRESOR_KEY_SIZE, flags is not 0, or an all-zero key
+ *   EEXIST	a key is already loaded
+ *   EBUSY	a hardware breakpoint slot of a holder CPU is in use
+ *   EIO	a holder CPU does not hold the key after loading it
+ *   EOPNOTSUPP	CPUID reports a hypervisor (X86_FEATURE_HYPERVISOR): it saves
+ *		DR0-DR3 to its own RAM on VM exits. tresor.allow_hypervisor=1
+ *		accepts that (test benches).
+ *   ENOPKG	the tresor_showregs livepatch is not loaded, or its transition
+ *		is not done: an oops or WARN would print DR0-DR3 to the log.
+ *		Load it and wait for
+ *		/sys/kernel/livepatch/tresor_showregs/transition to read 0;
+ *		tresor.allow_no_showregs=1 accepts the risk.
+ *   EPERM	the caller lacks CAP_SYS_ADMIN (every ioctl)
+ */
 #define TRESOR_IOC_MAGIC	0xD5
 #define TRESOR_IOC_SET_KEY	_IOW(TRESOR_IOC_MAGIC, 0x00, struct tresor_key)
 #define TRESOR_IOC_CLEAR_KEY	_IO(TRESOR_IOC_MAGIC, 0x01)
