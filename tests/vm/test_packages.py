@@ -22,6 +22,9 @@ from harness.pkgroot import (DKMS_NAME, MODULES, PackagedSystem, build_debs,
 from harness.registry import vm_test
 
 # What the initramfs must hold for the early-boot unlock.
+# A module file as DKMS installs it: plain, or compressed as the kernel's
+# own modules are (CONFIG_MODULE_COMPRESS_*: Debian's 6.12 uses xz)
+KO_Z = ("", ".xz", ".zst", ".gz")
 IN_INITRAMFS = ("tresor.ko", "tresor_showregs.ko", "tresor-unlock")
 # ext4 payload of the booted root: debroot + dkms, gcc, headers, packages
 PKG_ROOT_MB = 1280
@@ -58,12 +61,14 @@ def _check_modules(s, ver, since):
     others = [ln for ln in lines if not ln.startswith(f"{DKMS_NAME}/{ver},")]
     assert not others, f"other versions left in dkms status: {others}"
     for m, (path, signer) in _modinfo(s).items():
-        want = f"/lib/modules/{rel}/updates/dkms/{m}.ko"
-        assert path == want, f"modinfo -k {rel} {m}: {path!r}, want {want}"
+        # DKMS compresses as the kernel's own modules are (6.12: .ko.xz)
+        want = [f"/lib/modules/{rel}/updates/dkms/{m}.ko{z}" for z in KO_Z]
+        assert path in want, f"modinfo -k {rel} {m}: {path!r}, want one " \
+            f"of {want}"
         assert signer == "DKMS module signing key", \
             f"{m}: signer {signer!r}, want DKMS's MOK key"
-        mt = os.stat(s.root / want.lstrip("/")).st_mtime
-        assert mt >= since, f"{want} was not (re)built by this apt-get run"
+        mt = os.stat(s.root / path.lstrip("/")).st_mtime
+        assert mt >= since, f"{path} was not (re)built by this apt-get run"
     return lines
 
 
@@ -84,7 +89,8 @@ def _check_initramfs(s, since, present=True):
         f"{img.name} not rebuilt by the update-initramfs trigger:\n" \
         + s.apt_log[-3000:]
     listing = s.initramfs_list()
-    names = {ln.split()[-1].rsplit("/", 1)[-1]
+    names = {re.sub(r"\.ko\.(xz|zst|gz)$", ".ko",
+                    ln.split()[-1].rsplit("/", 1)[-1])
              for ln in listing.splitlines() if ln.strip()}
     assert len(names) > 50, \
         f"{img.name}: the listing looks wrong:\n{listing[:2000]}"
@@ -189,8 +195,8 @@ def test_packages_dracut(ctx):
     t_purge = time.time() - t1
     _check_no_modules(s, "after the purge")
     files = set().union(*(deb_files(d) for d in debs.values()))
-    files |= {f"/lib/modules/{s.release}/updates/dkms/{m}.ko"
-              for m in MODULES}
+    files |= {f"/lib/modules/{s.release}/updates/dkms/{m}.ko{z}"
+              for m in MODULES for z in KO_Z}
     files |= {f"/var/lib/dkms/{DKMS_NAME}", f"/usr/src/{DKMS_NAME}-{new}"}
     assert "/usr/lib/ramcrypt/tresor-unlock" in files and any(
         f.startswith(f"/usr/src/{DKMS_NAME}-{new}/") for f in files), \
