@@ -64,13 +64,16 @@ def test_ramcrypt_integrity(ctx):
                  f"({time.monotonic() - t0:.0f}s)")
         assert "mismatches=0" in out, out
         assert st["ev_window"] > 0 and st["plaintext"] <= 64, st
-        # The first region in this VM: its own counters (RAMCRYPT_IOC_STATS)
-        # are the totals of sysfs.
+        # The first region in this VM: its own counters (RAMCRYPT_IOC_STATS,
+        # taken before it closed) are all the totals of sysfs had then;
+        # the age timer can still evict between that snapshot and the close
+        # (seen under load: ev_age=99), so the totals read later may be
+        # higher, never lower.
         s = sysfs(vm)
         for mine, total in (("ev_clean", "evictions_clean"),
                             ("ev_ahead", "evictions_ahead"),
                             ("refaults", "refaults")):
-            assert st[mine] == s[total], (mine, st, s)
+            assert st[mine] <= s[total], (mine, st, s)
         assert 0 < st["ev_clean"] < sum(st[f"ev_{c}"] for c in
                                         ("window", "age", "flush")), st
 
