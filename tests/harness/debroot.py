@@ -144,10 +144,55 @@ def stage1(release, generator):
     return tar
 
 
+def layer(release, generator, pkgs, name, version="1"):
+    """stage1() plus the Debian packages pkgs, cached as its own tarball
+    keyed by the base tarball, the list and version: a test that needs
+    cryptsetup, libvirt or QEMU in its root names them here (the layer is
+    built once, later runs unpack it)."""
+    base = stage1(release, generator)
+    h = hashlib.sha256()
+    for part in (version, base.name, " ".join(pkgs)):
+        h.update(part.encode() + b"\0")
+    d = cache_dir() / "debroot"
+    stem = f"{name}-{SUITE}-{generator}-{release}"
+    tar = d / f"{stem}-{h.hexdigest()[:12]}.tar.zst"
+    if tar.exists():
+        tar.touch()
+        return tar
+    prune_stale(d.glob(f"{stem}-*.tar.zst"))
+    root = d / f"build-{tar.name.split('.tar')[0]}-{os.getpid()}"
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    root.mkdir(parents=True)
+    log(f"{name} root layer for {generator} ({release}), once: "
+        + " ".join(pkgs))
+    _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-xf",
+          str(base)])
+    with chroot_mounts(root):
+        chroot(root, "apt-get update -q && apt-get install -y -q "
+               "--no-install-recommends " + " ".join(pkgs)
+               + " && apt-get clean && rm -rf /var/lib/apt/lists/*"
+               f" && rm -f /boot/initrd.img-{release}",
+               env={"INITRD": "No"})
+    tmp = tar.with_name(f"{tar.name}.{os.getpid()}.tmp")
+    _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-cf",
+          str(tmp), "."])
+    tmp.rename(tar)
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    return tar
+
+
 class DebianSystem:
     """One Debian root in a test's work dir."""
 
-    def __init__(self, release, generator, workdir):
+    # a subclass (or an instance) names Debian packages to add to the
+    # root: they come from layer(), cached under LAYER_NAME
+    EXTRA_PKGS = ()
+    LAYER_NAME = "extra"
+    LAYER_VERSION = "1"
+
+    def __init__(self, release, generator, workdir, extra_pkgs=None):
+        if extra_pkgs is not None:
+            self.EXTRA_PKGS = tuple(extra_pkgs)
         if generator not in GENERATORS:
             raise ValueError(f"unknown initramfs generator {generator!r}")
         self.release = release
@@ -156,8 +201,14 @@ class DebianSystem:
         self.initrd = Path(workdir) / f"initrd-{generator}.img"
         self.vmlinuz = self.root / "boot" / f"vmlinuz-{release}"
 
+    def tarball(self):
+        if not self.EXTRA_PKGS:
+            return stage1(self.release, self.generator)
+        return layer(self.release, self.generator, list(self.EXTRA_PKGS),
+                     self.LAYER_NAME, self.LAYER_VERSION)
+
     def unpack(self):
-        tar = stage1(self.release, self.generator)
+        tar = self.tarball()
         subprocess.run(["rm", "-rf", str(self.root)], check=True)
         self.root.mkdir(parents=True)
         _run(["tar", "--zstd", "--numeric-owner", "-C", str(self.root),

@@ -8,14 +8,12 @@ the root kernel's headers and linux-headers-amd64, dbus, the libraries), so
 a test's apt sees only the local repository: the install, upgrade and purge
 run offline and resolve ramcrypt-dkms from ramcrypt-host's Depends.
 """
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 
-from .debroot import (SUITE, DebianSystem, _run, chroot, chroot_mounts,
-                      stage1)
+from .debroot import DebianSystem, _run, chroot, chroot_mounts
 from .kernels import REPO, cache_dir, prune_stale
 from .log import log
 
@@ -149,58 +147,22 @@ def deb_files(deb):
     return files
 
 
-def pkg_stage1(release, generator):
-    """debroot.stage1() plus LAYER_PKGS and the root kernel's headers,
-    cached as its own tarball keyed by the base and the package list."""
-    base = stage1(release, generator)
-    pkgs = LAYER_PKGS + [f"linux-headers-{release}"]
-    h = hashlib.sha256()
-    for part in (LAYER_VERSION, base.name, " ".join(pkgs)):
-        h.update(part.encode() + b"\0")
-    d = cache_dir() / "debroot"
-    stem = f"pkg-{SUITE}-{generator}-{release}"
-    tar = d / f"{stem}-{h.hexdigest()[:12]}.tar.zst"
-    if tar.exists():
-        tar.touch()
-        return tar
-    prune_stale(d.glob(f"{stem}-*.tar.zst"))
-    root = d / f"build-{tar.name.split('.tar')[0]}-{os.getpid()}"
-    subprocess.run(["rm", "-rf", str(root)], check=True)
-    root.mkdir(parents=True)
-    log(f"package-test root layer for {generator} ({release}), once")
-    _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-xf",
-          str(base)])
-    with chroot_mounts(root):
-        chroot(root, "apt-get update -q && apt-get install -y -q "
-               "--no-install-recommends " + " ".join(pkgs)
-               + " && apt-get clean && rm -rf /var/lib/apt/lists/*"
-               f" && rm -f /boot/initrd.img-{release}",
-               env={"INITRD": "No"})
-    tmp = tar.with_name(f"{tar.name}.{os.getpid()}.tmp")
-    _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-cf",
-          str(tmp), "."])
-    tmp.rename(tar)
-    subprocess.run(["rm", "-rf", str(root)], check=True)
-    return tar
-
-
 class PackagedSystem(DebianSystem):
     """A DebianSystem that gets this project from the packages: unpacked
-    from pkg_stage1(), then install_project() installs ramcrypt-host by
+    from a layer with LAYER_PKGS, then install_project() installs ramcrypt-host by
     name from a local apt repository (no `make install`, no copied
     modules: DKMS builds them in the root for its kernel)."""
+    LAYER_NAME = "pkg"
+    LAYER_VERSION = LAYER_VERSION
 
     def __init__(self, release, generator, workdir, version=None):
         super().__init__(release, generator, workdir)
         self.version = version
         self.apt_log = ""
+        self.EXTRA_PKGS = tuple(LAYER_PKGS + [f"linux-headers-{release}"])
 
     def unpack(self):
-        tar = pkg_stage1(self.release, self.generator)
-        subprocess.run(["rm", "-rf", str(self.root)], check=True)
-        self.root.mkdir(parents=True)
-        _run(["tar", "--zstd", "--numeric-owner", "-C", str(self.root),
-              "-xf", str(tar)])
+        super().unpack()
         # only the local repository: every other dependency is installed
         src = self.root / "etc/apt/sources.list.d"
         for f in src.iterdir():

@@ -18,7 +18,6 @@ acceptance steps 2-6 with ramcryptd, ramcryptctl, ramcrypt-generator and
 ramcrypt-host.service, in the order an admin meets them.
 """
 import base64
-import hashlib
 import json
 import os
 import re
@@ -27,10 +26,8 @@ import subprocess
 import time
 
 from harness import luks, memsearch, slowness
-from harness.debroot import (SUITE, DebianSystem, _run, chroot,
-                             chroot_mounts, stage1)
-from harness.kernels import REPO, cache_dir, prune_stale
-from harness.log import log
+from harness.debroot import DebianSystem
+from harness.kernels import REPO
 from harness.registry import vm_test
 
 GENERATOR = "dracut"
@@ -61,49 +58,11 @@ WATCHDOG = ("nowatchdog rcupdate.rcu_cpu_stall_suppress=1 "
 GUEST_PAGES_MIN = 6000  # mbguest tests [4 MiB, top - 1 MiB) of 32 MiB: 6912
 
 
-def e2e_stage1(release, generator):
-    """The boot tests' cached root (harness.debroot.stage1) plus E2E_PKGS,
-    cached as its own tarball keyed by the base tarball and the packages."""
-    base = stage1(release, generator)
-    h = hashlib.sha256()
-    for part in (E2E_LAYER_VERSION, base.name, " ".join(E2E_PKGS)):
-        h.update(part.encode() + b"\0")
-    d = cache_dir() / "debroot"
-    stem = f"e2e-{SUITE}-{generator}-{release}"
-    tar = d / f"{stem}-{h.hexdigest()[:12]}.tar.zst"
-    if tar.exists():
-        tar.touch()
-        return tar
-    prune_stale(d.glob(f"{stem}-*.tar.zst"))
-    root = d / f"build-{tar.name.split('.tar')[0]}-{os.getpid()}"
-    subprocess.run(["rm", "-rf", str(root)], check=True)
-    root.mkdir(parents=True)
-    log(f"e2e root layer for {generator} ({release}): {' '.join(E2E_PKGS)}")
-    _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-xf",
-          str(base)])
-    with chroot_mounts(root):
-        chroot(root, "apt-get update -q && apt-get install -y -q "
-               "--no-install-recommends " + " ".join(E2E_PKGS)
-               + " && apt-get clean && rm -rf /var/lib/apt/lists/*"
-               f" && rm -f /boot/initrd.img-{release}",
-               env={"INITRD": "No"})
-    tmp = tar.with_name(f"{tar.name}.{os.getpid()}.tmp")
-    _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-cf",
-          str(tmp), "."])
-    tmp.rename(tar)
-    subprocess.run(["rm", "-rf", str(root)], check=True)
-    return tar
-
-
 class E2ESystem(DebianSystem):
-    """A DebianSystem unpacked from e2e_stage1()."""
-
-    def unpack(self):
-        tar = e2e_stage1(self.release, self.generator)
-        subprocess.run(["rm", "-rf", str(self.root)], check=True)
-        self.root.mkdir(parents=True)
-        _run(["tar", "--zstd", "--numeric-owner", "-C", str(self.root),
-              "-xf", str(tar)])
+    """A DebianSystem with E2E_PKGS (debroot.layer(), cached)."""
+    EXTRA_PKGS = tuple(E2E_PKGS)
+    LAYER_NAME = "e2e"
+    LAYER_VERSION = E2E_LAYER_VERSION
 
 
 def mbguest_elf():
