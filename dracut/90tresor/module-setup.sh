@@ -32,20 +32,22 @@ _tresor_needed() {
 
 installkernel() {
     if _tresor_needed; then
-        # -c: a missing or unbuilt tresor.ko fails the build (here, not
-        # as a root that never appears at boot)
-        hostonly='' instmods -c tresor dm_crypt || {
-            derror "90tresor: tresor.ko or dm_crypt is not available for" \
-                "kernel $kernel (is the ramcrypt-host DKMS module built for" \
-                "it? dkms status); the TRESOR volumes of /etc/tresortab" \
-                "could not be opened at boot"
+        # -c: a missing or unbuilt module fails the build (here, not as a
+        # root that never appears at boot). tresor_showregs is required:
+        # tresor.ko refuses the key until that livepatch is active, so an
+        # image without it could never unlock (tresor-unlock fails closed)
+        local m
+        for m in tresor tresor_showregs dm_crypt; do
+            hostonly='' instmods -c "$m" && continue
+            derror "90tresor: $m.ko is not available for kernel $kernel" \
+                "(is the ramcrypt-host DKMS module built for it? dkms" \
+                "status); the TRESOR volumes of /etc/tresortab could not" \
+                "be opened at boot"
             return 1
-        }
+        done
     fi
-    hostonly='' instmods tresor dm_crypt dm_mod xts ecb af_alg \
-        algif_skcipher aesni_intel
-    # optional: the livepatch that hides DR0-DR3 in oops dumps
-    hostonly='' instmods tresor_showregs 2>/dev/null
+    hostonly='' instmods tresor tresor_showregs dm_crypt dm_mod xts ecb \
+        af_alg algif_skcipher aesni_intel
     return 0
 }
 

@@ -2,7 +2,8 @@
 initramfs build time on real LUKS2 headers (made with host cryptsetup on
 files), dracut 90tresor's install() run with stubbed dracut functions
 (keeps TRESOR volumes away from 90crypt, fails the build with the reason),
-the initramfs-tools hook's check, the generator's warning for a volume in
+the initramfs-tools hook's check, tresor.ko and tresor_showregs.ko
+required by both initramfs generators, the generator's warning for a volume in
 both tables, and the CLI's one-line errors."""
 import os
 import subprocess
@@ -143,26 +144,138 @@ def test_dracut_keeps_tresor_from_90crypt():
         assert rc == 1 and "512-bit key" in out, out
 
 
+def modules_tree(d, names):
+    """ROOT/lib/modules/VER with modules NAMES (ELF objects with a
+    .modinfo section, indexed by the real depmod -b): what
+    `modprobe --set-version VER` finds there with MODPROBE_OPTIONS=-d."""
+    root, ver = Path(d) / "modroot", "6.1.0-unit"
+    dkms = root / "lib/modules" / ver / "updates/dkms"
+    dkms.mkdir(parents=True)
+    for n in names:
+        subprocess.run(["gcc", "-c", "-x", "c", "-", "-o",
+                        str(dkms / f"{n}.ko")], check=True,
+                       input='static const char m[] __attribute__(('
+                       'section(".modinfo"), used)) = "license=GPL";\n',
+                       text=True)
+    subprocess.run(["/sbin/depmod", "-b", str(root), ver], check=True,
+                   capture_output=True)
+    return root, ver
+
+
+@unit_test()
+def test_initramfs_requires_showregs():
+    """tresor_showregs.ko is required like tresor.ko (tresor.ko refuses
+    the key until the livepatch is active, so an image without it could
+    never unlock): the initramfs-tools hook (real hook-functions, real
+    modprobe on a depmod'ed tree) exits 1 naming the missing module, and
+    dracut 90tresor's installkernel() fails (instmods -c, stubbed) naming
+    it; with both modules, both succeed and install both."""
+    build()
+    hook = REPO / "initramfs-tools" / "hooks" / "tresor"
+    with tempfile.TemporaryDirectory() as d:
+        tab = Path(d) / "tresortab"
+        tab.write_text("root UUID=0d1f none\n")
+        for have, missing in ((("tresor", "tresor_showregs"), None),
+                              (("tresor",), "tresor_showregs"),
+                              (("tresor_showregs",), "tresor")):
+            sub = Path(d) / "-".join(have)
+            sub.mkdir()
+            root, ver = modules_tree(sub, have)
+            dest = sub / "dest"
+            dest.mkdir()
+            r = subprocess.run(
+                ["sh", str(hook)], capture_output=True, text=True,
+                timeout=120,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                     "DESTDIR": str(dest), "version": ver, "verbose": "n",
+                     "MODPROBE_OPTIONS": f"-d {root}",
+                     "TRESOR_UNLOCK": str(BIN), "TRESORTAB": str(tab)})
+            inst = sorted(p.name for p in dest.rglob("*.ko"))
+            if missing is None:
+                assert r.returncode == 0, r.stderr
+                assert inst == ["tresor.ko", "tresor_showregs.ko"], inst
+                assert (dest / "usr/lib/ramcrypt/tresor-unlock").exists()
+                assert (dest / "etc/tresortab").read_text() == \
+                    tab.read_text()
+            else:
+                assert r.returncode == 1, (have, r.returncode, r.stderr)
+                assert f"E: tresor: {missing}.ko is not available for " \
+                    f"kernel {ver}" in r.stderr, r.stderr
+            script = f"""
+derror() {{ echo "ERROR: $*"; }}
+instmods() {{
+    local c= m
+    [ "$1" = -c ] && {{ c=1; shift; }}
+    for m; do
+        case " {' '.join(have)} dm_crypt " in
+        *" $m "*) echo "INSTALLED $m" ;;
+        *) [ "$c" ] && return 1 ;;
+        esac
+    done
+    return 0
+}}
+. {REPO}/dracut/90tresor/module-setup.sh
+mkdir -p {sub}/sysroot/etc && cp {tab} {sub}/sysroot/etc/tresortab
+dracutsysrootdir={sub}/sysroot kernel={ver}
+installkernel
+echo "rc=$?"
+"""
+            r = subprocess.run(["bash", "-c", script], capture_output=True,
+                               text=True, timeout=60)
+            if missing is None:
+                assert "rc=0" in r.stdout and \
+                    "INSTALLED tresor_showregs" in r.stdout, r.stdout
+            else:
+                assert "rc=1" in r.stdout and \
+                    f"ERROR: 90tresor: {missing}.ko is not available for " \
+                    f"kernel {ver}" in r.stdout, r.stdout + r.stderr
+
+
 @unit_test()
 def test_generator_warns_both_tables():
-    """tresor-generator: a volume listed in /etc/crypttab too gets a
-    warning naming it (systemd-cryptsetup would map it with the key in
-    RAM); its drop-in is still written."""
+    """tresor-generator: a volume listed in /etc/crypttab too (by name, or
+    by device in any case under another name) gets a warning in the kernel
+    log naming it, and its systemd-cryptsetup@ unit a drop-in that skips
+    it unless rd.tresor=0 (systemd-cryptsetup would map it with the key in
+    RAM); its device drop-in is still written. Without a writable kmsg the
+    warning goes to stderr."""
     with tempfile.TemporaryDirectory() as d:
         tab, ct = Path(d) / "tresortab", Path(d) / "crypttab"
-        tab.write_text("root UUID=0d1f none\ndata /dev/vdb none\n")
-        ct.write_text("# c\nroot UUID=0d1f none luks\n")
+        tab.write_text("root UUID=0d1f none\ndata /dev/vdb none\n"
+                       "other /dev/vdc none\n")
+        ct.write_text("# c\nroot UUID=0d1f none luks\n"
+                      "luks-x /dev/VDB none luks\nstock /dev/vdd none\n")
+        kmsg = Path(d) / "kmsg"
+        kmsg.write_text("")
+
+        def gen(out, kmsg_path):
+            out.mkdir()
+            return subprocess.run(
+                [str(REPO / "systemd" / "tresor-generator"),
+                 str(out), str(out), str(out)],
+                env={"TRESORTAB": str(tab), "CRYPTTAB": str(ct),
+                     "TRESOR_GENERATOR_KMSG": str(kmsg_path),
+                     "PATH": "/usr/bin:/bin"},
+                capture_output=True, text=True, timeout=30)
         out = Path(d) / "gen"
-        out.mkdir()
-        r = subprocess.run([str(REPO / "systemd" / "tresor-generator"),
-                            str(out), str(out), str(out)],
-                           env={"TRESORTAB": str(tab), "CRYPTTAB": str(ct),
-                                "PATH": "/usr/bin:/bin"},
-                           capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, r.stderr
-        assert "root (UUID=0d1f) is in" in r.stderr and "key in RAM" in r.stderr and \
-            "data" not in r.stderr, r.stderr
+        r = gen(out, kmsg)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        log = kmsg.read_text().splitlines()
+        assert len(log) == 2, log
+        assert log[0].startswith("<4>tresor-generator: root (UUID=0d1f) "
+                                 "is in") and "key in RAM" in log[0], log
+        assert log[1].startswith("<4>tresor-generator: data (/dev/vdb) "
+                                 "is in") and "(as luks-x)" in log[1], log
+        for unit in ("root", "luks\\x2dx"):
+            drop = out / f"systemd-cryptsetup@{unit}.service.d/50-tresor.conf"
+            assert "\nConditionKernelCommandLine=rd.tresor=0\n" in \
+                drop.read_text(), unit
+        assert not list(out.glob("systemd-cryptsetup@stock*")) and \
+            not list(out.glob("systemd-cryptsetup@other*"))
         assert (out / "dev-mapper-root.device.d/50-tresor.conf").exists()
+        r = gen(Path(d) / "gen2", Path(d) / "no" / "kmsg")
+        assert r.returncode == 0 and "tresor-generator: root (UUID=0d1f)" \
+            in r.stderr and "tresor-generator: data" in r.stderr, r.stderr
 
 
 @unit_test()
