@@ -15,7 +15,8 @@
  *  - The key is read only in TRESOR_LOAD_KEY, with interrupts off
  *    (pushfq; cli; mov %drN,%rax; vmovq/pinsrq into an XMM register;
  *    xor %eax,%eax; ...; popfq).  %rax is the only GPR that ever holds key
- *    bytes and it is zeroed right after each move.
+ *    bytes and it is zeroed right after each move.  An NMI in between is
+ *    scrubbed and the load retried (TRESOR_TRANSIT_BEGIN/END).
  *  - Round keys (both schedules) are computed inside every call from the
  *    registers and live only in XMM/YMM/ZMM registers; nothing derived from
  *    the key is ever written to memory (no spills, no stack).
@@ -69,6 +70,10 @@
  */
 #ifndef TRESOR_ASM_H
 #define TRESOR_ASM_H
+
+/* This CPU's tresor_transit: see TRESOR_TRANSIT_BEGIN below */
+#define TRESOR_TRANSIT_OPEN	1
+#define TRESOR_TRANSIT_HIT	2
 
 #if !defined(__ASSEMBLY__) && !defined(__ASSEMBLER__)
 
@@ -131,9 +136,49 @@ extern unsigned char tresor_bench_key[32];
  * Clobbers %rax (left zero) and nothing else.  The only place the key
  * enters the code.
  */
+/*
+ * TRESOR_TRANSIT_BEGIN / TRESOR_TRANSIT_END retry: bracket every stretch in
+ * which %rax may hold key bytes (interrupts already off). cli does not
+ * mask NMIs: an NMI there saves %rax, a key word, into pt_regs on the NMI
+ * IST stack, which stays in RAM until the next NMI. BEGIN sets this CPU's
+ * tresor_transit to TRESOR_TRANSIT_OPEN; tresor's NMI handler
+ * (tresor_nmi_scrub(), NMI_FLAG_FIRST) zeroes regs->ax of an NMI that
+ * interrupted tresor's text while it is set, and marks it
+ * TRESOR_TRANSIT_HIT. END clears it and jumps back to @retry, the BEGIN,
+ * if an NMI was there: the words are read again, since the restored %rax
+ * was 0. The saved frame thus never keeps a key word once the handler has
+ * run. Clobbers the flags. The userspace build has no NMIs: both empty.
+ */
+#ifdef TRESOR_KEY_FROM_MEMORY
+.macro TRESOR_TRANSIT_BEGIN
+.endm
+.macro TRESOR_TRANSIT_END retry
+.endm
+#else
+#include <asm/percpu.h>
+.macro TRESOR_TRANSIT_BEGIN
+	movl		$TRESOR_TRANSIT_OPEN, PER_CPU_VAR(tresor_transit)
+.endm
+.macro TRESOR_TRANSIT_END retry
+	cmpl		$TRESOR_TRANSIT_OPEN, PER_CPU_VAR(tresor_transit)
+	movl		$0, PER_CPU_VAR(tresor_transit)
+	jne		\retry
+.endm
+#endif
+
+/*
+ * TRESOR_LOAD_KEY k1, k2  (SSE encoding, for the AES-NI path)
+ * TRESOR_LOAD_KEY_VEX k1, k2  (VEX encoding, for the VAES paths)
+ *
+ * k1 := K1 (DR0:DR1), k2 := K2 (DR2:DR3); k1, k2 are XMM registers.
+ * Clobbers %rax (left zero) and the flags, nothing else. The only place
+ * the key enters the code.
+ */
 .macro TRESOR_LOAD_KEY k1, k2
 	pushfq
 	TRESOR_CLI
+.Ltresor_transit\@:
+	TRESOR_TRANSIT_BEGIN
 	TRESOR_KEY_WORD(0)
 	movq		%rax, \k1
 	xor		%eax, %eax
@@ -146,12 +191,15 @@ extern unsigned char tresor_bench_key[32];
 	TRESOR_KEY_WORD(3)
 	pinsrq		$1, %rax, \k2
 	xor		%eax, %eax
+	TRESOR_TRANSIT_END .Ltresor_transit\@
 	popfq
 .endm
 
 .macro TRESOR_LOAD_KEY_VEX k1, k2
 	pushfq
 	TRESOR_CLI
+.Ltresor_transit\@:
+	TRESOR_TRANSIT_BEGIN
 	TRESOR_KEY_WORD(0)
 	vmovq		%rax, \k1
 	xor		%eax, %eax
@@ -164,6 +212,7 @@ extern unsigned char tresor_bench_key[32];
 	TRESOR_KEY_WORD(3)
 	vpinsrq		$1, %rax, \k2, \k2
 	xor		%eax, %eax
+	TRESOR_TRANSIT_END .Ltresor_transit\@
 	popfq
 .endm
 

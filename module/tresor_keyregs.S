@@ -5,9 +5,13 @@
  * In assembly so that no compiler can spill a key word: each word goes
  * memory -> %rax -> DRn with interrupts off, and %rax is zeroed before
  * interrupts come back on. Reading the key is in tresor_asm.h
- * (TRESOR_LOAD_KEY), the only other place that touches it.
+ * (TRESOR_LOAD_KEY), the only other place that touches it. Each transit is
+ * bracketed by TRESOR_TRANSIT_BEGIN/END: an NMI inside it has its saved
+ * %rax zeroed by tresor_nmi_scrub() and the whole copy is done again (a
+ * scrubbed word was written as 0).
  */
 #include <linux/linkage.h>
+#include "tresor_asm.h"
 
 .text
 
@@ -15,6 +19,8 @@
 SYM_FUNC_START(tresor_write_key_regs)
 	pushfq
 	cli
+.Lwrite_transit:
+	TRESOR_TRANSIT_BEGIN
 	movq	(%rdi), %rax
 	movq	%rax, %dr0
 	movq	8(%rdi), %rax
@@ -24,6 +30,7 @@ SYM_FUNC_START(tresor_write_key_regs)
 	movq	24(%rdi), %rax
 	movq	%rax, %dr3
 	xorl	%eax, %eax
+	TRESOR_TRANSIT_END .Lwrite_transit
 	popfq
 	RET
 SYM_FUNC_END(tresor_write_key_regs)
@@ -45,6 +52,8 @@ SYM_FUNC_END(tresor_wipe_key_regs)
 SYM_FUNC_START(tresor_read_key_regs)
 	pushfq
 	cli
+.Lread_transit:
+	TRESOR_TRANSIT_BEGIN
 	movq	%dr0, %rax
 	movq	%rax, (%rdi)
 	movq	%dr1, %rax
@@ -54,6 +63,7 @@ SYM_FUNC_START(tresor_read_key_regs)
 	movq	%dr3, %rax
 	movq	%rax, 24(%rdi)
 	xorl	%eax, %eax
+	TRESOR_TRANSIT_END .Lread_transit
 	popfq
 	RET
 SYM_FUNC_END(tresor_read_key_regs)

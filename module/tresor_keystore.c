@@ -32,7 +32,10 @@
 #include <linux/sysfs.h>
 #include <asm/cpufeature.h>
 #include <asm/fpu/api.h>
+#include <asm/nmi.h>
+#include <asm/ptrace.h>
 
+#include "tresor_asm.h"
 #include "tresor_cipher.h"
 #include "tresor_keystore.h"
 #include "tresor_showregs.h"
@@ -75,6 +78,40 @@ static atomic64_t tresor_forwarded = ATOMIC64_INIT(0);
 static atomic64_t tresor_peer_copies = ATOMIC64_INIT(0);
 static DEFINE_PER_CPU(u64, tresor_requests);
 static atomic_t tresor_next_holder = ATOMIC_INIT(0);
+
+/*
+ * NMIs during a key transit (TRESOR_TRANSIT_BEGIN/END in tresor_asm.h).
+ * cli does not mask NMIs; the NMI entry saves the interrupted GPRs into
+ * pt_regs on this CPU's NMI IST stack, so an NMI while %rax holds a key
+ * word would leave 8 key bytes there until the next NMI overwrites them.
+ * While this CPU is in a transit (tresor_transit set, with interrupts off:
+ * nothing but NMI, #MC and SMI can interrupt it), an NMI whose saved ip is
+ * in tresor's text interrupted exactly that code, so its saved %rax is key
+ * material or zero and holds nothing else the code needs. It is zeroed in
+ * the frame, which is also what the interrupted code gets back on return,
+ * and the transit is marked, so that the code reads the words again.
+ *
+ * Registered NMI_FLAG_FIRST, ahead of every NMI_LOCAL handler registered
+ * before us (perf's copies regs into samples). It returns NMI_DONE: it
+ * never claims an NMI. Not covered: an NMI that nests in a #MC handler
+ * which interrupted a transit (its ip is not ours: left alone, the #MC
+ * frame keeps the word), and NMIs that stop the CPU first (crash/reboot
+ * shutdown, NMI_FLAG_FIRST too, registered later); see threat-model.md.
+ */
+DEFINE_PER_CPU(u32, tresor_transit);
+static atomic64_t tresor_nmi_scrubs = ATOMIC64_INIT(0);
+
+static int tresor_nmi_scrub(unsigned int type, struct pt_regs *regs)
+{
+	if (likely(!__this_cpu_read(tresor_transit)))
+		return NMI_DONE;
+	if (user_mode(regs) || !within_module_core(regs->ip, THIS_MODULE))
+		return NMI_DONE;
+	regs->ax = 0;
+	__this_cpu_write(tresor_transit, TRESOR_TRANSIT_HIT);
+	atomic64_inc(&tresor_nmi_scrubs);
+	return NMI_DONE;
+}
 
 bool tresor_key_loaded(void)
 {
@@ -611,6 +648,14 @@ static ssize_t requests_per_cpu_show(struct kobject *kobj,
 	return len;
 }
 
+/* NMIs that arrived during a key transit and had their %rax zeroed */
+static ssize_t nmi_scrubs_show(struct kobject *kobj,
+			       struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", atomic64_read(&tresor_nmi_scrubs));
+}
+
+static struct kobj_attribute nmi_scrubs_attr = __ATTR_RO(nmi_scrubs);
 static struct kobj_attribute key_loaded_attr = __ATTR_RO(key_loaded);
 static struct kobj_attribute holders_attr = __ATTR_RW(holders);
 static struct kobj_attribute requests_per_cpu_attr =
@@ -630,6 +675,7 @@ static struct attribute *tresor_status_attrs[] = {
 	&requests_attr.attr,
 	&requests_per_cpu_attr.attr,
 	&implementation_attr.attr,
+	&nmi_scrubs_attr.attr,
 	NULL,
 };
 
@@ -640,6 +686,12 @@ const struct attribute_group tresor_status_group = {
 int tresor_keystore_init(void)
 {
 	int ret;
+
+	/* Before any key can be loaded: see tresor_nmi_scrub(). */
+	ret = register_nmi_handler(NMI_LOCAL, tresor_nmi_scrub, NMI_FLAG_FIRST,
+				   "tresor");
+	if (ret)
+		return ret;
 
 	/* Reserves the breakpoint slots of every online CPU, now and later. */
 	ret = cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, "tresor:online",
@@ -662,6 +714,7 @@ err_hotplug:
 	cpuhp_remove_state(tresor_hp_state);
 err_bpslots:
 	tresor_bpslots_release_all();
+	unregister_nmi_handler(NMI_LOCAL, "tresor");
 	return ret;
 }
 
@@ -678,5 +731,7 @@ void tresor_keystore_exit(void)
 	/* Offline callbacks wipe each CPU once more; harmless. */
 	cpuhp_remove_state(tresor_hp_state);
 	tresor_bpslots_release_all();
+	/* DR0-DR3 are wiped everywhere: no transit can start any more */
+	unregister_nmi_handler(NMI_LOCAL, "tresor");
 	memzero_explicit(tresor_check, sizeof(tresor_check));
 }

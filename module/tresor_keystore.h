@@ -3,6 +3,7 @@
 #define TRESOR_KEYSTORE_H
 
 #include <linux/cpumask.h>
+#include <linux/percpu.h>
 #include <linux/types.h>
 
 #include <uapi/tresor.h>
@@ -43,5 +44,8 @@ bool tresor_bpslots_owned(unsigned int cpu);
 void tresor_bpslots_release_all(void);
 
 extern const struct attribute_group tresor_status_group;
+
+/* TRESOR_TRANSIT_BEGIN/END (tresor_asm.h) and tresor_nmi_scrub() */
+DECLARE_PER_CPU(u32, tresor_transit);
 
 #endif /* TRESOR_KEYSTORE_H */
