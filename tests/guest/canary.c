@@ -29,23 +29,64 @@
 
 #define PAGE 4096
 
+/*
+ * Page INDEX of set SET_ID: "RCCANARY", set id, index, then xorshift64*
+ * words. Generated word by word, so that checking a page needs no second
+ * plaintext copy of it: a page-sized buffer (on the stack, say) would be
+ * one more canary in the RAM dump, found whenever its two virtual pages
+ * happen to sit on adjacent frames.
+ */
+struct canary_gen {
+	uint64_t x;
+};
+
+static void canary_start(struct canary_gen *g, uint64_t set_id,
+			 uint64_t index, uint64_t head[3])
+{
+	g->x = set_id * 0x9E3779B97F4A7C15ull + index + 1;
+	if (!g->x)
+		g->x = 1;
+	memcpy(&head[0], "RCCANARY", 8);
+	head[1] = set_id;
+	head[2] = index;
+}
+
+static uint64_t canary_next(struct canary_gen *g)
+{
+	g->x ^= g->x >> 12;
+	g->x ^= g->x << 25;
+	g->x ^= g->x >> 27;
+	return g->x * 0x2545F4914F6CDD1Dull;
+}
+
 static void canary_page(uint8_t *p, uint64_t set_id, uint64_t index)
 {
-	uint64_t x = set_id * 0x9E3779B97F4A7C15ull + index + 1;
-	uint64_t w;
+	struct canary_gen g;
+	uint64_t head[3], w;
 
-	if (!x)
-		x = 1;
-	memcpy(p, "RCCANARY", 8);
-	memcpy(p + 8, &set_id, 8);
-	memcpy(p + 16, &index, 8);
-	for (size_t off = 24; off + 8 <= PAGE; off += 8) {
-		x ^= x >> 12;
-		x ^= x << 25;
-		x ^= x >> 27;
-		w = x * 0x2545F4914F6CDD1Dull;
+	canary_start(&g, set_id, index, head);
+	memcpy(p, head, sizeof(head));
+	for (size_t off = sizeof(head); off + 8 <= PAGE; off += 8) {
+		w = canary_next(&g);
 		memcpy(p + off, &w, 8);
 	}
+}
+
+/* 1 if p holds canary INDEX of SET_ID, compared a word at a time. */
+static int canary_ok(const uint8_t *p, uint64_t set_id, uint64_t index)
+{
+	struct canary_gen g;
+	uint64_t head[3], w;
+
+	canary_start(&g, set_id, index, head);
+	if (memcmp(p, head, sizeof(head)))
+		return 0;
+	for (size_t off = sizeof(head); off + 8 <= PAGE; off += 8) {
+		w = canary_next(&g);
+		if (memcmp(p + off, &w, 8))
+			return 0;
+	}
+	return 1;
 }
 
 static uint8_t *sigbus_base;
@@ -78,8 +119,6 @@ static int fault_on_usr1(uint8_t *mem, uint64_t set_id, uint64_t count)
 {
 	struct sigaction sa = { .sa_sigaction = on_sigbus,
 				.sa_flags = SA_SIGINFO };
-	uint8_t want[PAGE];
-
 	sigbus_base = mem;
 	if (sigaction(SIGBUS, &sa, NULL))
 		return 1;
@@ -89,8 +128,7 @@ static int fault_on_usr1(uint8_t *mem, uint64_t set_id, uint64_t count)
 	printf("wrote-extra\n");
 	fflush(stdout);
 	for (uint64_t n = 0; n < count; n++) {
-		canary_page(want, set_id, n);
-		if (memcmp(mem + n * PAGE, want, PAGE)) {
+		if (!canary_ok(mem + n * PAGE, set_id, n)) {
 			printf("page %llu corrupted\n", (unsigned long long)n);
 			return 1;
 		}
@@ -167,13 +205,12 @@ int main(int argc, char **argv)
 			continue;
 		}
 		for (uint64_t n = 0; n < count; n++) {
-			canary_page(want, set_id, n);
-			if (memcmp(mem + n * PAGE, want, PAGE)) {
+			if (!canary_ok(mem + n * PAGE, set_id, n)) {
 				fprintf(stderr, "canary: page %llu corrupted\n",
 					(unsigned long long)n);
 				return 1;
 			}
-			memcpy(mem + n * PAGE, want, PAGE);
+			canary_page(mem + n * PAGE, set_id, n);
 		}
 		if (++pass % 16 == 0) {
 			printf("pass %llu\n", (unsigned long long)pass);
