@@ -22,8 +22,12 @@ from harness.registry import vm_test
 from harness.vm import GuestError
 
 ROOT_MB = 640           # ext4 payload of the root disk
+SCRATCH_MB = 128        # plain disk: an initramfs built in the guest
+MIRROR_MB = 8           # ext4 payload of the volume on the md RAID1
+MIRROR_AT_MB = 64       # where the scratch disk carries its LUKS image
 DATA_MB = 16            # ext4 payload of the key-file disk
 HDR_MB = 16             # LUKS2 header area (cryptsetup's default offset)
+MEMBER_MB = HDR_MB + MIRROR_MB + 2  # md 1.0: superblock at the end
 # argon2id as a host admin would have it, but small enough for TCG
 ARGON = ("--pbkdf", "argon2id", "--pbkdf-memory", "65536",
          "--pbkdf-parallel", "1", "--pbkdf-force-iterations", "4")
@@ -47,7 +51,7 @@ def human_pause():
 class Host:
     """The disks and secrets of one test host."""
 
-    def __init__(self, ctx, generator):
+    def __init__(self, ctx, generator, extra_pkgs=None, mirror=False):
         self.ctx = ctx
         self.key = os.urandom(32)
         self.passphrase = "pp-" + os.urandom(9).hex()
@@ -56,9 +60,27 @@ class Host:
         self.data_marker = "data-" + os.urandom(12).hex()
         self.root_uuid = str(uuid.uuid4())
         self.system = DebianSystem(ctx.kernel.release, generator,
-                                   ctx.workdir)
+                                   ctx.workdir, extra_pkgs=extra_pkgs)
         self.root_img = ctx.workdir / "root.img"
         self.data_img = ctx.workdir / "data.img"
+        # plain disk (/dev/vdc) that an initramfs built in the guest is
+        # copied out on
+        self.scratch_img = ctx.workdir / "scratch.img"
+        with open(self.scratch_img, "wb") as f:
+            f.truncate(SCRATCH_MB << 20)
+        # mirror: a LUKS volume (host key, the data key file) that the
+        # guest puts on an md RAID1 (metadata 1.0: LUKS at offset 0 of
+        # each member) of two blank disks, /dev/vdd and /dev/vde
+        self.mirror = mirror
+        self.mirror_uuid = str(uuid.uuid4())
+        self.mirror_marker = "mirror-" + os.urandom(12).hex()
+        self.member_imgs = []
+        if mirror:
+            self.member_imgs = [ctx.workdir / f"member{i}.img"
+                                for i in (1, 2)]
+            for m in self.member_imgs:
+                with open(m, "wb") as f:
+                    f.truncate(MEMBER_MB << 20)
 
     def build(self):
         s = self.system
@@ -92,6 +114,17 @@ class Host:
                         None, luks.PBKDF_FAST)
         self._luks_disk(self.root_img, ROOT_MB, self.passphrase.encode(),
                         s.root, self.root_uuid, ARGON)
+        if self.mirror:
+            tree = self.ctx.workdir / "mirror-tree"
+            tree.mkdir()
+            (tree / "marker").write_text(self.mirror_marker + "\n")
+            img = self.ctx.workdir / "mirror.img"
+            self._luks_disk(img, MIRROR_MB, self.datakey, tree,
+                            self.mirror_uuid, luks.PBKDF_FAST)
+            with open(self.scratch_img, "r+b") as f:
+                f.seek(MIRROR_AT_MB << 20)
+                f.write(img.read_bytes())
+            img.unlink()
 
     def tree_hash(self):
         """TREE_HASH computed on the host over the root as built."""
@@ -120,7 +153,9 @@ class Host:
     def boot(self, name, append="", initrd=None, **opts):
         vm = self.ctx.boot(name, kernel=self.system,
                            initrd=initrd or self.system.initrd,
-                           mem_mb=1024, disks=[self.root_img, self.data_img],
+                           mem_mb=1024,
+                           disks=[self.root_img, self.data_img,
+                                  self.scratch_img] + self.member_imgs,
                            append=BOOT_APPEND + " " + append,
                            boot_timeout=900, agent_tty="ttyS1", **opts)
         vm.secrets += [self.key.hex(), self.passphrase,
@@ -141,7 +176,9 @@ def check_dump_clean(ctx, vm, host, what):
     assert pw == 0, f"{what}: the passphrase is in RAM ({pw} copies)"
 
 
-def run_boot(ctx, host, generator, initrd=None):
+def run_boot(ctx, host, generator, initrd=None, after=None):
+    """Boot, unlock the root at the prompt, check the booted system; then
+    after(vm), if given, still in the booted system."""
     vm = host.boot("boot-" + generator.replace(" ", "-"), initrd=initrd)
     try:
         m = vm.wait_console(PROMPT, 900, what="the passphrase prompt")
@@ -198,12 +235,140 @@ setpriv --reuid=rc-other --regid=rc-other --init-groups \
         assert "other-user-open=ok" not in out and \
             "Permission denied" in out, out
         check_dump_clean(ctx, vm, host, "booted")
+        if after:
+            after(vm)
         ctx.note(f"{generator}: root unlocked at the prompt, data disk by "
                  "key file, key on CPUs " + vh + "; RAM dump: no key "
                  "schedule, no K1/K2, no passphrase")
         vm.poweroff(timeout=300)
     finally:
         vm.close()
+
+
+def hostonly_rebuild(ctx, host):
+    """after() for the first dracut boot: what an admin's kernel update
+    does on a host with cryptsetup installed, `dracut --force --hostonly`
+    in the booted system. 90crypt is in that image (it finds the LUKS
+    root) but the TRESOR root is not handed to it: no rd.luks.uuid= for it
+    in cmdline.d/90crypt.conf (rd.luks=0: no other LUKS volume), not in
+    the initrd's crypttab. The image is copied out over the scratch disk
+    (host.initrd_hostonly). Then leftover /etc/crypttab lines for both
+    volumes are added for the next boots."""
+    rel = ctx.kernel.release
+    # an admin's md RAID1 (metadata 1.0) of /dev/vdd and /dev/vde, the
+    # LUKS volume (from the scratch disk) written through the array, then
+    # listed in tresortab by its LUKS UUID
+    mirror_sh = "" if not host.mirror else f"""
+mdadm --create /dev/md/mirror --metadata=1.0 --level=1 --raid-devices=2 \\
+  --assume-clean --run /dev/vdd /dev/vde 2>&1 && echo md-created
+udevadm settle
+dd if=/dev/vdc of=/dev/md/mirror bs=1M skip={MIRROR_AT_MB} \\
+  count={HDR_MB + MIRROR_MB} conv=fsync status=none && echo md-written
+mdadm --detail --scan >> /etc/mdadm/mdadm.conf
+echo "mirror UUID={host.mirror_uuid} /etc/tresor/data.key nofail" \\
+  >> /etc/tresortab
+"""
+
+    def after(vm):
+        out = vm.sh(f"""
+img=/boot/initrd.img-{rel}
+dracut --force --hostonly --kver {rel} $img >/tmp/dracut.log 2>&1
+echo dracut-rc=$?
+tail -n 5 /tmp/dracut.log
+echo "modules= $(lsinitrd -m $img | tr '\n' ' ')"
+echo "crypt-conf=$(lsinitrd -f etc/cmdline.d/90crypt.conf $img | tr '\n' ' ')"
+echo "crypttab=$(lsinitrd -f etc/crypttab $img | tr '\n' ' ')"
+echo "size=$(stat -c %s $img)"
+[ $(stat -c %s $img) -lt {MIRROR_AT_MB << 20} ] || echo initrd-too-large
+dd if=$img of=/dev/vdc bs=1M conv=fsync status=none && echo copied
+{mirror_sh}
+cat >> /etc/crypttab <<EOT
+# left over from before the TRESOR conversion
+data /dev/vdb /etc/tresor/data.key luks
+root UUID={host.root_uuid} none luks
+EOT
+sync
+""", timeout=1200)
+        assert "dracut-rc=0" in out and "copied" in out and \
+            "initrd-too-large" not in out, out
+        assert not host.mirror or ("md-created" in out and
+                                   "md-written" in out), out
+        mods = re.search(r"modules=([^\n]*)", out).group(1).split()
+        assert "crypt" in mods and "tresor" in mods, \
+            f"hostonly image without 90crypt or 90tresor: {mods}"
+        conf = re.search(r"crypt-conf=([^\n]*)", out).group(1)
+        ct = re.search(r"crypttab=([^\n]*)", out).group(1)
+        assert host.root_uuid not in conf.lower(), \
+            f"90crypt would open the TRESOR root (key in RAM): {conf}"
+        assert "rd.luks=0" in conf, conf
+        assert host.root_uuid not in ct.lower(), ct
+        size = int(re.search(r"size=(\d+)", out).group(1))
+        with open(host.scratch_img, "rb") as f:
+            data = f.read(size)
+        assert len(data) == size, "initramfs larger than the scratch disk"
+        host.initrd_hostonly = ctx.workdir / "initrd-hostonly.img"
+        host.initrd_hostonly.write_bytes(data)
+        ctx.note(f"dracut --hostonly in the guest: 90crypt in the image, "
+                 f"90crypt.conf '{conf.strip()}', {size} bytes")
+    return after
+
+
+def hostonly_checks(ctx, host):
+    """after() for the boot of the hostonly image, /etc/crypttab listing
+    both TRESOR volumes: no systemd-cryptsetup@ unit ran, in the initrd
+    or after it (both mappings are on capi:xts(tresor) and the dump is
+    clean: run_boot checked); the generator warned and skipped the
+    booted system's systemd-cryptsetup@data and @root."""
+    def after(vm):
+        out = vm.sh("""
+journalctl -b -q -o cat > /tmp/j
+echo "initrd-lines=$(grep -c 'Reached target initrd.target' /tmp/j)"
+echo "sc-started=$(grep -c 'Starting systemd-cryptsetup@' /tmp/j)"
+echo "sc-lines=$(journalctl -b -q -t systemd-cryptsetup | wc -l)"
+echo "skipped=$(grep -c 'systemd-cryptsetup@.*skipped because of an unmet condition' /tmp/j)"
+for u in data root; do
+  echo "$u-warned=$(grep -c "tresor-generator: $u (.*) is in /etc/tresortab and in /etc/crypttab" /tmp/j)"
+done
+for u in data root; do
+  echo "$u-cond=$(systemctl show -p ConditionResult --value systemd-cryptsetup@$u.service)"
+done
+""" + ("" if not host.mirror else """
+timeout """ + str(slowness.secs(120)) + """ sh -c 'until [ -e /dev/mapper/mirror ]; do sleep 1; done'
+echo "mirror-deps=$(dmsetup deps -o devname mirror)"
+echo "mirror-table=$(dmsetup table mirror)"
+for m in vdd vde; do echo "$m-holders=$(ls /sys/class/block/$m/holders | tr '\n' ' ')"; done
+mkdir -p /mnt/m && mount -o ro /dev/mapper/mirror /mnt/m && cat /mnt/m/marker
+umount /mnt/m
+echo "mirror-lines=$(journalctl -b -q -o cat -u tresor-unlock.service | grep -c mirror)"
+journalctl -b -q -o cat -u tresor-unlock.service | grep mirror
+"""), timeout=300)
+        assert "initrd-lines=0" not in out, \
+            f"the journal has no initrd part, the check is blind: {out}"
+        assert "sc-started=0" in out and "sc-lines=0" in out, \
+            f"systemd-cryptsetup ran: {out}"
+        assert "data-cond=no" in out and "root-cond=no" in out, out
+        assert "skipped=0" not in out and "data-warned=0" not in out and \
+            "root-warned=0" not in out, f"no skip or no warning: {out}"
+        if host.mirror:
+            # issue 15.2: opened through the array, never a member
+            deps = re.search(r"mirror-deps=([^\n]*)", out).group(1)
+            assert re.search(r"\(md\d+\)", deps), \
+                f"mirror not mapped on the md array: {out}"
+            for m in ("vdd", "vde"):
+                h = re.search(m + r"-holders=([^\n]*)", out).group(1)
+                assert re.fullmatch(r"md\d+", h.strip()), \
+                    f"{m}: holders {h!r} (a member mapped?): {out}"
+            assert "capi:xts(tresor)-plain64" in re.search(
+                r"mirror-table=([^\n]*)", out).group(1), out
+            assert host.mirror_marker in out, f"mirror marker: {out}"
+            n = int(re.search(r"mirror-lines=(\d+)", out).group(1))
+            assert n <= 3, f"tresor-unlock wrote {n} lines on mirror"
+            ctx.note(f"md RAID1 (1.0): mirror opened on {deps.strip()}, "
+                     f"members held only by md; {n} log lines")
+        ctx.note("hostonly image + leftover crypttab lines: no "
+                 "systemd-cryptsetup@ ran (initrd and booted system), "
+                 "both volumes on capi:xts(tresor), dump clean")
+    return after
 
 
 # Where each generator gives up on a missing root device, and its shell:
@@ -305,15 +470,22 @@ cryptsetup close stockroot
 
 @vm_test(timeout=2400)
 def test_boot_dracut_unlock(ctx):
-    """dracut (systemd in the initramfs): 3 wrong passphrases refused (no
-    key, no root, dump clean); then the right one at the console prompt:
-    root mounted, marker read, data disk by key file, key on every CPU, RAM
-    dump clean; the same with dracut's initqueue hook (an initramfs without
-    systemd); then stock cryptsetup opens the same disk."""
-    host = Host(ctx, "dracut")
+    """dracut (systemd in the initramfs), cryptsetup installed in the root:
+    3 wrong passphrases refused (no key, no root, dump clean); then the
+    right one at the console prompt: root mounted, marker read, data disk
+    by key file, key on every CPU, RAM dump clean; in that system
+    `dracut --hostonly` (90crypt keeps off the TRESOR root) and leftover
+    /etc/crypttab lines; that image boots the same way with no
+    systemd-cryptsetup@ unit run; the same with dracut's initqueue hook
+    (an initramfs without systemd); then stock cryptsetup opens the same
+    disk."""
+    host = Host(ctx, "dracut", extra_pkgs=["cryptsetup", "mdadm"],
+                mirror=True)
     host.build()
     run_wrong_passphrase(ctx, host, "dracut")
-    run_boot(ctx, host, "dracut")
+    run_boot(ctx, host, "dracut", after=hostonly_rebuild(ctx, host))
+    run_boot(ctx, host, "dracut hostonly", host.initrd_hostonly,
+             after=hostonly_checks(ctx, host))
     run_boot(ctx, host, "dracut without systemd", host.initrd_nosystemd)
     stock_open_matches(ctx, host)
 
