@@ -4,6 +4,8 @@
 #   make check                installs what is missing, unit tests + VM tests on every test kernel
 #   make check-quick          unit tests + VM tests on the first kernel, no slow tests
 #   make bench                benchmarks (ratios against a same-run baseline)
+#   make demo                 a stock host and a ramcrypt-host under a simulated
+#                             cold-boot attack, side by side (demo/run.py)
 #   make install DESTDIR=...  install userspace (modules go through DKMS)
 KVER ?= $(shell uname -r)
 
@@ -36,6 +38,11 @@ bench:
 	tests/install-deps
 	$(MAKE) userspace
 	tests/run --bench
+
+demo:
+	tests/install-deps
+	$(MAKE) userspace
+	demo/run.py
 
 PREFIX     ?= /usr
 LIBDIR     := $(PREFIX)/lib
@@ -99,4 +106,4 @@ clean:
 	rm -rf module/*.o module/*.ko module/*.mod* module/.*.cmd \
 		module/Module.symvers module/modules.order
 
-.PHONY: all userspace modules check check-quick bench install clean
+.PHONY: all userspace modules check check-quick bench demo install clean

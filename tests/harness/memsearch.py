@@ -83,6 +83,14 @@ def _xorshift_stream(seed, nwords):
     return out
 
 
+def guest_aes_key(set_id):
+    """The AES-128-XTS key (32 bytes) that tests/guest/mbguest keeps in its
+    RAM with "aeskey", derived from its canary set as a guest's disk key
+    would be from its passphrase: known to the attacker's tools only."""
+    seed = (set_id * 0xD1B54A32D192ED03 + 0xAE5) & MASK64
+    return struct.pack("<4Q", *_xorshift_stream(seed, 4))
+
+
 def canary_page(set_id, index):
     """Page `index` of canary set `set_id`: magic, set id, index, then a
     pseudo-random body unique to (set_id, index)."""

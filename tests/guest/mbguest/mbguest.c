@@ -26,6 +26,20 @@
  * "loop" as well it keeps doing read passes (one line each) until QEMU is
  * stopped, a guest that runs like a service. A mismatch prints FAIL and
  * exits at once.
+ *
+ * "aeskey" adds a secret of the guest's own, as a real guest's dm-crypt
+ * holds its disk key: a 256-bit AES-128-XTS key derived from the set
+ * (guest_aes_key() in tests/harness/memsearch.py) and the expanded AES-128
+ * schedules of both halves, at AESKEY_AT, set up once at boot (a guest
+ * that unlocked its disk and does no disk I/O meanwhile):
+ *
+ *   mbguest: aes key at 0x... (2 schedules)
+ *
+ * "work=S" (with "loop") keeps doing read passes for S seconds of wall
+ * time (the CMOS RTC, counted from "canary written"), then idles for good
+ * (cli; hlt: the vCPU sleeps, no page of the guest is touched again):
+ *
+ *   mbguest: idle after 60 s in pass=K
  */
 #include <stdint.h>
 
@@ -36,6 +50,7 @@
 #define DEBUG_EXIT	0xf4
 #define MUL		0x9E3779B1u
 #define TEST_START	0x400000u
+#define AESKEY_AT	0x300000u
 
 struct mb_info {
 	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
@@ -136,6 +151,24 @@ static uint32_t parse_hex(const char *s, const char *key, uint32_t dflt,
 	return dflt;
 }
 
+/* The decimal value of "<key>=" in the command line, or 0. */
+static uint32_t parse_dec(const char *s, const char *key)
+{
+	for (; *s; s++) {
+		uint32_t v = 0;
+		int n = 0;
+
+		while (key[n] && s[n] == key[n])
+			n++;
+		if (key[n] || s[n] != '=')
+			continue;
+		for (s += n + 1; *s >= '0' && *s <= '9'; s++)
+			v = v * 10 + (uint32_t)(*s - '0');
+		return v;
+	}
+	return 0;
+}
+
 /* A whole word of the command line. */
 static int has_word(const char *s, const char *w)
 {
@@ -191,11 +224,141 @@ static uint32_t canary_page(volatile uint64_t *p, uint64_t set,
 	return bad;
 }
 
+
+/* The guest's own AES key (see the top): xorshift64* words from the set. */
+static const uint8_t aes_sbox[256] = {
+	0x63, 0x7c, 0x77, 0x7b, 0xf2, 0x6b, 0x6f, 0xc5, 0x30, 0x01, 0x67, 0x2b,
+	0xfe, 0xd7, 0xab, 0x76, 0xca, 0x82, 0xc9, 0x7d, 0xfa, 0x59, 0x47, 0xf0,
+	0xad, 0xd4, 0xa2, 0xaf, 0x9c, 0xa4, 0x72, 0xc0, 0xb7, 0xfd, 0x93, 0x26,
+	0x36, 0x3f, 0xf7, 0xcc, 0x34, 0xa5, 0xe5, 0xf1, 0x71, 0xd8, 0x31, 0x15,
+	0x04, 0xc7, 0x23, 0xc3, 0x18, 0x96, 0x05, 0x9a, 0x07, 0x12, 0x80, 0xe2,
+	0xeb, 0x27, 0xb2, 0x75, 0x09, 0x83, 0x2c, 0x1a, 0x1b, 0x6e, 0x5a, 0xa0,
+	0x52, 0x3b, 0xd6, 0xb3, 0x29, 0xe3, 0x2f, 0x84, 0x53, 0xd1, 0x00, 0xed,
+	0x20, 0xfc, 0xb1, 0x5b, 0x6a, 0xcb, 0xbe, 0x39, 0x4a, 0x4c, 0x58, 0xcf,
+	0xd0, 0xef, 0xaa, 0xfb, 0x43, 0x4d, 0x33, 0x85, 0x45, 0xf9, 0x02, 0x7f,
+	0x50, 0x3c, 0x9f, 0xa8, 0x51, 0xa3, 0x40, 0x8f, 0x92, 0x9d, 0x38, 0xf5,
+	0xbc, 0xb6, 0xda, 0x21, 0x10, 0xff, 0xf3, 0xd2, 0xcd, 0x0c, 0x13, 0xec,
+	0x5f, 0x97, 0x44, 0x17, 0xc4, 0xa7, 0x7e, 0x3d, 0x64, 0x5d, 0x19, 0x73,
+	0x60, 0x81, 0x4f, 0xdc, 0x22, 0x2a, 0x90, 0x88, 0x46, 0xee, 0xb8, 0x14,
+	0xde, 0x5e, 0x0b, 0xdb, 0xe0, 0x32, 0x3a, 0x0a, 0x49, 0x06, 0x24, 0x5c,
+	0xc2, 0xd3, 0xac, 0x62, 0x91, 0x95, 0xe4, 0x79, 0xe7, 0xc8, 0x37, 0x6d,
+	0x8d, 0xd5, 0x4e, 0xa9, 0x6c, 0x56, 0xf4, 0xea, 0x65, 0x7a, 0xae, 0x08,
+	0xba, 0x78, 0x25, 0x2e, 0x1c, 0xa6, 0xb4, 0xc6, 0xe8, 0xdd, 0x74, 0x1f,
+	0x4b, 0xbd, 0x8b, 0x8a, 0x70, 0x3e, 0xb5, 0x66, 0x48, 0x03, 0xf6, 0x0e,
+	0x61, 0x35, 0x57, 0xb9, 0x86, 0xc1, 0x1d, 0x9e, 0xe1, 0xf8, 0x98, 0x11,
+	0x69, 0xd9, 0x8e, 0x94, 0x9b, 0x1e, 0x87, 0xe9, 0xce, 0x55, 0x28, 0xdf,
+	0x8c, 0xa1, 0x89, 0x0d, 0xbf, 0xe6, 0x42, 0x68, 0x41, 0x99, 0x2d, 0x0f,
+	0xb0, 0x54, 0xbb, 0x16,
+};
+
+/* AES-128 key expansion: 16 key bytes -> 176 bytes of round keys. */
+static void aes128_expand(volatile uint8_t *rk, const uint8_t *key)
+{
+	uint8_t rcon = 1, t[4];
+
+	for (int i = 0; i < 16; i++)
+		rk[i] = key[i];
+	for (int i = 16; i < 176; i += 4) {
+		for (int j = 0; j < 4; j++)
+			t[j] = rk[i - 4 + j];
+		if (i % 16 == 0) {
+			uint8_t t0 = t[0];
+
+			t[0] = aes_sbox[t[1]] ^ rcon;
+			t[1] = aes_sbox[t[2]];
+			t[2] = aes_sbox[t[3]];
+			t[3] = aes_sbox[t0];
+			rcon = (uint8_t)((rcon << 1) ^ ((rcon & 0x80) ? 0x1b : 0));
+		}
+		for (int j = 0; j < 4; j++)
+			rk[i + j] = rk[i - 16 + j] ^ t[j];
+	}
+}
+
+/* At AESKEY_AT: the 32-byte key, then the schedules of K1 and K2. */
+static void aeskey_setup(uint32_t set)
+{
+	volatile uint8_t *at = (volatile uint8_t *)AESKEY_AT;
+	uint64_t x = set * 0xD1B54A32D192ED03ull + 0xAE5;
+	uint8_t key[32];
+
+	if (!x)
+		x = 1;
+	for (int i = 0; i < 32; i += 8) {
+		uint64_t w;
+
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		w = x * 0x2545F4914F6CDD1Dull;
+		for (int j = 0; j < 8; j++)
+			key[i + j] = (uint8_t)(w >> (8 * j));
+	}
+	for (int i = 0; i < 32; i++)
+		at[i] = key[i];
+	aes128_expand(at + 32, key);
+	aes128_expand(at + 32 + 176, key + 16);
+	for (int i = 0; i < 32; i++)
+		((volatile uint8_t *)key)[i] = 0;
+	puts("mbguest: aes key at ");
+	puthex(AESKEY_AT, 8);
+	puts(" (2 schedules)\n");
+}
+
+/* Seconds of the day from the CMOS RTC (BCD or binary, 24 h). */
+static uint8_t cmos(uint8_t reg)
+{
+	outb(0x70, reg);
+	return inb(0x71);
+}
+
+static uint32_t rtc_seconds(void)
+{
+	uint8_t s, m, h, b;
+
+	while (cmos(0x0a) & 0x80)	/* update in progress */
+		;
+	s = cmos(0x00);
+	m = cmos(0x02);
+	h = cmos(0x04);
+	b = cmos(0x0b);
+	if (!(b & 0x04)) {
+		s = (uint8_t)((s & 15) + (s >> 4) * 10);
+		m = (uint8_t)((m & 15) + (m >> 4) * 10);
+		h = (uint8_t)((h & 15) + ((h & 0x70) >> 4) * 10);
+	}
+	return h * 3600u + m * 60u + s;
+}
+
+static uint32_t rtc_since(uint32_t t0)
+{
+	return (rtc_seconds() + 86400u - t0) % 86400u;
+}
+
+static void __attribute__((noreturn)) idle_forever(uint32_t secs,
+						   uint32_t pass)
+{
+	puts("mbguest: idle after ");
+	putdec(secs);
+	puts(" s in pass=");
+	putdec(pass);
+	puts("\n");
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
 static void __attribute__((noreturn)) canary_main(uint32_t set,
 						  uint32_t start,
-						  uint32_t end, int loop)
+						  uint32_t end, int loop,
+						  int aeskey, uint32_t work)
 {
 	uint32_t pages = (end - start) / PAGE;
+	uint32_t t0;
+
+	if (aeskey)
+		aeskey_setup(set);
+	if (!loop)
+		work = 0;
 
 	for (uint32_t i = 0; i < pages; i++)
 		canary_page((volatile uint64_t *)(start + i * PAGE), set, i, 0);
@@ -206,12 +369,16 @@ static void __attribute__((noreturn)) canary_main(uint32_t set,
 	puts(" pages=");
 	putdec(pages);
 	puts("\n");
+	t0 = rtc_seconds();
 	for (uint32_t pass = 1; loop || pass <= 2; pass++) {
 		uint32_t mism = 0;
 
-		for (uint32_t i = 0; i < pages; i++)
+		for (uint32_t i = 0; i < pages; i++) {
 			mism += canary_page((volatile uint64_t *)
 					    (start + i * PAGE), set, i, 1);
+			if (work && i % 64 == 0 && rtc_since(t0) >= work)
+				idle_forever(work, pass);
+		}
 		puts("mbguest: canary pass=");
 		putdec(pass);
 		puts(mism ? " FAIL pages=" : " ok pages=");
@@ -244,7 +411,8 @@ void mb_main(uint32_t magic, const struct mb_info *mbi)
 {
 	uint32_t seed = 0x5eed5eed, start = TEST_START, end, mism = 0, set = 0;
 	uint64_t wsum = 0, rsum1, rsum2;
-	int canary = 0, loop = 0;
+	int canary = 0, loop = 0, aeskey = 0;
+	uint32_t work = 0;
 
 	if (magic != MB_BOOT_MAGIC || !(mbi->flags & MB_INFO_MEM)) {
 		puts("mbguest: FAIL no multiboot memory info\n");
@@ -257,6 +425,8 @@ void mb_main(uint32_t magic, const struct mb_info *mbi)
 		seed = parse_hex(cmdline, "seed", 0x5eed5eed, &found);
 		set = parse_hex(cmdline, "canary", 0, &canary);
 		loop = has_word(cmdline, "loop");
+		aeskey = has_word(cmdline, "aeskey");
+		work = parse_dec(cmdline, "work");
 	}
 	puts("mbguest: start mem_upper=");
 	putdec(mbi->mem_upper);
@@ -270,7 +440,7 @@ void mb_main(uint32_t magic, const struct mb_info *mbi)
 		leave(0);
 	}
 	if (canary)
-		canary_main(set, start, end, loop);
+		canary_main(set, start, end, loop, aeskey, work);
 	for (uint32_t a = start; a < end; a += 4) {
 		uint32_t v = a * MUL + seed;
 
