@@ -135,10 +135,13 @@ def render_png(stock, prot, path):
                 label=r["name"])
     ax.axhline(prot["window_pages"], linestyle="--", color="grey",
                label=f"window ({prot['window_pages']} pages)")
+    ax.axhline(stock["pages"], linestyle=":", color="black",
+               label=f"all guest pages ({stock['pages']})")
     ax.set_xlabel("seconds since the VM started (dumps while working, "
                   "then idle)")
     ax.set_ylabel("guest canary pages in plaintext")
-    ax.set_yscale("symlog")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_ylim(0, max(stock["pages"], prot["pages"], 1) * 3)
     ax.set_title("Guest pages a cold-boot attacker reads from host RAM")
     ax.legend()
     fig.tight_layout()

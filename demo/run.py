@@ -23,6 +23,7 @@ Environment: KEEP=1 keeps the work directory (dumps, serial logs, disk
 images); DEMO_OUT=DIR puts the report elsewhere.
 """
 import argparse
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -169,6 +170,17 @@ class ProtectedSystem(pkgroot.PackagedSystem):
         self.EXTRA_PKGS = tuple(list(self.EXTRA_PKGS) + COMMON_PKGS)
 
 
+def packaged_tree():
+    """HEAD's top-level trees that the packages are built from (all but the
+    tests, the demo and CI): a commit that only changes those reuses the
+    cached ramcrypt-host image."""
+    out = subprocess.run(["git", "-C", str(REPO), "ls-tree", "HEAD"],
+                         capture_output=True, text=True, check=True).stdout
+    return "".join(ln + "\n" for ln in out.splitlines()
+                   if ln.split("\t")[-1] not in
+                   ("tests", "demo", ".ci", ".gitignore"))
+
+
 class HostImage:
     """A host's disk, kernel, initramfs and secrets, cached by what goes
     into them (for ramcrypt-host: the packages' source tree)."""
@@ -184,7 +196,7 @@ class HostImage:
         parts = [DEMO_VERSION, self.name, self.release,
                  vm_unit(0, self.protected), mbguest_elf().read_bytes().hex()]
         if self.protected:
-            parts.append(pkgroot._source_digest(pkgroot._head()))
+            parts.append(packaged_tree())
         h = hashlib.sha256()
         for p in parts:
             h.update(p.encode() + b"\0")
@@ -203,9 +215,12 @@ class HostImage:
             tmp = d / f"{out.name}.{os.getpid()}.tmp"
             subprocess.run(["rm", "-rf", str(tmp)], check=True)
             tmp.mkdir()
+            t0 = time.monotonic()
             self.build(tmp)
             (tmp / "image.ok").write_text("")
             tmp.rename(out)
+            self.progress.say(f"  {self.name}: image built in "
+                              f"{time.monotonic() - t0:.0f}s, cached")
         self.dir = out
         self.secrets = json.loads((out / "secrets.json").read_text())
         return self
@@ -278,11 +293,12 @@ class HostRun:
     """Boot a host image, unlock its root at the prompt, run the VM, take
     the attacker's dumps (kept on disk for the report step)."""
 
-    def __init__(self, image, workdir, progress):
+    def __init__(self, image, workdir, progress, search):
         self.image = image
         self.name = image.name
         self.workdir = workdir
         self.progress = progress
+        self.search = search    # search(run, path, label, phase, secs)
         self.dumps = []         # (path, label, phase, secs since VM start)
         self.extra = ""
         self.facts = {}
@@ -401,6 +417,7 @@ busctl --system --no-pager tree org.ramcrypt.RamCrypt1
         self.vm.dump_ram(path)
         self.dumps.append((path, label, phase, secs))
         self.say(f"RAM dump '{label}' at {secs:.0f}s ({phase})")
+        self.search(self, path, label, phase, secs)
 
 
 # -- main -----------------------------------------------------------------------
@@ -452,8 +469,28 @@ def main(argv):
             raise RuntimeError(f"{errors[0][0]} image: {errors[0][1]}")
 
         p.step(3, total, "boot both hosts, start the VM, dump RAM while it "
-               "works and while it idles")
-        runs = [HostRun(im, work, p) for im in images]
+               "works and while it idles; the attacker searches each dump "
+               "(aeskeyfind, raw keys, canary pages)")
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        searches = []
+
+        def search(run, path, label, phase, secs):
+            sec = run.image.secrets
+
+            def job():
+                res = report.search_dump(
+                    path, bytes.fromhex(sec["key"]),
+                    memsearch.guest_aes_key(sec["set_id"]), sec["set_id"],
+                    1 << 20)
+                if not keep:
+                    path.unlink()
+                p.say(f"  {run.name}: dump '{label}': host key "
+                      f"{res['host_key']}, guest key {res['guest_key']}, "
+                      f"canary pages {res['canaries']}")
+                return (label, phase, secs, res)
+            searches.append((run.name, pool.submit(job)))
+
+        runs = [HostRun(im, work, p, search) for im in images]
         threads = [threading.Thread(target=r.run) for r in runs]
         for t in threads:
             t.start()
@@ -463,27 +500,15 @@ def main(argv):
             if r.error:
                 raise RuntimeError(f"{r.name}: {r.error}")
 
-        p.step(4, total, "the attacker searches the dumps (aeskeyfind, raw "
-               "keys, canary pages)")
-        results = {}
-        for r in runs:
-            sec = r.image.secrets
-            hk = bytes.fromhex(sec["key"])
-            gk = memsearch.guest_aes_key(sec["set_id"])
-            found = []
-            for path, label, phase, secs in r.dumps:
-                with p.waiting("demo", f"the search of {r.name}/{label}"):
-                    res = report.search_dump(path, hk, gk, sec["set_id"],
-                                             1 << 20)
-                if not keep:
-                    path.unlink()
-                found.append((label, phase, secs, res))
-                p.say(f"  {r.name} {label}: host key {res['host_key']}, "
-                      f"guest key {res['guest_key']}, canary pages "
-                      f"{res['canaries']}")
-            pages = guest_pages(r)
-            results[r.name] = report.host_result(
-                r.name, found, WINDOW_PAGES, pages, r.image.protected)
+        p.step(4, total, "the rest of the searches")
+        found = {r.name: [] for r in runs}
+        with p.waiting("demo", "the searches of the dumps"):
+            for name, fut in searches:
+                found[name].append(fut.result())
+        pool.shutdown()
+        results = {r.name: report.host_result(
+            r.name, found[r.name], WINDOW_PAGES, guest_pages(r),
+            r.image.protected) for r in runs}
 
         p.step(5, total, "the report")
         stock, prot = results["stock"], results["ramcrypt-host"]
