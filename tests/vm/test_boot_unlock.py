@@ -326,8 +326,10 @@ echo "initrd-lines=$(grep -c 'Reached target initrd.target' /tmp/j)"
 echo "sc-started=$(grep -c 'Starting systemd-cryptsetup@' /tmp/j)"
 echo "sc-lines=$(journalctl -b -q -t systemd-cryptsetup | wc -l)"
 echo "skipped=$(grep -c 'systemd-cryptsetup@.*skipped because of an unmet condition' /tmp/j)"
+# journald takes "tresor-generator:" of the kmsg line as its identifier
+journalctl -b -q -o cat -t tresor-generator -p warning > /tmp/jg
 for u in data root; do
-  echo "$u-warned=$(grep -c "tresor-generator: $u (.*) is in /etc/tresortab and in /etc/crypttab" /tmp/j)"
+  echo "$u-warned=$(grep -c "^$u (.*) is in /etc/tresortab and in /etc/crypttab" /tmp/jg)"
 done
 for u in data root; do
   echo "$u-cond=$(systemctl show -p ConditionResult --value systemd-cryptsetup@$u.service)"
