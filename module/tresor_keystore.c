@@ -27,11 +27,13 @@
 #include <linux/reboot.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/security.h>
 #include <linux/string.h>
 #include <linux/suspend.h>
 #include <linux/sysfs.h>
 #include <asm/cpufeature.h>
 #include <asm/fpu/api.h>
+#include <asm/msr.h>
 #include <asm/nmi.h>
 #include <asm/ptrace.h>
 
@@ -55,6 +57,19 @@ module_param(allow_no_showregs, bool, 0444);
 MODULE_PARM_DESC(allow_no_showregs,
 		 "Load the key even when the tresor_showregs livepatch is not active, so that an oops or WARN prints DR0-DR3, the key, to the log (default: refuse, ENOPKG)");
 
+static bool allow_pebs_xmm;
+module_param(allow_pebs_xmm, bool, 0444);
+MODULE_PARM_DESC(allow_pebs_xmm,
+		 "Load the key even on a CPU whose PMU can write XMM registers to RAM (Intel adaptive PEBS, perf record --intr-regs) while lockdown does not forbid it: a sampling event then copies the AES round keys to RAM; flagged in pmu_xmm_exposed (default: refuse, EKEYREJECTED)");
+
+static bool assume_pebs_xmm;
+module_param(assume_pebs_xmm, bool, 0444);
+MODULE_PARM_DESC(assume_pebs_xmm,
+		 "Treat the CPU as one with adaptive PEBS whatever IA32_PERF_CAPABILITIES says (tests of the refusal on CPUs without a PMU; default: off)");
+
+/* IA32_PERF_CAPABILITIES bit 14: PEBS records can carry XMM registers */
+#define TRESOR_PERF_CAP_PEBS_BASELINE	BIT_ULL(14)
+
 /*
  * Serialises key loading, clearing and holder changes. Lock order: the CPU
  * hotplug lock first (hotplug callbacks run under it), then this.
@@ -70,6 +85,9 @@ static struct cpumask tresor_valid;	/* holders that passed their check */
 /* Scratch masks under tresor_key_lock (too big for the stack). */
 static struct cpumask tresor_scratch, tresor_scratch2;
 static enum cpuhp_state tresor_hp_state;
+
+/* the key was loaded with allow_pebs_xmm on a CPU that needed it */
+static bool tresor_pmu_xmm_exposed;
 
 /* transforms and ramcrypt regions: CLEAR_KEY waits for none */
 static atomic_t tresor_nr_users = ATOMIC_INIT(0);
@@ -313,13 +331,39 @@ static int tresor_showregs_state(void)
 }
 
 /*
- * Where the key must not go: under a hypervisor (EOPNOTSUPP) and before
- * the tresor_showregs livepatch is active (ENOPKG), unless the module
- * parameters accept it. Each refusal says why in the log.
+ * Can the PMU write XMM registers to RAM? Adaptive PEBS (Ice Lake and
+ * later) stores the sampled instruction's XMM0-15 in the DS buffer for an
+ * event with PERF_SAMPLE_REGS_INTR, which is where the round keys are
+ * during a request; cli and clearing the registers afterwards do not help.
+ * perf refuses such events under lockdown=confidentiality (LOCKDOWN_PERF).
  */
-static int tresor_key_allowed(void)
+static bool tresor_pmu_samples_xmm(void)
+{
+	u64 caps;
+
+	if (assume_pebs_xmm)
+		return true;
+	if (boot_cpu_data.x86_vendor != X86_VENDOR_INTEL ||
+	    !boot_cpu_has(X86_FEATURE_PDCM))
+		return false;
+	if (rdmsrl_safe(MSR_IA32_PERF_CAPABILITIES, &caps))
+		return false;
+	return caps & TRESOR_PERF_CAP_PEBS_BASELINE;
+}
+
+/*
+ * Where the key must not go: under a hypervisor (EOPNOTSUPP), before the
+ * tresor_showregs livepatch is active (ENOPKG) and where the PMU may copy
+ * XMM registers to RAM (EKEYREJECTED), unless the module parameters accept
+ * it. Each refusal says why in the log. *pmu_exposed: accepted by
+ * allow_pebs_xmm.
+ */
+static int tresor_key_allowed(bool *pmu_exposed)
 {
 	int lp;
+
+	lockdep_assert_held(&tresor_key_lock);
+	*pmu_exposed = false;
 
 	if (boot_cpu_has(X86_FEATURE_HYPERVISOR)) {
 		if (!allow_hypervisor) {
@@ -341,6 +385,14 @@ static int tresor_key_allowed(void)
 		pr_warn("the tresor_showregs livepatch %s: an oops or WARN prints DR0-DR3 (the key); loading the key anyway (allow_no_showregs=1)\n",
 			why);
 	}
+	if (tresor_pmu_samples_xmm() && !security_locked_down(LOCKDOWN_PERF)) {
+		if (!allow_pebs_xmm) {
+			pr_err("refusing the key: this CPU's PMU can write XMM registers, which hold the AES round keys during a request, to RAM (adaptive PEBS, perf record --intr-regs) and kernel lockdown does not forbid it; boot with lockdown=confidentiality, or load tresor with allow_pebs_xmm=1 to accept that\n");
+			return -EKEYREJECTED;
+		}
+		pr_warn("this CPU's PMU can write XMM registers (the AES round keys) to RAM (adaptive PEBS) and lockdown does not forbid it; loading the key anyway (allow_pebs_xmm=1), flagged in /sys/kernel/tresor/pmu_xmm_exposed\n");
+		*pmu_exposed = true;
+	}
 	return 0;
 }
 
@@ -349,6 +401,7 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 	const struct tresor_impl *impl = tresor_best_impl();
 	struct tresor_load_ctx ctx = { .key = key, .impl = impl };
 	const struct cpumask *holders;
+	bool pmu_exposed;
 	unsigned int cpu;
 	int ret = 0;
 
@@ -363,7 +416,7 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 		ret = -EEXIST;
 		goto out_unlock;
 	}
-	ret = tresor_key_allowed();
+	ret = tresor_key_allowed(&pmu_exposed);
 	if (ret)
 		goto out_unlock;
 	holders = tresor_effective_holders();
@@ -390,6 +443,7 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 		cpumask_clear(&tresor_valid);
 	} else {
 		memcpy(tresor_check, ctx.check, sizeof(tresor_check));
+		tresor_pmu_xmm_exposed = pmu_exposed;
 		/* publish the check values before the key counts as loaded */
 		smp_store_release(&tresor_loaded, true);
 		pr_info("key loaded on CPUs %*pbl (%s)\n",
@@ -418,6 +472,7 @@ int tresor_key_clear(void)
 	tresor_wipe_cpus(cpu_online_mask);
 	cpumask_clear(&tresor_valid);
 	memzero_explicit(tresor_check, sizeof(tresor_check));
+	tresor_pmu_xmm_exposed = false;
 	pr_info("key cleared\n");
 out_unlock:
 	mutex_unlock(&tresor_key_lock);
@@ -476,6 +531,8 @@ void tresor_get_status(struct tresor_status *st)
 	st->abi_version = TRESOR_ABI_VERSION;
 	if (tresor_key_loaded())
 		st->flags |= TRESOR_STATUS_KEY_LOADED;
+	if (tresor_key_loaded() && READ_ONCE(tresor_pmu_xmm_exposed))
+		st->flags |= TRESOR_STATUS_PMU_XMM_EXPOSED;
 	if (tresor_key_loaded())
 		st->nr_holders = tresor_holders_set ?
 			cpumask_weight_and(&tresor_holders, cpu_online_mask) :
@@ -656,6 +713,17 @@ static ssize_t nmi_scrubs_show(struct kobject *kobj,
 }
 
 static struct kobj_attribute nmi_scrubs_attr = __ATTR_RO(nmi_scrubs);
+
+/* 1: the key is loaded although the PMU may copy XMM registers to RAM */
+static ssize_t pmu_xmm_exposed_show(struct kobject *kobj,
+				    struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", tresor_key_loaded() &&
+			  READ_ONCE(tresor_pmu_xmm_exposed));
+}
+
+static struct kobj_attribute pmu_xmm_exposed_attr =
+	__ATTR_RO(pmu_xmm_exposed);
 static struct kobj_attribute key_loaded_attr = __ATTR_RO(key_loaded);
 static struct kobj_attribute holders_attr = __ATTR_RW(holders);
 static struct kobj_attribute requests_per_cpu_attr =
@@ -676,6 +744,7 @@ static struct attribute *tresor_status_attrs[] = {
 	&requests_per_cpu_attr.attr,
 	&implementation_attr.attr,
 	&nmi_scrubs_attr.attr,
+	&pmu_xmm_exposed_attr.attr,
 	NULL,
 };
 

@@ -297,6 +297,32 @@ static void check_hibernation(const char *root, const char *cmdline,
 	    disk ? disk : "?");
 }
 
+static void check_pmu_xmm(const char *root, const struct rc_tresor_status *st,
+			  int r, struct rc_hostcheck *c)
+{
+	_cleanup_free_ char *v = NULL;
+
+	if (r < 0 || !st->module_loaded || !st->key_loaded) {
+		set(c, "pmu-xmm-sampling", true,
+		    "no key is loaded, so no round key can be sampled");
+		return;
+	}
+	r = rc_read_string(root, "sys/kernel/tresor/pmu_xmm_exposed", &v);
+	if (r < 0) {
+		set(c, "pmu-xmm-sampling", false,
+		    "sys/kernel/tresor/pmu_xmm_exposed is unreadable (%s): tresor.ko too old to say whether the PMU can copy XMM registers to RAM",
+		    strerror(-r));
+		return;
+	}
+	if (strcmp(v, "0") != 0) {
+		set(c, "pmu-xmm-sampling", false,
+		    "the key was loaded with tresor.allow_pebs_xmm=1: this CPU's PMU can write XMM registers, the AES round keys during a request, to RAM (adaptive PEBS); boot with lockdown=confidentiality");
+		return;
+	}
+	set(c, "pmu-xmm-sampling", true,
+	    "the PMU cannot write XMM registers to RAM (no adaptive PEBS, or lockdown forbids it)");
+}
+
 static void check_vm_cpus(const struct rc_tresor_status *st, int r,
 			  const struct rc_cpuset *vm, struct rc_hostcheck *c)
 {
@@ -339,7 +365,7 @@ int rc_hostchecks_run(const char *root, const struct rc_cpuset *vm_cpus,
 	struct rc_tresor_status st;
 	int r;
 
-	memset(ret, 0, sizeof(*ret) * 8);
+	memset(ret, 0, sizeof(*ret) * 9);
 	r = rc_tresor_read_status(root, &st);
 	if (rc_read_string(root, "proc/cmdline", &cmdline) < 0)
 		cmdline = NULL;
@@ -351,6 +377,7 @@ int rc_hostchecks_run(const char *root, const struct rc_cpuset *vm_cpus,
 	check_zswap(root, &ret[5]);
 	check_hibernation(root, cmdline, &ret[6]);
 	check_vm_cpus(&st, r, vm_cpus, &ret[7]);
-	*n = 8;
+	check_pmu_xmm(root, &st, r, &ret[8]);
+	*n = 9;
 	return 0;
 }

@@ -14,7 +14,7 @@ struct rc_hostcheck {
 	const char *name;	/* static: "key-loaded", "key-on-all-holders",
 				 * "livepatch", "bare-metal", "init-on-free",
 				 * "zswap-off", "hibernation-off",
-				 * "vm-cpus-keyless" */
+				 * "vm-cpus-keyless", "pmu-xmm-sampling" */
 	bool ok;
 	char detail[256];	/* one sentence, what was found */
 };
@@ -22,7 +22,7 @@ struct rc_hostcheck {
 #define RC_HOSTCHECKS_MAX 16
 
 /* vm_cpus: the VM CPUs of the current roles (empty or NULL if none
- * applied). Fills ret[0..7] in the order of the names above (ret must hold
+ * applied). Fills ret[0..8] in the order of the names above (ret must hold
  * RC_HOSTCHECKS_MAX); a file that cannot be read fails its check, it is no
  * error of the call (0, or -ENOMEM). zswap absent from the kernel, and no
  * VM CPUs at all, count as ok. */

@@ -40,7 +40,7 @@ static void run(const char *root, const char *vm)
 
 	rc_cpuset_parse(vm, &s);
 	n = 0;
-	CHECK(rc_hostchecks_run(root, &s, hc, &n) == 0 && n == 8, "run %zu", n);
+	CHECK(rc_hostchecks_run(root, &s, hc, &n) == 0 && n == 9, "run %zu", n);
 	for (size_t i = 0; i < n; i++)
 		CHECK(hc[i].name && hc[i].detail[0] && !strchr(hc[i].detail, '\n'),
 		      "check %zu has a name and a one-line detail", i);
@@ -59,6 +59,7 @@ int main(void)
 	E("zswap-off", true, "zswap is disabled (enabled=N)");
 	E("hibernation-off", true, "hibernation is not offered (sys/power/state: 'freeze mem')");
 	E("vm-cpus-keyless", true, "no VM CPU (2-3,6-7,10-11,14-15) is a key holder");
+	E("pmu-xmm-sampling", true, "the PMU cannot write XMM registers to RAM");
 	/* the order of the header */
 	CHECK(!strcmp(hc[0].name, "key-loaded") && !strcmp(hc[7].name, "vm-cpus-keyless"),
 	      "order");
@@ -79,6 +80,7 @@ int main(void)
 	E("zswap-off", false, "zswap is enabled (enabled=Y)");
 	E("hibernation-off", false, "hibernation is possible (sys/power/state offers 'disk', sys/power/disk '[platform] shutdown reboot suspend test_resume')");
 	E("vm-cpus-keyless", true, "no key is loaded");
+	E("pmu-xmm-sampling", true, "no key is loaded");
 
 	run(fixture("sysroot-vm"), "1");
 	E("key-on-all-holders", false, "holder CPUs 1 lost the key or failed its check (holders 0-1, valid 0, 3 check failures)");
@@ -87,6 +89,7 @@ int main(void)
 	E("hibernation-off", true, "nohibernate");
 	E("zswap-off", true, "zswap is not in this kernel");
 	E("vm-cpus-keyless", false, "VM CPUs 1 are key holders");
+	E("pmu-xmm-sampling", false, "the key was loaded with tresor.allow_pebs_xmm=1");
 
 	run(fixture("sysroot-partial"), "");
 	E("key-loaded", false, "tresor.ko is not loaded");

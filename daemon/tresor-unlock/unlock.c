@@ -650,6 +650,16 @@ static int tresor_take_key(const char *name, const char *tresor_dev,
 			close(fd);
 			return -1;
 		}
+		if (errno == EKEYREJECTED) {
+			msg(name, "tresor.ko refuses the key: this CPU's "
+			    "PMU can write XMM registers, which hold the AES "
+			    "round keys during a request, to RAM (adaptive "
+			    "PEBS) and kernel lockdown does not forbid it. "
+			    "Boot with lockdown=confidentiality, or load "
+			    "tresor with allow_pebs_xmm=1 to accept that");
+			close(fd);
+			return -1;
+		}
 		if (errno != EEXIST) {
 			msg(name, "TRESOR_IOC_SET_KEY: %s", strerror(errno));
 			close(fd);

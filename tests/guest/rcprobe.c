@@ -97,13 +97,14 @@ int main(int argc, char **argv)
 		}
 		printf("abi=%u key_loaded=%u holders=%u valid_holders=%u "
 		       "check_failures=%llu forwarded=%llu peer_copies=%llu "
-		       "requests=%llu\n", st.abi_version,
+		       "requests=%llu pmu_xmm_exposed=%u\n", st.abi_version,
 		       !!(st.flags & TRESOR_STATUS_KEY_LOADED), st.nr_holders,
 		       st.nr_valid_holders,
 		       (unsigned long long)st.check_failures,
 		       (unsigned long long)st.forwarded_requests,
 		       (unsigned long long)st.peer_copies,
-		       (unsigned long long)st.requests);
+		       (unsigned long long)st.requests,
+		       !!(st.flags & TRESOR_STATUS_PMU_XMM_EXPOSED));
 		return 0;
 	}
 	if (argc - i == 3 && !strcmp(argv[i], "set-key-masked"))

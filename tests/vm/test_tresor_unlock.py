@@ -516,3 +516,88 @@ def test_tresor_unlock_key_policy(ctx):
              "tresor-unlock says why; allow_hypervisor=1 opens; without the "
              "livepatch: ENOPKG + log line; tresor-unlock loads it, waits "
              "for the transition and opens")
+
+
+@vm_test(timeout=900)
+def test_tresor_unlock_pmu_policy(ctx):
+    """tresor.ko refuses SET_KEY on a CPU whose PMU can write XMM registers
+    (the round keys) to RAM, unless lockdown forbids such sampling or
+    allow_pebs_xmm=1 accepts it (then flagged in pmu_xmm_exposed). TCG has
+    no PMU: assume_pebs_xmm=1 forces the capability path; the decision on
+    IA32_PERF_CAPABILITIES itself cannot run here. (1) refused with
+    EKEYREJECTED, a log line, tresor-unlock's reason; (2) allow_pebs_xmm=1
+    opens and flags it; (3) after `lockdown=confidentiality` (set at run
+    time: the unsigned test modules could not load under it) the same
+    module opens with nothing flagged."""
+    key = os.urandom(32)
+    pw = b"pmu passphrase"
+    img, _, off = luks_format(ctx, "pmu.img", pw, key)
+    data = os.urandom(payload_bytes(off))
+    luks.encrypt_payload(img, key, off, 512, data)
+    want = hashlib.sha256(data).hexdigest()
+    files = unlock_files()
+    files["/etc/tresortab"] = b"vol /dev/vda none\n"
+    sysfs = "/sys/kernel/tresor/pmu_xmm_exposed"
+
+    def unlock(vm):
+        return vm.run(f"printf '{pw.decode()}\\n' | {BIN} --passphrase-fd 0 "
+                      "open vol 2>&1", timeout=120)
+
+    def opened(vm, out):
+        assert "vol: /dev/vda opened on xts(tresor)" in out, out
+        got = vm.sh("sha256sum /dev/mapper/vol").split()[0]
+        assert got == want, "vol: content differs from what the host wrote"
+
+    def reload(vm, params):
+        vm.sh(f"dmsetup remove vol 2>/dev/null; rcprobe clear-key >/dev/null;"
+              f" rmmod tresor; modprobe tresor {params}")
+
+    with ctx.boot(name="pmu", disks=[img], extra_files=files) as vm:
+        vm.secrets += [key.hex(), key[:16].hex(), key[16:].hex()]
+        guest_setup(vm)
+        load_showregs_livepatch(vm)
+        reload(vm, "assume_pebs_xmm=1")
+        r = vm.sh(f"rcprobe set-key-masked {masked_key_args(key)}")
+        assert r == "errno=EKEYREJECTED", f"SET_KEY with PEBS XMM: {r}"
+        log = vm.sh("dmesg")
+        assert "tresor: refusing the key: this CPU's PMU can write XMM " \
+            "registers, which hold the AES round keys during a request, to " \
+            "RAM (adaptive PEBS, perf record --intr-regs) and kernel " \
+            "lockdown does not forbid it; boot with " \
+            "lockdown=confidentiality, or load tresor with " \
+            "allow_pebs_xmm=1" in log, log[-2000:]
+        assert vm.sh("cat /sys/kernel/tresor/key_loaded") == "0"
+        rc, out = unlock(vm)
+        assert rc == 1 and "vol: tresor.ko refuses the key: this CPU's PMU " \
+            "can write XMM registers" in out and \
+            "lockdown=confidentiality" in out and \
+            "allow_pebs_xmm=1" in out, out
+        assert "No devices found" in vm.sh("dmsetup ls")
+
+        # (2) accepted, flagged
+        reload(vm, "assume_pebs_xmm=1 allow_pebs_xmm=1")
+        rc, out = unlock(vm)
+        assert rc == 0, out
+        opened(vm, out)
+        assert vm.sh(f"cat {sysfs}") == "1"
+        assert "loading the key anyway (allow_pebs_xmm=1), flagged in " \
+            f"{sysfs}" in vm.sh("dmesg")
+        flags = vm.sh("rcprobe tresor-status")
+        assert "pmu_xmm_exposed=1" in flags, flags
+
+        # (3) lockdown forbids interrupt-register sampling: no refusal
+        reload(vm, "assume_pebs_xmm=1")
+        lock = vm.sh("mountpoint -q /sys/kernel/security || mount -t "
+                     "securityfs none /sys/kernel/security; "
+                     "echo confidentiality > /sys/kernel/security/lockdown; "
+                     "cat /sys/kernel/security/lockdown")
+        assert "[confidentiality]" in lock, lock
+        rc, out = unlock(vm)
+        assert rc == 0, out
+        opened(vm, out)
+        assert vm.sh(f"cat {sysfs}") == "0"
+        vm.poweroff()
+    ctx.note("PMU that can sample XMM (forced: assume_pebs_xmm=1): SET_KEY "
+             "EKEYREJECTED + log line, tresor-unlock says why; "
+             "allow_pebs_xmm=1 opens, pmu_xmm_exposed=1; under "
+             "lockdown=confidentiality it opens, pmu_xmm_exposed=0")

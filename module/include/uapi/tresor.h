@@ -33,6 +33,11 @@ struct tresor_key {
 
 /* tresor_status.flags */
 #define TRESOR_STATUS_KEY_LOADED	(1U << 0)
+/*
+ * the key was loaded with tresor.allow_pebs_xmm=1 on a CPU whose PMU can
+ * write XMM registers (the round keys during a request) to RAM
+ */
+#define TRESOR_STATUS_PMU_XMM_EXPOSED	(1U << 1)
 
 struct tresor_status {
 	__u32 abi_version;	/* TRESOR_ABI_VERSION */
@@ -66,6 +71,11 @@ struct tresor_holders {
  *		Load it and wait for
  *		/sys/kernel/livepatch/tresor_showregs/transition to read 0;
  *		tresor.allow_no_showregs=1 accepts the risk.
+ *   EKEYREJECTED the CPU's PMU can write XMM registers, where the round keys
+ *		are during a request, to RAM (Intel adaptive PEBS, an event
+ *		with PERF_SAMPLE_REGS_INTR) and kernel lockdown does not
+ *		forbid that: boot with lockdown=confidentiality, or accept it
+ *		with tresor.allow_pebs_xmm=1 (TRESOR_STATUS_PMU_XMM_EXPOSED).
  *   EPERM	the caller lacks CAP_SYS_ADMIN (every ioctl)
  */
 #define TRESOR_IOC_MAGIC	0xD5
