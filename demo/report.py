@@ -123,8 +123,9 @@ def render_text(stock, prot, extra=""):
     return "\n".join(lines) + "\n"
 
 
-def render_png(stock, prot, path):
-    """Plaintext guest pages in RAM over time for both hosts."""
+def render_png(stock, prot, path, idle_at=None):
+    """Plaintext guest pages in RAM over time for both hosts; idle_at: when
+    the VM stops working (a vertical line)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -137,8 +138,11 @@ def render_png(stock, prot, path):
                label=f"window ({prot['window_pages']} pages)")
     ax.axhline(stock["pages"], linestyle=":", color="black",
                label=f"all guest pages ({stock['pages']})")
-    ax.set_xlabel("seconds since the VM started (dumps while working, "
-                  "then idle)")
+    if idle_at is not None:
+        ax.axvline(idle_at, linestyle="-.", color="green",
+                   label=f"the VM goes idle ({idle_at:.0f} s)")
+    ax.set_xlabel("seconds since the VM wrote its secrets (RAM dumps while "
+                  "it works, then while it idles)")
     ax.set_ylabel("guest canary pages in plaintext")
     ax.set_yscale("symlog", linthresh=1)
     ax.set_ylim(0, max(stock["pages"], prot["pages"], 1) * 3)

@@ -299,7 +299,7 @@ class HostRun:
         self.workdir = workdir
         self.progress = progress
         self.search = search    # search(run, path, label, phase, secs)
-        self.dumps = []         # (path, label, phase, secs since VM start)
+        self.dumps = []         # (path, label, phase, secs since written)
         self.extra = ""
         self.facts = {}
         self.vm = None
@@ -364,10 +364,12 @@ echo "failed=$(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1
         with self.progress.waiting(self.name, "the VM to write its secrets"):
             self._wait_journal("canary written", 900)
         t_written = time.monotonic()
-        self.say(f"VM wrote its key and canaries; working for {WORK_SECS}s")
+        self.say(f"VM wrote its key and canaries "
+                 f"({t_written - t_start:.0f}s after its start); working "
+                 f"for {WORK_SECS}s")
         for n, frac in enumerate(WORKING_DUMPS, 1):
             self._sleep_until(t_written + frac * WORK_SECS)
-            self._dump(f"working-{n}", "working", t_start)
+            self._dump(f"working-{n}", "working", t_written)
             if n == 2 and im.protected:
                 self.extra = self.sh(f"""
 echo '$ ramcryptctl status'; ramcryptctl status
@@ -381,7 +383,7 @@ busctl --system --no-pager tree org.ramcrypt.RamCrypt1
         self.say(f"VM idle ({line.strip()})")
         for n, after in enumerate(IDLE_DUMPS, 1):
             self._sleep_until(t_idle + after)
-            self._dump(f"idle-{n}", "idle", t_start)
+            self._dump(f"idle-{n}", "idle", t_written)
         self.facts["journal"] = self.sh(
             f"journalctl -q --no-pager -o cat -u {UNIT} | tr -d '\\r' "
             "| grep -v 'canary pass=' | tail -n 20")
@@ -411,9 +413,9 @@ busctl --system --no-pager tree org.ramcrypt.RamCrypt1
                                    f"{timeout}s")
             time.sleep(1)
 
-    def _dump(self, label, phase, t_start):
+    def _dump(self, label, phase, t0):
         path = self.workdir / f"{self.name}-{label}.ram"
-        secs = time.monotonic() - t_start
+        secs = time.monotonic() - t0
         self.vm.dump_ram(path)
         self.dumps.append((path, label, phase, secs))
         self.say(f"RAM dump '{label}' at {secs:.0f}s ({phase})")
@@ -515,7 +517,8 @@ def main(argv):
         prot_run = next(r for r in runs if r.image.protected)
         notes = note_text(runs)
         text = report.render_text(stock, prot, notes + prot_run.extra)
-        png = report.render_png(stock, prot, out_dir / "plaintext-pages.png")
+        png = report.render_png(stock, prot, out_dir / "plaintext-pages.png",
+                                idle_at=WORK_SECS)
         (out_dir / "report.txt").write_text(text)
         (out_dir / "report.html").write_text(
             report.render_html(stock, prot, text, png))
