@@ -549,8 +549,9 @@ def test_tresor_unlock_pmu_policy(ctx):
         assert got == want, "vol: content differs from what the host wrote"
 
     def reload(vm, params):
-        vm.sh(f"dmsetup remove vol 2>/dev/null; rcprobe clear-key >/dev/null;"
-              f" rmmod tresor; modprobe tresor {params}")
+        vm.sh("! dmsetup info vol >/dev/null 2>&1 || dmsetup remove vol; "
+              "[ $(cat /sys/kernel/tresor/key_loaded) = 0 ] || "
+              f"rcprobe clear-key; rmmod tresor; modprobe tresor {params}")
 
     with ctx.boot(name="pmu", disks=[img], extra_files=files) as vm:
         vm.secrets += [key.hex(), key[:16].hex(), key[16:].hex()]
