@@ -18,6 +18,9 @@ class TestDef:
         self.timeout = opts.pop("timeout", 600)
         self.kernels = opts.pop("kernels", None)  # None = every kernel
         self.native = opts.pop("native", False)
+        # expected seconds on an idle machine: the runner starts the
+        # longest first (tests/harness/runner.py run_vm)
+        self.est = opts.pop("est", 60)
         self.opts = opts
 
 

@@ -1,4 +1,5 @@
 """Runs unit tests and VM tests, prints one line per test and the totals."""
+import collections
 import importlib.util
 import os
 import shutil
@@ -248,30 +249,24 @@ def prepare_kernel(results, release, args):
     return k, base, module_dir
 
 
-def _run_kernel(results, args, defs, release):
-    prep = prepare_kernel(results, release, args)
-    if not prep:
-        return
-    k, base, module_dir = prep
+def _selected(args, k, t):
+    return not (args.k and args.k not in f"{k.short}/{t.name}") and \
+        not (args.quick and t.slow) and \
+        not (t.kernels and k.short not in t.kernels)
 
-    def selected(t):
-        return not (args.k and args.k not in f"{k.short}/{t.name}") and \
-            not (args.quick and t.slow) and \
-            not (t.kernels and k.short not in t.kernels)
-    todo = [t for t in defs if selected(t)]
-    if todo:
-        calibrate(k, base, args)
-    for t in todo:
-        label = f"{k.short}/{t.name}"
-        workdir = Path(tempfile.mkdtemp(prefix=f"rc-{t.name}-",
-                                        dir=args.workroot))
-        ctx = Ctx(k, base, workdir, module_dir)
-        _run_one(results, label, t.func, t.timeout, ctx.kill_all, ctx,
-                 notes=ctx.notes, ctx=ctx)
-        for vm in ctx.vms:
-            vm.close()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+
+def _run_vm_test(results, args, prep, t):
+    k, base, module_dir = prep
+    label = f"{k.short}/{t.name}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"rc-{t.name}-",
+                                    dir=args.workroot))
+    ctx = Ctx(k, base, workdir, module_dir)
+    _run_one(results, label, t.func, t.timeout, ctx.kill_all, ctx,
+             notes=ctx.notes, ctx=ctx)
+    for vm in ctx.vms:
+        vm.close()
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 _calibration = threading.Lock()
@@ -314,16 +309,38 @@ def calibrate(kernel, base_initrd, args):
 
 
 def run_vm(results, args, defs):
-    """Each kernel's tests in order; with --jobs 2 the kernels side by side
-    (host-side searches and guest waits leave a core idle otherwise)."""
-    if args.jobs <= 1 or len(args.kernels) == 1:
-        for release in args.kernels:
-            _run_kernel(results, args, defs, release)
+    """Every (kernel, test) pair, --jobs at a time from one queue, the
+    longest expected first (TestDef.est): the two kernels' long boot tests
+    start together and the short ones fill the gaps, so neither job idles
+    at the end while the other still has a long list (a core of its own
+    per job: host-side searches and guest waits leave one idle otherwise).
+    Each kernel is prepared (modules, base initramfs) first, side by
+    side."""
+    jobs = max(1, args.jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        preps = list(pool.map(lambda rel: prepare_kernel(results, rel, args),
+                              args.kernels))
+    todo = [(prep, t) for prep in preps if prep for t in defs
+            if _selected(args, prep[0], t)]
+    if not todo:
         return
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for f in [pool.submit(_run_kernel, results, args, defs, rel)
-                  for rel in args.kernels]:
-            f.result()
+    calibrate(todo[0][0][0], todo[0][0][1], args)
+    todo.sort(key=lambda item: -item[1].est)  # stable: file order otherwise
+    queue = collections.deque(todo)
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                prep, t = queue.popleft()
+            _run_vm_test(results, args, prep, t)
+    threads = [threading.Thread(target=worker) for _ in range(jobs)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
 
 
 def main(argv):
@@ -339,7 +356,8 @@ def main(argv):
     p.add_argument("--vm-only", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep work dirs")
     p.add_argument("--jobs", type=int, default=1,
-                   help="kernels tested side by side (default 1)")
+                   help="VM tests run side by side, the longest expected "
+                   "first (default 1)")
     p.add_argument("--print-kernels", action="store_true")
     p.epilog = ("Every VM wait and test time limit is scaled by a slowness "
                 "factor measured at the start from a plain guest's boot "

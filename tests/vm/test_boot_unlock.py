@@ -470,7 +470,7 @@ cryptsetup close stockroot
     assert tree == host.tree_sha, "stock cryptsetup reads other files"
 
 
-@vm_test(timeout=2400)
+@vm_test(timeout=2400, est=1000)
 def test_boot_dracut_unlock(ctx):
     """dracut (systemd in the initramfs), cryptsetup installed in the root:
     3 wrong passphrases refused (no key, no root, dump clean); then the
@@ -492,7 +492,7 @@ def test_boot_dracut_unlock(ctx):
     stock_open_matches(ctx, host)
 
 
-@vm_test(timeout=2400)
+@vm_test(timeout=2400, est=280)
 def test_boot_initramfs_tools_unlock(ctx):
     """initramfs-tools (busybox, no systemd in the initramfs): the same."""
     host = Host(ctx, "initramfs-tools")

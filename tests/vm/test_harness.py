@@ -148,7 +148,7 @@ def test_harness_reports_failures(ctx):
     _run_selftest(ctx)
 
 
-@vm_test(kernels=["6.1"], timeout=1200, slow=True)
+@vm_test(kernels=["6.1"], timeout=1200, slow=True, est=110)
 def test_harness_reports_failures_under_load(ctx):
     # A busy loop per host core for the whole inner run.
     _run_selftest(ctx, hogs=os.cpu_count() or 2)

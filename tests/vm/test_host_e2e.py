@@ -430,7 +430,7 @@ def marked_unit(argv, marker, desc):
                      description=desc)
 
 
-@vm_test(timeout=3600, kernels=["6.1", "6.12"])
+@vm_test(timeout=3600, kernels=["6.1", "6.12"], est=500)
 def test_host_product(ctx):
     """Issue 18 acceptance 2-6 on one booted Debian 12 host."""
     host = E2EHost(ctx)

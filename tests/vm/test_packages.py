@@ -158,7 +158,7 @@ class CheckedSystem(PackagedSystem):
         return out
 
 
-@vm_test(timeout=1800)
+@vm_test(timeout=1800, est=350)
 def test_packages_dracut(ctx):
     """dracut root, chroot only. Install: apt-get install ramcrypt-host by
     name from a local apt repository pulls ramcrypt-dkms; dkms status
@@ -226,7 +226,7 @@ def _boot_unlock():
     raise AssertionError("tests/vm/test_boot_unlock.py is not loaded")
 
 
-@vm_test(timeout=2400)
+@vm_test(timeout=2400, est=300)
 def test_packages_initramfs_tools_boot(ctx):
     """initramfs-tools root: the install checks of packages-dracut
     (lsinitramfs), then that root, installed from the packages only

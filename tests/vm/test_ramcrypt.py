@@ -464,7 +464,7 @@ def test_ramcrypt_cipher_failure(ctx):
     assert not memsearch.key_found(res), res
 
 
-@vm_test(timeout=900)
+@vm_test(timeout=900, est=250)
 def test_ramcrypt_coldboot(ctx):
     count, window = 16384, 256
     key = os.urandom(32)

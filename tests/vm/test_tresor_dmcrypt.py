@@ -65,7 +65,7 @@ DM_DISABLE_UDEV=1 cryptsetup close t{i}
                  f"1 MiB + 4 pages decrypted byte-identical with OpenSSL")
 
 
-@vm_test(timeout=900)
+@vm_test(timeout=900, est=150)
 def test_tresor_cold_boot_during_io(ctx):
     """With every protection active (livepatch, breakpoint slots, holders =
     {CPU 0} so that CPU 1's I/O is forwarded), 5 dumps during I/O hold no
