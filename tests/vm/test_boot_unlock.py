@@ -94,7 +94,10 @@ class Host:
         s.write("/etc/tresortab",
                 "# name device keyfile options\n"
                 f"root UUID={self.root_uuid} none tries=3\n"
-                "data /dev/vdb /etc/tresor/data.key\n")
+                "data /dev/vdb /root/keys/data.key\n")
+        # under /root: tresor-unlock.service must read it through its
+        # ProtectHome=read-only (ProtectHome=yes hid it)
+        s.write("/root/keys/data.key", self.datakey, 0o400)
         s.write("/etc/tresor/data.key", self.datakey, 0o400)
         s.write("/etc/ramcrypt-test-marker", self.marker + "\n")
         (s.root / "data").mkdir(exist_ok=True)
@@ -284,7 +287,7 @@ dd if=$img of=/dev/vdc bs=1M conv=fsync status=none && echo copied
 {mirror_sh}
 cat >> /etc/crypttab <<EOT
 # left over from before the TRESOR conversion
-data /dev/vdb /etc/tresor/data.key luks
+data /dev/vdb /root/keys/data.key luks
 root UUID={host.root_uuid} none luks
 EOT
 sync
