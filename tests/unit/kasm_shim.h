@@ -22,6 +22,13 @@
 
 #define RET	ret
 
+/*
+ * <linux/cfi_types.h>, for the kernel's own arch/x86/crypto/
+ * aes-xts-avx-x86_64.S that tests/bench/xts_bench builds as its anchor:
+ * no kCFI type hash in userspace, so a plain function start.
+ */
+#define SYM_TYPED_FUNC_START(name)	SYM_FUNC_START(name)
+
 /* No executable stack for the test binaries. */
 	.section .note.GNU-stack, "", @progbits
 	.text
