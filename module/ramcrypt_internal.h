@@ -9,7 +9,6 @@
  * on frames off the clock ("loading", "encrypting", see
  * ramcrypt_window.c). Lock order:
  *   mmap_lock or VMA lock (fault) -> region->lock -> i_mmap_rwsem -> ptl
- *   a ramcryptfs inode's lock (ftruncate, hole punch) -> region->lock
  *   ramcrypt_regions_lock -> region->lock
  *   ramcrypt_policy_lock (open: policy lookup) is taken alone
  *   region->lock -> ramcrypt_orphans_lock (region close)
@@ -102,8 +101,6 @@ struct ramcrypt_region {
 	int crypto_cpu;
 	struct address_space mapping;	/* file->f_mapping of this region */
 	u64 nr_pages;			/* 0 until fixed */
-	/* A ramcryptfs file's: nr_pages is its i_size, mmap never sets it */
-	bool sized_by_file;
 	u32 window;			/* plaintext frame limit */
 
 	struct xarray resident;		/* index -> struct ramcrypt_frame */
@@ -196,9 +193,6 @@ void ramcrypt_policy_exit(void);
 /* The policy of current's cgroup or its nearest ancestor with one */
 void ramcrypt_policy_take(struct ramcrypt_region *region);
 
-/* ramcrypt_main.c: /dev/ramcrypt's ioctls, file->private_data a region */
-long ramcrypt_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
-
 /* ramcrypt_region.c */
 struct ramcrypt_region *ramcrypt_region_create(struct inode *inode);
 void ramcrypt_region_destroy(struct ramcrypt_region *region);
@@ -217,8 +211,6 @@ void ramcrypt_window_scan(struct work_struct *work);
 void ramcrypt_window_rescan(struct ramcrypt_region *region);
 void ramcrypt_window_evict_ahead(struct work_struct *work);
 void ramcrypt_window_release(struct ramcrypt_region *region);
-void ramcrypt_window_punch(struct ramcrypt_region *region, pgoff_t start,
-			   pgoff_t end);
 void ramcrypt_orphans_exit(void);
 void ramcrypt_window_stats(struct ramcrypt_region *region,
 			   struct ramcrypt_stats *st);

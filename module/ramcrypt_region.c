@@ -251,13 +251,9 @@ int ramcrypt_region_mmap(struct ramcrypt_region *region,
 		return -EINVAL;
 
 	mutex_lock(&region->lock);
-	/*
-	 * A ramcryptfs file's size is its i_size (ramcrypt_fs.c): it may be
-	 * mapped past its end, where faults get SIGBUS, as other files.
-	 */
-	if (!region->sized_by_file && !region->nr_pages) {
+	if (!region->nr_pages) {
 		region->nr_pages = end;
-	} else if (!region->sized_by_file && end > region->nr_pages) {
+	} else if (end > region->nr_pages) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}

@@ -1496,41 +1496,6 @@ void ramcrypt_orphans_exit(void)
 	WARN_ON_ONCE(!list_empty(&ramcrypt_orphans));
 }
 
-/*
- * A resident frame leaves the region (last close, hole punch): off the
- * window, wiped, and freed, or, if still referenced, kept as an orphan.
- */
-static void ramcrypt_drop_frame(struct ramcrypt_region *region,
-				struct ramcrypt_frame *frame)
-{
-	lockdep_assert_held(&region->lock);
-	xa_erase(&region->resident, frame->index);
-	list_del(&frame->node);
-	region->nr_resident--;
-	atomic_long_dec(&ramcrypt_global.plaintext_pages);
-	clear_page(page_address(frame->page));
-	ClearPageDirty(frame->page);
-	set_page_private(frame->page, 0);
-	ramcrypt_uncharge(region);
-	if (ramcrypt_frame_mapped(frame)) {
-		/* Still referenced: wiped again when it is let go */
-		ramcrypt_orphan_add(frame);
-		return;
-	}
-	put_page(frame->page);
-	kfree(frame);
-}
-
-static void ramcrypt_drop_ciphertext(struct ramcrypt_region *region,
-				     unsigned long index, struct page *ct)
-{
-	lockdep_assert_held(&region->lock);
-	xa_erase(&region->ciphertext, index);
-	region->nr_ciphertext--;
-	atomic_long_dec(&ramcrypt_global.ciphertext_pages);
-	ramcrypt_free_page(region, ct);
-}
-
 /* Last close: wipe and free every frame and ciphertext page. */
 void ramcrypt_window_release(struct ramcrypt_region *region)
 {
@@ -1544,51 +1509,32 @@ void ramcrypt_window_release(struct ramcrypt_region *region)
 	/* Evict-ahead was cancelled: frames it had queued are freed here too */
 	list_splice_init(&region->writeback, &region->clock);
 	region->nr_writeback = 0;
-	/* No mapping is left; a GUP user may still hold a page. */
-	list_for_each_entry_safe(frame, tmp, &region->clock, node)
-		ramcrypt_drop_frame(region, frame);
-	ramcrypt_trim_free(region, 0);
-	xa_for_each(&region->ciphertext, index, ct)
-		ramcrypt_drop_ciphertext(region, index, ct);
-	WARN_ON_ONCE(region->mem_pages);
-	mutex_unlock(&region->lock);
-}
-
-/*
- * Drop pages [@start, @end) (a ramcryptfs hole punch or truncate): they
- * read as zeros again, as never written. Unmapped everywhere (KVM too,
- * through the MMU notifiers); resident frames wiped and freed, stale spare
- * frames of these pages wiped, ciphertext pages wiped and freed. Busy
- * frames (loading, queued for or under evict-ahead) are waited for first,
- * so every frame of the range is resident or spare here. A frame still
- * referenced after the unmap (GUP in flight, or a fault that returned it
- * and has not mapped it yet) is wiped now and left to the orphan scan as
- * at close: whatever is written into it afterwards is no region content
- * and is wiped when the last reference goes.
- */
-void ramcrypt_window_punch(struct ramcrypt_region *region, pgoff_t start,
-			   pgoff_t end)
-{
-	struct ramcrypt_frame *frame;
-	unsigned long index;
-	struct page *ct;
-
-	if (start >= end)
-		return;
-	mutex_lock(&region->lock);
-	ramcrypt_wait_idle(region);
-	ramcrypt_unmap_pages(region, start, end - start);
-	xa_for_each_range(&region->resident, index, frame, start, end - 1)
-		ramcrypt_drop_frame(region, frame);
-	list_for_each_entry(frame, &region->free, node) {
-		if (frame->stale && frame->index >= start &&
-		    frame->index < end)
-			ramcrypt_wipe_frame(region, frame);
+	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
+		/* No mapping is left; a GUP user may still hold the page. */
+		xa_erase(&region->resident, frame->index);
+		list_del(&frame->node);
+		region->nr_resident--;
+		atomic_long_dec(&ramcrypt_global.plaintext_pages);
+		clear_page(page_address(frame->page));
+		ClearPageDirty(frame->page);
+		set_page_private(frame->page, 0);
+		ramcrypt_uncharge(region);
+		if (ramcrypt_frame_mapped(frame)) {
+			/* Still referenced: wiped again when it is let go */
+			ramcrypt_orphan_add(frame);
+			continue;
+		}
+		put_page(frame->page);
+		kfree(frame);
 	}
-	xa_for_each_range(&region->ciphertext, index, ct, start, end - 1)
-		ramcrypt_drop_ciphertext(region, index, ct);
-	/* Spare frames beyond the window, if it was overflowing */
-	ramcrypt_trim_to_window(region);
+	ramcrypt_trim_free(region, 0);
+	xa_for_each(&region->ciphertext, index, ct) {
+		xa_erase(&region->ciphertext, index);
+		region->nr_ciphertext--;
+		atomic_long_dec(&ramcrypt_global.ciphertext_pages);
+		ramcrypt_free_page(region, ct);
+	}
+	WARN_ON_ONCE(region->mem_pages);
 	mutex_unlock(&region->lock);
 }
 
