@@ -55,7 +55,7 @@ def key_in_dump(dump, key):
 
 
 # 6.12 only for now: on 6.1 the guest stopped answering its agent after the
-# flood in 3 of 6 runs on 2026-12-06 (frozen and after-flood dumps clean,
+# flood in 5 of 8 runs on 2026-12-06 (frozen and after-flood dumps clean,
 # the command after the flood never started; no kernel message on the
 # console); the cause is not found yet. 6.12 passed every run.
 @vm_test(timeout=1500, kernels=["6.12"])
