@@ -18,35 +18,13 @@ _spec = importlib.util.spec_from_file_location("demo_report",
 report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report)
 
-SBOX = bytes.fromhex(
-    "637c777bf26b6fc53001672bfed7ab76ca82c97dfa5947f0add4a2af9ca472c0"
-    "b7fd9326363ff7cc34a5e5f171d8311504c723c31896059a071280e2eb27b275"
-    "09832c1a1b6e5aa0523bd6b329e32f8453d100ed20fcb15b6acbbe394a4c58cf"
-    "d0efaafb434d338545f9027f503c9fa851a3408f929d38f5bcb6da2110fff3d2"
-    "cd0c13ec5f974417c4a77e3d645d197360814fdc222a908846eeb814de5e0bdb"
-    "e0323a0a4906245cc2d3ac629195e479e7c8376d8dd54ea96c56f4ea657aae08"
-    "ba78252e1ca6b4c6e8dd741f4bbd8b8a703eb5664803f60e613557b986c11d9e"
-    "e1f8981169d98e949b1e87e9ce5528df8ca1890dbfe6426841992d0fb054bb16")
 PAGES = 64      # the guest's canary pages
 WINDOW = 8      # the protected host's window
 
 
-def schedule(key):
-    """AES-128 key expansion (FIPS-197), 176 bytes, as a kernel keeps it."""
-    w = [key[i:i + 4] for i in range(0, 16, 4)]
-    rcon = 1
-    for i in range(4, 44):
-        t = w[i - 1]
-        if i % 4 == 0:
-            t = bytes(SBOX[b] for b in t[1:] + t[:1])
-            t = bytes([t[0] ^ rcon]) + t[1:]
-            rcon = (rcon << 1) ^ (0x11b if rcon & 0x80 else 0)
-        w.append(bytes(a ^ b for a, b in zip(w[i - 4], t)))
-    return b"".join(w)
-
-
 def xts_schedules(key):
-    return schedule(key[:16]) + bytes(64) + schedule(key[16:])
+    return memsearch.aes128_schedule(key[:16]) + bytes(64) + \
+        memsearch.aes128_schedule(key[16:])
 
 
 def make_dump(d, name, keys=(), canaries=(), set_id=0, size=8 << 20):

@@ -408,6 +408,19 @@ def test_tresor_unlock_format(ctx):
              "both open on xts(tresor)")
 
 
+def unlock_vol(vm, pw):
+    """tresor-unlock open vol, the passphrase pw on --passphrase-fd."""
+    return vm.run(f"printf '{pw.decode()}\\n' | {BIN} --passphrase-fd 0 "
+                  "open vol 2>&1", timeout=120)
+
+
+def assert_opened(vm, out, want):
+    """vol opened on xts(tresor), its content hashing to want."""
+    assert "vol: /dev/vda opened on xts(tresor)" in out, out
+    got = vm.sh("sha256sum /dev/mapper/vol").split()[0]
+    assert got == want, "vol: content differs from what the host wrote"
+
+
 @vm_test(timeout=900)
 def test_tresor_unlock_key_policy(ctx):
     """tresor.ko refuses SET_KEY under a hypervisor (QEMU TCG sets CPUID's
@@ -425,9 +438,6 @@ def test_tresor_unlock_key_policy(ctx):
     files = unlock_files()
     files["/etc/tresortab"] = b"vol /dev/vda none\n"
 
-    def unlock(vm):
-        return vm.run(f"printf '{pw.decode()}\\n' | {BIN} --passphrase-fd 0 "
-                      "open vol 2>&1", timeout=120)
 
     def set_key(vm):
         return vm.sh(f"rcprobe set-key-masked {masked_key_args(key)}")
@@ -438,10 +448,6 @@ def test_tresor_unlock_key_policy(ctx):
         maps = vm.sh("dmsetup ls")
         assert "No devices found" in maps, f"mappings left: {maps}"
 
-    def opened(vm, out):
-        assert "vol: /dev/vda opened on xts(tresor)" in out, out
-        got = vm.sh("sha256sum /dev/mapper/vol").split()[0]
-        assert got == want, "vol: content differs from what the host wrote"
 
     # 1. The bench's tresor.allow_hypervisor=1 left off the command line.
     with ctx.boot(name="hypervisor", disks=[img], extra_files=files,
@@ -461,16 +467,16 @@ def test_tresor_unlock_key_policy(ctx):
             "which saves DR0-DR3 (the key) to its own RAM on VM exits; " \
             "load tresor with allow_hypervisor=1" in log, log[-2000:]
         no_key(vm)
-        rc, out = unlock(vm)
+        rc, out = unlock_vol(vm, pw)
         assert rc == 1 and "vol: tresor.ko refuses the key: this machine " \
             "runs under a hypervisor (CPUID hypervisor bit)" in out and \
             "tresor.allow_hypervisor=1" in out, out
         no_key(vm)
         # the parameter accepts it, with a warning
         vm.sh("rmmod tresor && modprobe tresor allow_hypervisor=1")
-        rc, out = unlock(vm)
+        rc, out = unlock_vol(vm, pw)
         assert rc == 0, out
-        opened(vm, out)
+        assert_opened(vm, out, want)
         assert "loading the key anyway (allow_hypervisor=1)" in \
             vm.sh("dmesg"), "no warning that the key is loaded anyway"
         vm.poweroff()
@@ -492,7 +498,7 @@ def test_tresor_unlock_key_policy(ctx):
         vm.sh("printf '#!/bin/sh\\nexit 1\\n' > /tmp/nomodprobe && "
               "chmod +x /tmp/nomodprobe && "
               "echo /tmp/nomodprobe > /proc/sys/kernel/modprobe")
-        rc, out = unlock(vm)
+        rc, out = unlock_vol(vm, pw)
         vm.sh("echo /sbin/modprobe > /proc/sys/kernel/modprobe")
         assert rc == 1 and "vol: could not load the tresor_showregs " \
             "livepatch (modprobe tresor_showregs: exit status 1)" in out \
@@ -500,9 +506,9 @@ def test_tresor_unlock_key_policy(ctx):
             "livepatch is not active" in out, out
         no_key(vm)
         # tresor-unlock loads it and waits for the transition: opened
-        rc, out = unlock(vm)
+        rc, out = unlock_vol(vm, pw)
         assert rc == 0, out
-        opened(vm, out)
+        assert_opened(vm, out, want)
         assert vm.sh(f"cat {LIVEPATCH}/enabled {LIVEPATCH}/transition") \
             == "1\n0"
         log = vm.sh("dmesg")
@@ -539,14 +545,7 @@ def test_tresor_unlock_pmu_policy(ctx):
     files["/etc/tresortab"] = b"vol /dev/vda none\n"
     sysfs = "/sys/kernel/tresor/pmu_xmm_exposed"
 
-    def unlock(vm):
-        return vm.run(f"printf '{pw.decode()}\\n' | {BIN} --passphrase-fd 0 "
-                      "open vol 2>&1", timeout=120)
 
-    def opened(vm, out):
-        assert "vol: /dev/vda opened on xts(tresor)" in out, out
-        got = vm.sh("sha256sum /dev/mapper/vol").split()[0]
-        assert got == want, "vol: content differs from what the host wrote"
 
     def reload(vm, params):
         vm.sh("! dmsetup info vol >/dev/null 2>&1 || dmsetup remove vol; "
@@ -568,7 +567,7 @@ def test_tresor_unlock_pmu_policy(ctx):
             "lockdown=confidentiality, or load tresor with " \
             "allow_pebs_xmm=1" in log, log[-2000:]
         assert vm.sh("cat /sys/kernel/tresor/key_loaded") == "0"
-        rc, out = unlock(vm)
+        rc, out = unlock_vol(vm, pw)
         assert rc == 1 and "vol: tresor.ko refuses the key: this CPU's PMU " \
             "can write XMM registers" in out and \
             "lockdown=confidentiality" in out and \
@@ -577,9 +576,9 @@ def test_tresor_unlock_pmu_policy(ctx):
 
         # (2) accepted, flagged
         reload(vm, "assume_pebs_xmm=1 allow_pebs_xmm=1")
-        rc, out = unlock(vm)
+        rc, out = unlock_vol(vm, pw)
         assert rc == 0, out
-        opened(vm, out)
+        assert_opened(vm, out, want)
         assert vm.sh(f"cat {sysfs}") == "1"
         assert "loading the key anyway (allow_pebs_xmm=1), flagged in " \
             f"{sysfs}" in vm.sh("dmesg")
@@ -593,9 +592,9 @@ def test_tresor_unlock_pmu_policy(ctx):
                      "echo confidentiality > /sys/kernel/security/lockdown; "
                      "cat /sys/kernel/security/lockdown")
         assert "[confidentiality]" in lock, lock
-        rc, out = unlock(vm)
+        rc, out = unlock_vol(vm, pw)
         assert rc == 0, out
-        opened(vm, out)
+        assert_opened(vm, out, want)
         assert vm.sh(f"cat {sysfs}") == "0"
         vm.poweroff()
     ctx.note("PMU that can sample XMM (forced: assume_pebs_xmm=1): SET_KEY "
