@@ -92,7 +92,7 @@ install:
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 \
 		docs/man/ramcryptd.json.5
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 \
-		docs/man/tresortab.5
+		docs/man/tresortab.5 docs/man/ramcryptfs.5
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 \
 		docs/man/tresor-unlock.8
 

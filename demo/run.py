@@ -45,7 +45,8 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "demo"))
 
 from harness import kernels, luks, memsearch, pkgroot  # noqa: E402
-from harness.debroot import DebianSystem, _run  # noqa: E402
+from harness.debroot import DebianSystem  # noqa: E402
+from harness.ramcrypt_guest import mbguest_elf  # noqa: E402
 from harness.vm import VM  # noqa: E402
 import report  # noqa: E402
 
@@ -122,12 +123,6 @@ class Progress:
 
 
 # -- the host images ----------------------------------------------------------
-def mbguest_elf():
-    d = REPO / "tests" / "guest" / "mbguest"
-    _run(["make", "-s", "-C", str(d)])
-    return d / "bin" / "mbguest.elf"
-
-
 def vm_argv(set_id, ramcrypt):
     """The demo VM: headless QEMU/KVM, GUEST_MB of RAM (on /dev/ramcrypt
     for the protected host, the form `ramcryptctl qemu-args` prints)."""

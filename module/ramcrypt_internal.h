@@ -9,14 +9,17 @@
  * on frames off the clock ("loading", "encrypting", see
  * ramcrypt_window.c). Lock order:
  *   mmap_lock or VMA lock (fault) -> region->lock -> i_mmap_rwsem -> ptl
+ *   a ramcryptfs inode's lock (ftruncate, hole punch) -> region->lock
  *   ramcrypt_regions_lock -> region->lock
  *   ramcrypt_policy_lock (open: policy lookup) is taken alone
  *   region->lock -> ramcrypt_orphans_lock (region close)
  *   a region's sysfs show (kernfs active reference) -> region->lock; the
  *   region's kobject is deleted (which waits for every show) before its
  *   region is torn down, and freed by its release
- * The page lock of a frame is only taken by the core fault code and by
- * page_mkwrite, never under region->lock.
+ * The page lock of a frame is only taken by the core fault code, by a
+ * fault and page_mkwrite before they return the frame, and by a hole
+ * punch (the truncate protocol, see ramcrypt_lock_frame()), never under
+ * region->lock.
  */
 #ifndef RAMCRYPT_INTERNAL_H
 #define RAMCRYPT_INTERNAL_H
@@ -80,6 +83,13 @@ struct ramcrypt_policy_values {
 	int crypto_cpu;			/* -1: any key holder */
 };
 
+/* Where a region's policy values came from (regions/<id>/policy_source) */
+enum ramcrypt_policy_source {
+	RAMCRYPT_POLICY_DEFAULT,	/* the module's parameters, read live */
+	RAMCRYPT_POLICY_CGROUP,		/* its creator's cgroup (configfs) */
+	RAMCRYPT_POLICY_DIRECTORY,	/* its ramcryptfs directory */
+};
+
 struct ramcrypt_region {
 	struct mutex lock;
 	struct list_head node;		/* ramcrypt_regions */
@@ -94,13 +104,18 @@ struct ramcrypt_region {
 	u64 cgroup_id;
 	char *cgroup;			/* path in the cgroup v2 hierarchy */
 	pid_t pid;
-	bool has_policy;
+	bool has_policy;		/* policy_source is not DEFAULT */
+	enum ramcrypt_policy_source policy_source;
 	u32 max_age_ms;			/* if has_policy */
 	u32 evict_ahead_pages;		/* if has_policy */
 	/* Runs its page crypto and evict-ahead, -1: any key holder */
 	int crypto_cpu;
 	struct address_space mapping;	/* file->f_mapping of this region */
 	u64 nr_pages;			/* 0 until fixed */
+	/* Highest version of a page dropped by a hole punch (see punch) */
+	u64 version_floor;
+	/* A ramcryptfs file's: nr_pages is its i_size, mmap never sets it */
+	bool sized_by_file;
 	u32 window;			/* plaintext frame limit */
 
 	struct xarray resident;		/* index -> struct ramcrypt_frame */
@@ -190,11 +205,20 @@ static inline u32 ramcrypt_evict_ahead(const struct ramcrypt_region *region)
 #define RAMCRYPT_MAX_AGE_MS	86400000U	/* a day */
 int ramcrypt_policy_init(void);
 void ramcrypt_policy_exit(void);
-/* The policy of current's cgroup or its nearest ancestor with one */
-void ramcrypt_policy_take(struct ramcrypt_region *region);
+/*
+ * @dir's values (a ramcryptfs directory's policy) if not NULL, else the
+ * policy of current's cgroup or its nearest ancestor with one
+ */
+void ramcrypt_policy_take(struct ramcrypt_region *region,
+			  const struct ramcrypt_policy_values *dir);
+
+/* ramcrypt_main.c: /dev/ramcrypt's ioctls, file->private_data a region */
+long ramcrypt_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
 /* ramcrypt_region.c */
-struct ramcrypt_region *ramcrypt_region_create(struct inode *inode);
+struct ramcrypt_region *
+ramcrypt_region_create(struct inode *inode,
+		       const struct ramcrypt_policy_values *dir_policy);
 void ramcrypt_region_destroy(struct ramcrypt_region *region);
 int ramcrypt_region_mmap(struct ramcrypt_region *region,
 			 struct vm_area_struct *vma);
@@ -211,6 +235,8 @@ void ramcrypt_window_scan(struct work_struct *work);
 void ramcrypt_window_rescan(struct ramcrypt_region *region);
 void ramcrypt_window_evict_ahead(struct work_struct *work);
 void ramcrypt_window_release(struct ramcrypt_region *region);
+void ramcrypt_window_punch(struct ramcrypt_region *region, pgoff_t start,
+			   pgoff_t end);
 void ramcrypt_orphans_exit(void);
 void ramcrypt_window_stats(struct ramcrypt_region *region,
 			   struct ramcrypt_stats *st);

@@ -7,7 +7,8 @@
  * plaintext frames (see ramcrypt_window.c). /sys/kernel/ramcrypt/ shows
  * totals over all regions, regions/<id>/ each live region (see
  * ramcrypt_region.c), and flush (root writes "1") evicts every region's
- * plaintext. Region policies: ramcrypt_policy.c (configfs).
+ * plaintext. Region policies: ramcrypt_policy.c (configfs). Regions as
+ * files of a mountable file system: ramcrypt_fs.c (ramcryptfs).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -25,6 +26,7 @@
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
 
+#include "ramcrypt_fs.h"
 #include "ramcrypt_internal.h"
 
 unsigned int ramcrypt_window_pages = 64;
@@ -121,7 +123,7 @@ static int ramcrypt_open(struct inode *inode, struct file *file)
 {
 	struct ramcrypt_region *region;
 
-	region = ramcrypt_region_create(inode);
+	region = ramcrypt_region_create(inode, NULL);
 	if (IS_ERR(region))
 		return PTR_ERR(region);
 	file->private_data = region;
@@ -153,8 +155,7 @@ static long ramcrypt_get_stats(struct ramcrypt_region *region,
 	return 0;
 }
 
-static long ramcrypt_ioctl(struct file *file, unsigned int cmd,
-			   unsigned long arg)
+long ramcrypt_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct ramcrypt_region *region = file->private_data;
 	void __user *uarg = (void __user *)arg;
@@ -353,8 +354,14 @@ static int __init ramcrypt_init(void)
 	if (ret)
 		goto err_policy;
 
+	ret = ramcrypt_fs_init();
+	if (ret)
+		goto err_misc;
+
 	return 0;
 
+err_misc:
+	misc_deregister(&ramcrypt_miscdev);
 err_policy:
 	ramcrypt_policy_exit();
 err_regions:
@@ -366,6 +373,8 @@ err_kobj:
 
 static void __exit ramcrypt_exit(void)
 {
+	/* Mounts and open files hold module references: none is left */
+	ramcrypt_fs_exit();
 	misc_deregister(&ramcrypt_miscdev);
 	/* Each orphan holds a module reference: none is left, nor its scan */
 	ramcrypt_orphans_exit();

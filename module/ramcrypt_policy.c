@@ -335,7 +335,8 @@ void ramcrypt_policy_exit(void)
  * At open(): the opener's cgroup, tgid and policy. A reference on the
  * cgroup pins its ancestors, so the walk needs no RCU.
  */
-void ramcrypt_policy_take(struct ramcrypt_region *region)
+void ramcrypt_policy_take(struct ramcrypt_region *region,
+			  const struct ramcrypt_policy_values *dir)
 {
 	struct ramcrypt_policy *p, *found = NULL;
 	struct cgroup *cgrp, *pos;
@@ -362,6 +363,18 @@ void ramcrypt_policy_take(struct ramcrypt_region *region)
 	}
 	kfree(path);
 
+	if (dir) {
+		/* A ramcryptfs directory's, frozen since it was set */
+		region->has_policy = true;
+		region->policy_source = RAMCRYPT_POLICY_DIRECTORY;
+		region->window = dir->window_pages;
+		region->max_age_ms = dir->max_age_ms;
+		region->evict_ahead_pages = dir->evict_ahead_pages;
+		region->crypto_cpu = dir->crypto_cpu;
+		cgroup_put(cgrp);
+		return;
+	}
+
 	mutex_lock(&ramcrypt_policy_lock);
 	for (pos = cgrp; pos && !found; pos = cgroup_parent(pos)) {
 		list_for_each_entry(p, &ramcrypt_policies, node) {
@@ -373,6 +386,7 @@ void ramcrypt_policy_take(struct ramcrypt_region *region)
 	}
 	if (found) {
 		region->has_policy = true;
+		region->policy_source = RAMCRYPT_POLICY_CGROUP;
 		region->window = found->v.window_pages;
 		region->max_age_ms = found->v.max_age_ms;
 		region->evict_ahead_pages = found->v.evict_ahead_pages;

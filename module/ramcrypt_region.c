@@ -52,12 +52,20 @@ RAMCRYPT_REGION_STAT(oldest_plaintext_age_ms, st.oldest_plaintext_age_ms);
 RAMCRYPT_REGION_STAT(crypto_errors, st.crypto_errors);
 RAMCRYPT_REGION_STAT(crypto_cpu_errors, st.crypto_cpu_errors);
 
+static const char * const ramcrypt_policy_source_names[] = {
+	[RAMCRYPT_POLICY_DEFAULT] = "default",
+	[RAMCRYPT_POLICY_CGROUP] = "cgroup",
+	[RAMCRYPT_POLICY_DIRECTORY] = "directory",
+};
+
 /* Fixed at open() (the module's live parameters if no policy) */
 #define RAMCRYPT_REGION_VAL(_name, _fmt, _expr)				static ssize_t region_##_name##_show(struct kobject *kobj,						     struct kobj_attribute *attr,					     char *buf)				{										struct ramcrypt_region *region = kobj_region(kobj);												return sysfs_emit(buf, _fmt "\n", _expr);			}									static struct kobj_attribute region_##_name##_attr =				__ATTR(_name, 0444, region_##_name##_show, NULL)
 
 RAMCRYPT_REGION_VAL(cgroup_id, "%llu", region->cgroup_id);
 RAMCRYPT_REGION_VAL(cgroup, "%s", region->cgroup ?: "");
 RAMCRYPT_REGION_VAL(pid, "%d", region->pid);
+RAMCRYPT_REGION_VAL(policy_source, "%s",
+		    ramcrypt_policy_source_names[region->policy_source]);
 RAMCRYPT_REGION_VAL(max_plaintext_age_ms, "%u", ramcrypt_max_age(region));
 RAMCRYPT_REGION_VAL(crypto_cpu, "%d", region->crypto_cpu);
 RAMCRYPT_REGION_VAL(evict_ahead_pages, "%u", ramcrypt_evict_ahead(region));
@@ -66,6 +74,7 @@ static struct attribute *ramcrypt_region_attrs[] = {
 	&region_cgroup_id_attr.attr,
 	&region_cgroup_attr.attr,
 	&region_pid_attr.attr,
+	&region_policy_source_attr.attr,
 	&region_size_attr.attr,
 	&region_window_pages_attr.attr,
 	&region_max_plaintext_age_ms_attr.attr,
@@ -97,7 +106,9 @@ static const struct kobj_type ramcrypt_region_ktype = {
 	.default_groups = ramcrypt_region_groups,
 };
 
-struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
+struct ramcrypt_region *
+ramcrypt_region_create(struct inode *inode,
+		       const struct ramcrypt_policy_values *dir_policy)
 {
 	struct ramcrypt_region *region;
 	int ret;
@@ -121,7 +132,7 @@ struct ramcrypt_region *ramcrypt_region_create(struct inode *inode)
 	region->mapping.host = inode;
 	region->mapping.a_ops = &ramcrypt_aops;
 	/* window, age bound, evict-ahead, crypto CPU: policy or defaults */
-	ramcrypt_policy_take(region);
+	ramcrypt_policy_take(region, dir_policy);
 	/* Their nodes are charged to the region's memcg too */
 	xa_init_flags(&region->resident, XA_FLAGS_ACCOUNT);
 	xa_init_flags(&region->ciphertext, XA_FLAGS_ACCOUNT);
@@ -251,9 +262,13 @@ int ramcrypt_region_mmap(struct ramcrypt_region *region,
 		return -EINVAL;
 
 	mutex_lock(&region->lock);
-	if (!region->nr_pages) {
+	/*
+	 * A ramcryptfs file's size is its i_size (ramcrypt_fs.c): it may be
+	 * mapped past its end, where faults get SIGBUS, as other files.
+	 */
+	if (!region->sized_by_file && !region->nr_pages) {
 		region->nr_pages = end;
-	} else if (end > region->nr_pages) {
+	} else if (!region->sized_by_file && end > region->nr_pages) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}

@@ -800,7 +800,8 @@ static struct page *ramcrypt_load_begin(struct ramcrypt_region *region,
 
 	lockdep_assert_held(&region->lock);
 	frame->index = index;
-	frame->version = 0;
+	/* Above every version the page may have had before a hole punch */
+	frame->version = region->version_floor;
 	frame->dirty = false;
 	ct = xa_load(&region->ciphertext, index);
 	if (!ct) {
@@ -1071,7 +1072,28 @@ err_frame:
 }
 
 /*
- * Returns the frame (with a reference, unlocked) for the core to map:
+ * A hole punch or shrink (ramcrypt_window_punch) follows the page cache's
+ * truncate protocol: with region->lock held it drops the frames, orphaning
+ * those still referenced (a fault that returned one and has not mapped it
+ * yet), then locks and unlocks each orphan and unmaps the range again. So
+ * a fault hands its frame to the core locked, until its PTE is in place
+ * (finish_fault), and maps no frame orphaned since region->lock was
+ * dropped: with the page lock held, page_private() tells (drop_frame
+ * clears it before the punch locks the page). VM_FAULT_NOPAGE: the access
+ * faults again and sees the hole (or SIGBUS past a shrunk end).
+ */
+static vm_fault_t ramcrypt_lock_frame(struct page *page)
+{
+	lock_page(page);
+	if (page_private(page))
+		return VM_FAULT_LOCKED;
+	unlock_page(page);
+	put_page(page);
+	return VM_FAULT_NOPAGE;
+}
+
+/*
+ * Returns the frame (with a reference, locked) for the core to map:
  * read-only, or writable and dirty for a write fault (FAULT_FLAG_WRITE, after
  * page_mkwrite). The reference keeps the frame resident until it is mapped.
  * The decrypt runs with region->lock dropped, so faults on other pages and
@@ -1084,18 +1106,19 @@ vm_fault_t ramcrypt_window_fault(struct ramcrypt_region *region,
 	pgoff_t index = vmf->pgoff;
 	vm_fault_t vmret = 0;
 	bool raced = false;
-	struct page *ct;
+	struct page *ct, *page;
 	int ret;
 
 	/* On a fatal signal, as ramcrypt_fault_wait() */
 	if (mutex_lock_killable(&region->lock))
 		return VM_FAULT_NOPAGE;
+	ramcrypt_count(region, &region->faults, &ramcrypt_global.faults);
+retry:
+	/* Also after a wait: a ramcryptfs file may have shrunk meanwhile */
 	if (index >= region->nr_pages) {
 		vmret = VM_FAULT_SIGBUS;
 		goto out_unlock;
 	}
-	ramcrypt_count(region, &region->faults, &ramcrypt_global.faults);
-retry:
 	/* FLUSH or a window change waits for the busy frames */
 	if (region->quiescing)
 		goto wait;
@@ -1135,10 +1158,14 @@ retry:
 	frame->last_access = jiffies;
 	if (vmf->flags & FAULT_FLAG_WRITE)
 		frame->dirty = true;
-	get_page(frame->page);
-	vmf->page = frame->page;
+	page = frame->page;
+	get_page(page);
+	vmf->page = page;
 	/* Not the frame we return: mapped next, in use, referenced */
 	ramcrypt_evict_ahead_pick(region, frame);
+	mutex_unlock(&region->lock);
+	return ramcrypt_lock_frame(page);
+
 out_unlock:
 	mutex_unlock(&region->lock);
 	return vmret;
@@ -1180,9 +1207,16 @@ vm_fault_t ramcrypt_window_mkwrite(struct ramcrypt_region *region,
 	frame->last_access = jiffies;
 	mutex_unlock(&region->lock);
 out_locked:
-	/* The frame has no page->mapping: say it is locked, or the core retries */
+	/*
+	 * Locked, as the fault returns it (see ramcrypt_lock_frame): the
+	 * frame has no page->mapping for the core to check, and a punch may
+	 * have orphaned it since the fault unlocked it for us.
+	 */
 	lock_page(vmf->page);
-	return VM_FAULT_LOCKED;
+	if (page_private(vmf->page))
+		return VM_FAULT_LOCKED;
+	unlock_page(vmf->page);
+	return VM_FAULT_NOPAGE;
 }
 
 /* Evict every resident frame; frames still referenced stay. */
@@ -1496,6 +1530,43 @@ void ramcrypt_orphans_exit(void)
 	WARN_ON_ONCE(!list_empty(&ramcrypt_orphans));
 }
 
+/*
+ * A resident frame leaves the region (last close, hole punch): off the
+ * window, wiped, and freed, or, if still referenced, kept as an orphan
+ * (true; its page stays allocated until the orphan scan has wiped it).
+ */
+static bool ramcrypt_drop_frame(struct ramcrypt_region *region,
+				struct ramcrypt_frame *frame)
+{
+	lockdep_assert_held(&region->lock);
+	xa_erase(&region->resident, frame->index);
+	list_del(&frame->node);
+	region->nr_resident--;
+	atomic_long_dec(&ramcrypt_global.plaintext_pages);
+	clear_page(page_address(frame->page));
+	ClearPageDirty(frame->page);
+	set_page_private(frame->page, 0);
+	ramcrypt_uncharge(region);
+	if (ramcrypt_frame_mapped(frame)) {
+		/* Still referenced: wiped again when it is let go */
+		ramcrypt_orphan_add(frame);
+		return true;
+	}
+	put_page(frame->page);
+	kfree(frame);
+	return false;
+}
+
+static void ramcrypt_drop_ciphertext(struct ramcrypt_region *region,
+				     unsigned long index, struct page *ct)
+{
+	lockdep_assert_held(&region->lock);
+	xa_erase(&region->ciphertext, index);
+	region->nr_ciphertext--;
+	atomic_long_dec(&ramcrypt_global.ciphertext_pages);
+	ramcrypt_free_page(region, ct);
+}
+
 /* Last close: wipe and free every frame and ciphertext page. */
 void ramcrypt_window_release(struct ramcrypt_region *region)
 {
@@ -1509,33 +1580,94 @@ void ramcrypt_window_release(struct ramcrypt_region *region)
 	/* Evict-ahead was cancelled: frames it had queued are freed here too */
 	list_splice_init(&region->writeback, &region->clock);
 	region->nr_writeback = 0;
-	list_for_each_entry_safe(frame, tmp, &region->clock, node) {
-		/* No mapping is left; a GUP user may still hold the page. */
-		xa_erase(&region->resident, frame->index);
-		list_del(&frame->node);
-		region->nr_resident--;
-		atomic_long_dec(&ramcrypt_global.plaintext_pages);
-		clear_page(page_address(frame->page));
-		ClearPageDirty(frame->page);
-		set_page_private(frame->page, 0);
-		ramcrypt_uncharge(region);
-		if (ramcrypt_frame_mapped(frame)) {
-			/* Still referenced: wiped again when it is let go */
-			ramcrypt_orphan_add(frame);
-			continue;
-		}
-		put_page(frame->page);
-		kfree(frame);
-	}
+	/* No mapping is left; a GUP user may still hold a page. */
+	list_for_each_entry_safe(frame, tmp, &region->clock, node)
+		ramcrypt_drop_frame(region, frame);
 	ramcrypt_trim_free(region, 0);
-	xa_for_each(&region->ciphertext, index, ct) {
-		xa_erase(&region->ciphertext, index);
-		region->nr_ciphertext--;
-		atomic_long_dec(&ramcrypt_global.ciphertext_pages);
-		ramcrypt_free_page(region, ct);
-	}
+	xa_for_each(&region->ciphertext, index, ct)
+		ramcrypt_drop_ciphertext(region, index, ct);
 	WARN_ON_ONCE(region->mem_pages);
 	mutex_unlock(&region->lock);
+}
+
+/* Orphans a punch locks and unlocks per pass (see ramcrypt_lock_frame) */
+#define RAMCRYPT_PUNCH_BATCH	16
+
+/*
+ * Drop pages [@start, @end) (a ramcryptfs hole punch or truncate): they
+ * read as zeros again, as never written. Unmapped everywhere (KVM too,
+ * through the MMU notifiers); resident frames wiped and freed, stale spare
+ * frames of these pages wiped, ciphertext pages wiped and freed. Busy
+ * frames (loading, queued for or under evict-ahead) are waited for first,
+ * so every frame of the range is resident or spare here. A frame still
+ * referenced after the unmap (GUP in flight, or a fault that returned it
+ * and has not mapped it yet) is wiped now and left to the orphan scan as
+ * at close: whatever is written into it afterwards is no region content
+ * and is wiped when the last reference goes. Such a frame is then locked
+ * and unlocked, so a fault that returned it has installed its PTE (or
+ * seen the orphan and retried), and the range is unmapped again: no PTE
+ * keeps an orphan.
+ *
+ * The page's versions die with its ciphertext, but the tweaks they were
+ * used with must not come back: old ciphertext of the page can survive in
+ * a spare frame (unzeroed), and an attacker who saw it earlier still has
+ * it. region->version_floor rises to the highest version dropped; a page
+ * without ciphertext is encrypted above it (ramcrypt_load_begin).
+ */
+void ramcrypt_window_punch(struct ramcrypt_region *region, pgoff_t start,
+			   pgoff_t end)
+{
+	struct page *held[RAMCRYPT_PUNCH_BATCH];
+	struct ramcrypt_frame *frame;
+	struct page *ct, *page;
+	unsigned int i, n;
+	unsigned long index;
+	bool more;
+
+	if (start >= end)
+		return;
+	do {
+		n = 0;
+		more = false;
+		mutex_lock(&region->lock);
+		ramcrypt_wait_idle(region);
+		ramcrypt_unmap_pages(region, start, end - start);
+		xa_for_each_range(&region->resident, index, frame, start,
+				  end - 1) {
+			if (n == ARRAY_SIZE(held)) {
+				more = true;
+				break;
+			}
+			page = frame->page;
+			if (ramcrypt_drop_frame(region, frame)) {
+				get_page(page);
+				held[n++] = page;
+			}
+		}
+		if (!more) {
+			list_for_each_entry(frame, &region->free, node) {
+				if (frame->stale && frame->index >= start &&
+				    frame->index < end)
+					ramcrypt_wipe_frame(region, frame);
+			}
+			xa_for_each_range(&region->ciphertext, index, ct,
+					  start, end - 1) {
+				region->version_floor =
+					max_t(u64, region->version_floor,
+					      page_private(ct));
+				ramcrypt_drop_ciphertext(region, index, ct);
+			}
+			/* Spare frames beyond the window, if it overflowed */
+			ramcrypt_trim_to_window(region);
+		}
+		mutex_unlock(&region->lock);
+		for (i = 0; i < n; i++) {
+			lock_page(held[i]);
+			unlock_page(held[i]);
+			put_page(held[i]);
+		}
+	} while (more);
+	ramcrypt_unmap_pages(region, start, end - start);
 }
 
 u64 ramcrypt_window_oldest_ms(struct ramcrypt_region *region)

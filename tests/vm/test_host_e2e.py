@@ -22,12 +22,11 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import time
 
 from harness import luks, memsearch, slowness
 from harness.debroot import DebianSystem
-from harness.kernels import REPO
+from harness.ramcrypt_guest import mbguest_elf
 from harness.registry import vm_test
 
 GENERATOR = "dracut"
@@ -63,12 +62,6 @@ class E2ESystem(DebianSystem):
     EXTRA_PKGS = tuple(E2E_PKGS)
     LAYER_NAME = "e2e"
     LAYER_VERSION = E2E_LAYER_VERSION
-
-
-def mbguest_elf():
-    d = REPO / "tests" / "guest" / "mbguest"
-    subprocess.run(["make", "-s", "-C", str(d)], check=True)
-    return d / "bin" / "mbguest.elf"
 
 
 def qemu_argv(set_id, mem_mb=GUEST_MB, backend=True, extra=()):

@@ -3,50 +3,20 @@ import os
 import re
 import time
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from harness import memsearch
+from harness.ramcrypt_guest import (SYSFS, assert_all_freed,
+                                    assert_clean_dmesg, start_canary,
+                                    stats_of, stop_canary, sysfs)
+from harness.ramcrypt_ct import (memory_tweak, page_set, tweak_salt,
+                                 xts_page)
 from harness.guest import LOAD_TRESOR, load_kvm, load_masked_key
 from harness.registry import vm_test
-
-SYSFS = "/sys/kernel/ramcrypt"
-
-
-def stats_of(out):
-    """The key=value words of rcmem's last "stats:" line."""
-    lines = [ln for ln in out.splitlines() if ln.startswith("stats:")]
-    assert lines, f"no stats line in: {out}"
-    return {k: int(v) for k, v in
-            (w.split("=") for w in lines[-1].split()[1:])}
-
-
-def sysfs(vm):
-    # regions/ is a directory (one entry per live region): its count;
-    # flush is write-only
-    out = vm.sh(f"cd {SYSFS} && for f in *; do if [ -d $f ]; then "
-                f"echo \"$f=$(ls $f | wc -l)\"; elif [ $f != flush ]; then "
-                f"echo \"$f=$(cat $f)\"; fi; done")
-    return {k: int(v) for k, v in (ln.split("=", 1) for ln in out.split())}
-
 
 def setup(vm, params="", key=True):
     vm.sh(LOAD_TRESOR)
     if key:
         load_masked_key(vm, os.urandom(32))
     vm.sh(f"modprobe ramcrypt {params}")
-
-
-def assert_clean_dmesg(vm):
-    dmesg = vm.sh("dmesg")
-    for bad in ("WARNING:", "BUG:", "Oops", "Call Trace", "lockdep"):
-        assert bad not in dmesg, f"kernel log has {bad}:\n{dmesg[-3000:]}"
-
-
-def assert_all_freed(vm):
-    s = sysfs(vm)
-    for f in ("regions", "plaintext_pages", "encrypted_pages",
-              "memory_pages"):
-        assert s[f] == 0, f"after every region closed, {f}={s[f]}: {s}"
 
 
 @vm_test(timeout=900)
@@ -140,26 +110,6 @@ def test_ramcrypt_kvm(ctx):
         assert_clean_dmesg(vm)
 
 
-def _start_canary(vm, args):
-    vm.sh(f"canary {args} > /tmp/canary.log 2>&1 & echo $! > /tmp/canary.pid;"
-          " for i in $(seq 1200); do grep -q ready /tmp/canary.log && break;"
-          " sleep 0.1; done; grep -q ready /tmp/canary.log", timeout=300)
-
-
-def _stop_canary(vm):
-    vm.sh("kill $(cat /tmp/canary.pid); "
-          "while kill -0 $(cat /tmp/canary.pid) 2>/dev/null; do sleep 0.1;"
-          " done; true")
-
-
-def _xts_page(key, plaintext, low, high):
-    """AES-128-XTS of one 4096-byte data unit, tweak (low, high) as two
-    little-endian 64-bit halves."""
-    tweak = low.to_bytes(8, "little") + high.to_bytes(8, "little")
-    enc = Cipher(algorithms.AES(key), modes.XTS(tweak)).encryptor()
-    return enc.update(plaintext) + enc.finalize()
-
-
 @vm_test(timeout=600)
 def test_ramcrypt_ciphertext(ctx):
     """The ciphertext in RAM is AES-128-XTS of each page under the loaded
@@ -176,12 +126,12 @@ def test_ramcrypt_ciphertext(ctx):
         load_masked_key(vm, key)
         vm.sh("modprobe ramcrypt window_pages=16 max_plaintext_age_ms=100")
         salt = tweak_salt(vm)
-        _start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
+        start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
         time.sleep(1)   # idle: every page evicted once (window, then age)
         s = sysfs(vm)
         assert s["plaintext_pages"] == 0 and s["encrypted_pages"] == count, s
         vm.dump_ram(dump)
-        _stop_canary(vm)
+        stop_canary(vm)
 
     # Frames and ciphertext pages are whole pages: page-aligned in the dump
     with open(dump, "rb") as f:
@@ -193,7 +143,7 @@ def test_ramcrypt_ciphertext(ctx):
         n = 0
         for i in range(count):
             low, high = memory_tweak(s, 1, i, version)
-            n += _xts_page(k, memsearch.canary_page(set_id, i), low,
+            n += xts_page(k, memsearch.canary_page(set_id, i), low,
                            0 if disk else high)[:64] in heads
         return n
 
@@ -210,34 +160,6 @@ def test_ramcrypt_ciphertext(ctx):
              f"plaintext canaries {plain}")
     assert right == count, right
     assert wrong_key == disk_tweak == other_version == unsalted == plain == 0
-
-
-SALT_PARAM = "/sys/module/ramcrypt/parameters/tweak_salt"
-MASK64 = (1 << 64) - 1
-
-
-def tweak_salt(vm):
-    """(low, high) of this load's tweak salt: 32 hex digits, the salt as a
-    128-bit number, XORed into the tweak (two little-endian halves)."""
-    out = vm.sh(f"cat {SALT_PARAM}").strip()
-    assert re.fullmatch(r"[0-9a-f]{32}", out), f"{SALT_PARAM}: {out!r}"
-    salt = int(out, 16)
-    assert not salt >> 127, f"tweak salt sets bit 127: {out}"
-    return salt & MASK64, salt >> 64
-
-
-def memory_tweak(salt, region, index, version):
-    """The documented memory tweak of a region page, salted."""
-    low = (version & 0xffffffff) << 32 | index
-    high = 1 << 63 | (version >> 32) << 40 | region
-    return low ^ salt[0], high ^ salt[1]
-
-
-def page_set(dump):
-    """Every page-aligned 4 KiB page of a dump."""
-    with open(dump, "rb") as f:
-        data = f.read()
-    return {data[o:o + 4096] for o in range(0, len(data), 4096)}
 
 
 @vm_test(timeout=900)
@@ -260,13 +182,13 @@ def test_ramcrypt_tweak_reload(ctx):
             vm.sh("modprobe ramcrypt window_pages=16 "
                   "max_plaintext_age_ms=100")
             salts.append(tweak_salt(vm))
-            _start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
+            start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
             time.sleep(1)   # idle: every page evicted once
             s = sysfs(vm)
             assert s["plaintext_pages"] == 0 and \
                 s["encrypted_pages"] == count, s
             vm.dump_ram(dump)
-            _stop_canary(vm)
+            stop_canary(vm)
             assert_all_freed(vm)
             assert_clean_dmesg(vm)
             vm.sh("rmmod ramcrypt")
@@ -274,8 +196,8 @@ def test_ramcrypt_tweak_reload(ctx):
     pages = [page_set(d) for d in dumps]
     found = []
     for salt, got in zip(salts, pages):
-        ct = {_xts_page(key, memsearch.canary_page(set_id, i),
-                        *memory_tweak(salt, 1, i, 1)) for i in range(count)}
+        ct = {xts_page(key, memsearch.canary_page(set_id, i),
+                       *memory_tweak(salt, 1, i, 1)) for i in range(count)}
         found.append(ct & got)
     equal = len(found[0] & pages[1])
     ctx.note(f"{count} pages of region 1, version 1, in two loads: "
@@ -378,13 +300,13 @@ def test_ramcrypt_age_bound(ctx):
         # scan timed for the old bound (30 s away) comes.
         param = "/sys/module/ramcrypt/parameters/max_plaintext_age_ms"
         vm.sh(f"echo 60000 > {param}")
-        _start_canary(vm, "--file /dev/ramcrypt 5 64")
+        start_canary(vm, "--file /dev/ramcrypt 5 64")
         time.sleep(0.5)
         assert sysfs(vm)["plaintext_pages"] == 64
         out = vm.sh(f"echo {age} > {param}; for i in $(seq 100); do "
                     f"[ $(cat {SYSFS}/plaintext_pages) = 0 ] && "
                     f"echo gone=$i && break; sleep 0.05; done", timeout=60)
-        _stop_canary(vm)
+        stop_canary(vm)
         ctx.note(f"bound lowered from 60000 to {age} ms with 64 plaintext "
                  f"pages: {out.strip() or 'still there after 100 polls'} "
                  f"(polls 50 ms apart)")
@@ -412,7 +334,7 @@ def test_ramcrypt_cipher_failure(ctx):
         load_kvm(vm)
         vm.sh("modprobe ramcrypt window_pages=16 max_plaintext_age_ms=100")
         salt = tweak_salt(vm)
-        _start_canary(vm, f"--file /dev/ramcrypt --fault-on-usr1 {set_id} "
+        start_canary(vm, f"--file /dev/ramcrypt --fault-on-usr1 {set_id} "
                       f"{count}")
         time.sleep(1)   # idle: every page evicted (encrypted) once
         s = sysfs(vm)
@@ -442,7 +364,7 @@ def test_ramcrypt_cipher_failure(ctx):
         assert s["crypto_errors"] >= 2, s
         assert s["plaintext_pages"] == 1 and s["encrypted_pages"] == count, s
         vm.dump_ram(dump)
-        _stop_canary(vm)
+        stop_canary(vm)
         s = sysfs(vm)
         assert s["regions"] == 0 and s["plaintext_pages"] == 0 and \
             s["encrypted_pages"] == 0, s
@@ -451,8 +373,8 @@ def test_ramcrypt_cipher_failure(ctx):
         data = f.read()
     heads = {data[o:o + 64] for o in range(0, len(data), 4096)}
     del data
-    intact = sum(_xts_page(key, memsearch.canary_page(set_id, i),
-                           *memory_tweak(salt, 1, i, 1))[:64] in heads
+    intact = sum(xts_page(key, memsearch.canary_page(set_id, i),
+                          *memory_tweak(salt, 1, i, 1))[:64] in heads
                  for i in range(count))
     plain = sorted(memsearch.find_canaries(dump, set_id, count + 1))
     res = memsearch.search_key(dump, key)
@@ -488,7 +410,7 @@ def test_ramcrypt_coldboot(ctx):
             return found
 
         # (a) idle longer than max_plaintext_age_ms
-        _start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
+        start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
         time.sleep(1)
         idle = [len(take("idle")) for i in range(5)]
         s = sysfs(vm)
@@ -496,10 +418,10 @@ def test_ramcrypt_coldboot(ctx):
                  f"found {idle} per dump; plaintext_pages="
                  f"{s['plaintext_pages']} ev_age={s['evictions_age']}")
         assert idle == [0] * 5, idle
-        _stop_canary(vm)
+        stop_canary(vm)
 
         # (b) sweeping continuously
-        _start_canary(vm, f"--file /dev/ramcrypt --sweep {set_id} {count}")
+        start_canary(vm, f"--file /dev/ramcrypt --sweep {set_id} {count}")
         time.sleep(1)
         sweep = [len(take("sweep", keysearch=(i == 0))) for i in range(5)]
         out = vm.sh("cat /tmp/canary.log")
@@ -507,21 +429,21 @@ def test_ramcrypt_coldboot(ctx):
                  f"(window {window}); {out.splitlines()[-1]}")
         assert "corrupted" not in out, out
         assert max(sweep) <= window, sweep
-        _stop_canary(vm)
+        stop_canary(vm)
 
         # (a) and (b) again with evict-ahead (a reserve of 64 spare frames,
         # evicted pages left unwiped until reused or the age scan): spare
         # frames count against the window and are wiped in time.
         vm.sh("echo 64 > /sys/module/ramcrypt/parameters/evict_ahead_pages")
-        _start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
+        start_canary(vm, f"--file /dev/ramcrypt {set_id} {count}")
         time.sleep(1)
         idle = [len(take("idle, evict-ahead")) for i in range(3)]
-        _stop_canary(vm)
-        _start_canary(vm, f"--file /dev/ramcrypt --sweep {set_id} {count}")
+        stop_canary(vm)
+        start_canary(vm, f"--file /dev/ramcrypt --sweep {set_id} {count}")
         time.sleep(1)
         sweep = [len(take("sweep, evict-ahead")) for i in range(3)]
         out = vm.sh("cat /tmp/canary.log")
-        _stop_canary(vm)
+        stop_canary(vm)
         s = sysfs(vm)
         ctx.note(f"(a, b) with evict-ahead (64 of {window}): idle {idle}, "
                  f"sweeping {sweep} per dump; evictions_ahead="
@@ -541,12 +463,12 @@ def test_ramcrypt_coldboot(ctx):
 
         # Baseline: the same canaries in ordinary anonymous memory.
         base_id = set_id + 2
-        _start_canary(vm, f"{base_id} {count}")
+        start_canary(vm, f"{base_id} {count}")
         vm.dump_ram(dump)
         base = len(memsearch.find_canaries(dump, base_id, count))
         ctx.note(f"baseline anonymous memory: {base} of {count} found")
         assert base == count, base
-        _stop_canary(vm)
+        stop_canary(vm)
         assert_clean_dmesg(vm)
 
 

@@ -2,51 +2,13 @@
 region: -object memory-backend-file,mem-path=/dev/ramcrypt,share=on."""
 import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
-from harness import initramfs, slowness
+from harness import slowness
 from harness.guest import LOAD_TRESOR, load_kvm, load_masked_key
+from harness.ramcrypt_guest import MBGUEST, QEMU, qemu_files, sysfs
 from harness.registry import vm_test
 
-REPO = Path(__file__).resolve().parents[2]
-MBGUEST_DIR = REPO / "tests" / "guest" / "mbguest"
-MBGUEST = "/test/mbguest.elf"
-QEMU = "qemu-system-x86_64"
-# Firmware QEMU loads for `-kernel <multiboot ELF>` with -nodefaults: SeaBIOS
-# and the multiboot option ROM (the others are cheap insurance: linux boot
-# ROMs and the KVM TPR-patching ROM some machine types add).
-FIRMWARE = {
-    "/usr/share/seabios/bios-256k.bin": "/usr/share/seabios/bios-256k.bin",
-    "/usr/share/qemu/multiboot_dma.bin": "/usr/share/qemu/multiboot_dma.bin",
-    "/usr/share/qemu/multiboot.bin": "/usr/share/qemu/multiboot.bin",
-    "/usr/share/qemu/linuxboot_dma.bin": "/usr/share/qemu/linuxboot_dma.bin",
-    "/usr/share/qemu/kvmvapic.bin": "/usr/share/qemu/kvmvapic.bin",
-}
 MUL = 0x9E3779B1
-
-
-def mbguest_elf():
-    """Build the multiboot test image (tests/guest/mbguest); its path."""
-    subprocess.run(["make", "-s", "-C", str(MBGUEST_DIR)], check=True)
-    return MBGUEST_DIR / "bin" / "mbguest.elf"
-
-
-def qemu_files():
-    """extra_files for ctx.boot(): this machine's qemu-system-x86_64 with its
-    shared libraries and firmware, and the mbguest image at MBGUEST."""
-    qemu = Path(shutil.which(QEMU) or f"/usr/bin/{QEMU}")
-    if not qemu.exists():
-        raise RuntimeError(f"{QEMU} not found on this machine")
-    files = {f"usr/bin/{QEMU}": qemu.resolve()}
-    for lib in initramfs._ldd_libs(qemu):
-        files[lib.lstrip("/")] = Path(lib).resolve()
-    for guest_path, host_path in FIRMWARE.items():
-        if Path(host_path).exists():
-            files[guest_path.lstrip("/")] = Path(host_path).resolve()
-    files[MBGUEST.lstrip("/")] = mbguest_elf()
-    return files
 
 
 def floor_sum(n, m, a, b):
@@ -133,15 +95,6 @@ def check_mbguest(serial, seed, min_bytes):
         assert int(v, 16) == want, \
             f"{name} {v} != expected {want:#018x}: {serial!r}"
     return start, end
-
-
-def sysfs(vm):
-    # regions/ is a directory (one entry per live region): its count;
-    # flush is write-only
-    out = vm.sh("cd /sys/kernel/ramcrypt && for f in *; do if [ -d $f ]; "
-                "then echo \"$f=$(ls $f | wc -l)\"; elif [ $f != flush ]; "
-                "then echo \"$f=$(cat $f)\"; fi; done")
-    return {k: int(v) for k, v in (ln.split("=", 1) for ln in out.split())}
 
 
 @vm_test(timeout=900)

@@ -37,6 +37,16 @@
  * encrypted_pages, faults, evictions (all kinds), oldest_plaintext_age_ms,
  * crypto_errors, crypto_cpu_errors.
  *
+ * ramcryptfs (mount -t ramcryptfs none DIR; options mode, uid, gid): every
+ * regular file is a region too, sized by ftruncate(); fallocate(
+ * FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) drops whole pages. A
+ * directory may carry a policy (RAMCRYPT_IOC_SET_DIR_POLICY on it: root,
+ * once, while it is empty, else EPERM, EBUSY, ENOTEMPTY; bad values EINVAL
+ * and a kernel log line): a file created in it takes that policy instead
+ * of its creator's cgroup's, a directory created in it inherits it.
+ * regions/<id>/policy_source says where a region's came from: "directory",
+ * "cgroup" or "default" (the module's parameters).
+ *
  * ioctl magic 0xD5, numbers 0x10-0x1f (tresor.h uses 0x00-0x0f).
  */
 #ifndef _UAPI_LINUX_RAMCRYPT_H
@@ -80,5 +90,22 @@ struct ramcrypt_stats {
 #define RAMCRYPT_IOC_SET_WINDOW	_IOW(RAMCRYPT_IOC_MAGIC, 0x11, __u32)
 #define RAMCRYPT_IOC_FLUSH	_IO(RAMCRYPT_IOC_MAGIC, 0x12)
 #define RAMCRYPT_IOC_STATS	_IOR(RAMCRYPT_IOC_MAGIC, 0x13, struct ramcrypt_stats)
+
+#define RAMCRYPTFS_MAGIC	0x72636673	/* statfs f_type, "rcfs" */
+
+/* A ramcryptfs directory's region policy, ranges as the configfs ones */
+struct ramcrypt_dir_policy {
+	__u32 window_pages;
+	__u32 max_plaintext_age_ms;
+	__u32 evict_ahead_pages;
+	__s32 crypto_cpu;		/* -1: any key holder */
+	__u64 reserved[2];		/* zero */
+};
+
+#define RAMCRYPT_IOC_SET_DIR_POLICY \
+	_IOW(RAMCRYPT_IOC_MAGIC, 0x14, struct ramcrypt_dir_policy)
+/* ENODATA: the directory has none */
+#define RAMCRYPT_IOC_GET_DIR_POLICY \
+	_IOR(RAMCRYPT_IOC_MAGIC, 0x15, struct ramcrypt_dir_policy)
 
 #endif /* _UAPI_LINUX_RAMCRYPT_H */
