@@ -114,6 +114,27 @@ struct tresor_call {
 	int ret;
 };
 
+/*
+ * A forwarded page call goes by IPI (smp_call_function_single(), waiting)
+ * when the key holder can use the FPU where the IPI interrupts it: a
+ * crypto core that is idle, or running a task in user mode or outside an
+ * FPU section. One page's cipher runs there with interrupts off. Else, and
+ * for whole requests (unbounded, they may sleep between chunks), its
+ * worker on tresor_call_wq runs it.
+ */
+static bool tresor_ipi_forward = true;
+module_param_named(ipi_forward, tresor_ipi_forward, bool, 0644);
+MODULE_PARM_DESC(ipi_forward,
+		 "Forward page ciphers to a key holder by IPI when it can use the FPU there (default: yes)");
+
+static void tresor_call_ipi(void *arg)
+{
+	struct tresor_call *call = arg;
+
+	/* Interrupted in an FPU section or with softirqs off: no */
+	call->ret = irq_fpu_usable() ? call->fn(call->arg) : -EBUSY;
+}
+
 static void tresor_call_work(struct work_struct *work)
 {
 	struct tresor_call *call = container_of(work, struct tresor_call, work);
@@ -124,11 +145,14 @@ static void tresor_call_work(struct work_struct *work)
 }
 
 /*
- * fn(arg) on @cpu's worker of tresor_call_wq, in process context; waits
- * for it. -ENXIO: @cpu is offline. As with smp_call_on_cpu(), @cpu going
- * offline meanwhile can run it elsewhere: fn checks where it runs.
+ * fn(arg) on @cpu, waiting for it: by IPI if @ipi (fn is bounded and
+ * runs with interrupts off) and @cpu can use the FPU there, else on its
+ * worker of tresor_call_wq, in process context. -ENXIO: @cpu is offline.
+ * As with smp_call_on_cpu(), @cpu going offline meanwhile can run it
+ * elsewhere: fn checks where it runs.
  */
-static int tresor_call_on(int cpu, int (*fn)(void *arg), void *arg)
+static int tresor_call_on(int cpu, int (*fn)(void *arg), void *arg,
+			  bool ipi)
 {
 	struct tresor_call call = {
 		.done = COMPLETION_INITIALIZER_ONSTACK(call.done),
@@ -139,6 +163,14 @@ static int tresor_call_on(int cpu, int (*fn)(void *arg), void *arg)
 	might_sleep();
 	if (cpu < 0 || cpu >= nr_cpu_ids || !cpu_online(cpu))
 		return -ENXIO;
+	if (ipi && READ_ONCE(tresor_ipi_forward)) {
+		call.ret = -EBUSY;
+		if (!smp_call_function_single(cpu, tresor_call_ipi, &call, 1) &&
+		    call.ret != -EBUSY) {
+			tresor_count_ipi_forwarded();
+			return call.ret;
+		}
+	}
 	INIT_WORK_ONSTACK(&call.work, tresor_call_work);
 	queue_work_on(cpu, tresor_call_wq, &call.work);
 	wait_for_completion(&call.done);
@@ -152,7 +184,7 @@ static int tresor_call_on(int cpu, int (*fn)(void *arg), void *arg)
  * one takes it: the whole mask if need be. A holder that fails its check
  * leaves the mask as it is tried. -EAGAIN: none could.
  */
-static int tresor_forward(int (*fn)(void *arg), void *arg)
+static int tresor_forward(int (*fn)(void *arg), void *arg, bool ipi)
 {
 	/* Once: for_each_cpu_wrap() evaluates its start at every step */
 	unsigned int start = tresor_holder_start();
@@ -162,7 +194,7 @@ static int tresor_forward(int (*fn)(void *arg), void *arg)
 		if (!cpu_online(cpu))
 			continue;
 		tresor_count_forwarded();
-		ret = tresor_call_on(cpu, fn, arg);
+		ret = tresor_call_on(cpu, fn, arg, ipi);
 		if (ret == -ENXIO)	/* it went offline */
 			ret = -EAGAIN;
 		if (ret != -EAGAIN)
@@ -260,7 +292,7 @@ static void tresor_xts_work(struct work_struct *work)
 	 * running work item: the workqueue would put it back on this CPU.
 	 */
 	if (err == -EAGAIN)
-		err = tresor_forward(tresor_xts_here_cb, req);
+		err = tresor_forward(tresor_xts_here_cb, req, false);
 	if (err == -EAGAIN) {
 		pr_err_ratelimited("no CPU holds a valid key; request fails\n");
 		err = -EIO;
@@ -343,7 +375,7 @@ static int tresor_crypt_page_on(struct tresor_page_job *job)
 	if (!tresor_holder_valid(job->cpu))
 		return -EXDEV;
 	tresor_count_forwarded();
-	ret = tresor_call_on(job->cpu, tresor_page_here, job);
+	ret = tresor_call_on(job->cpu, tresor_page_here, job, true);
 	/* -ENXIO: it went offline; -EAGAIN: its check failed meanwhile */
 	return ret == -ENXIO || ret == -EAGAIN ? -EXDEV : ret;
 }
@@ -365,7 +397,7 @@ static int tresor_crypt_page(void *dst, const void *src, const u8 iv[16],
 	ret = tresor_page_here(&job);
 	/* Not a (valid) holder here: every valid holder in turn */
 	if (ret == -EAGAIN)
-		ret = tresor_forward(tresor_page_here, &job);
+		ret = tresor_forward(tresor_page_here, &job, true);
 	return ret == -EAGAIN ? -EIO : ret;
 }
 

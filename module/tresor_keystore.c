@@ -159,6 +159,14 @@ void tresor_count_forwarded(void)
 	atomic64_inc(&tresor_forwarded);
 }
 
+/* Of the forwarded ones: run by IPI, not by the holder's worker */
+static atomic64_t tresor_ipi_forwarded = ATOMIC64_INIT(0);
+
+void tresor_count_ipi_forwarded(void)
+{
+	atomic64_inc(&tresor_ipi_forwarded);
+}
+
 bool tresor_local_key_ok(const struct tresor_impl *impl)
 {
 	int cpu = smp_processor_id();
@@ -714,6 +722,17 @@ static ssize_t nmi_scrubs_show(struct kobject *kobj,
 
 static struct kobj_attribute nmi_scrubs_attr = __ATTR_RO(nmi_scrubs);
 
+static ssize_t ipi_forwarded_requests_show(struct kobject *kobj,
+					   struct kobj_attribute *attr,
+					   char *buf)
+{
+	return sysfs_emit(buf, "%lld\n",
+			  atomic64_read(&tresor_ipi_forwarded));
+}
+
+static struct kobj_attribute ipi_forwarded_requests_attr =
+	__ATTR_RO(ipi_forwarded_requests);
+
 /* 1: the key is loaded although the PMU may copy XMM registers to RAM */
 static ssize_t pmu_xmm_exposed_show(struct kobject *kobj,
 				    struct kobj_attribute *attr, char *buf)
@@ -739,6 +758,7 @@ static struct attribute *tresor_status_attrs[] = {
 	&nr_valid_holders_attr.attr,
 	&check_failures_attr.attr,
 	&forwarded_requests_attr.attr,
+	&ipi_forwarded_requests_attr.attr,
 	&peer_copies_attr.attr,
 	&requests_attr.attr,
 	&requests_per_cpu_attr.attr,

@@ -37,6 +37,7 @@ const struct cpumask *tresor_valid_holders(void);
 unsigned int tresor_holder_start(void);
 void tresor_count_request(void);
 void tresor_count_forwarded(void);
+void tresor_count_ipi_forwarded(void);
 
 /* tresor_bpslots.c */
 int tresor_bpslots_reserve(unsigned int cpu);

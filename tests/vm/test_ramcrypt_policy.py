@@ -12,7 +12,8 @@ TRESOR = "/sys/kernel/tresor"
 POL = "/sys/kernel/config/ramcrypt/policies"
 CG = "/sys/fs/cgroup"
 
-REGION_FILES = ("cgroup_id", "cgroup", "pid", "size", "window_pages",
+REGION_FILES = ("cgroup_id", "cgroup", "pid", "policy_source", "size",
+                "window_pages",
                 "max_plaintext_age_ms", "crypto_cpu", "evict_ahead_pages",
                 "plaintext_pages", "encrypted_pages", "faults", "evictions",
                 "oldest_plaintext_age_ms", "crypto_errors",
@@ -65,7 +66,8 @@ def region_files(vm, rid):
                 f"echo \"$f=$(cat $f)\"; done")
     d = dict(ln.split("=", 1) for ln in out.splitlines())
     assert sorted(d) == sorted(REGION_FILES), d
-    return {k: (v if k == "cgroup" else int(v)) for k, v in d.items()}
+    return {k: (v if k in ("cgroup", "policy_source") else int(v))
+            for k, v in d.items()}
 
 
 def start_held(vm, tag, cmd):
@@ -139,6 +141,8 @@ def test_ramcrypt_policy(ctx):
         r1, r2 = region_files(vm, id1), region_files(vm, id2)
         ctx.note(f"regions/{id1}: {r1}")
         assert r1["cgroup"] == "/pol/child", r1
+        assert r1["policy_source"] == "cgroup" and \
+            r2["policy_source"] == "default", (r1, r2)
         assert r1["cgroup_id"] == ino(vm, f"{CG}/pol/child"), r1
         assert r1["pid"] == pid1 and r1["size"] == 64 * 4096, (pid1, r1)
         assert (r1["window_pages"], r1["max_plaintext_age_ms"],
@@ -285,8 +289,9 @@ def test_ramcrypt_crypto_cpu(ctx):
                  f"page ciphers per CPU {free}")
         assert free[3] == 0 and free[0] > 0 and free[1] > 0, free
 
-        # With crypto_cpu 2: only CPU 2
+        # With crypto_cpu 2: only CPU 2 (by IPI, CPU 2 being idle)
         fwd = int(vm.sh(f"cat {TRESOR}/forwarded_requests"))
+        ipi = int(vm.sh(f"cat {TRESOR}/ipi_forwarded_requests"))
         a = per_cpu(vm)
         vm.sh(in_cgroup("vm", "rcpolicy region 256 --cpu 3 --verify "
                         "--wait /tmp/go") + " > /tmp/c.log 2>&1 & "
@@ -298,11 +303,13 @@ def test_ramcrypt_crypto_cpu(ctx):
         r = region_line(log)
         rf = region_files(vm, r["id"])
         fwd = int(vm.sh(f"cat {TRESOR}/forwarded_requests")) - fwd
+        ipi = int(vm.sh(f"cat {TRESOR}/ipi_forwarded_requests")) - ipi
         confined = delta(a, b)
         ctx.note(f"region with crypto_cpu 2, 256 pages written and read "
                  f"back from CPU 3, window 16, evict-ahead 4: page ciphers "
-                 f"per CPU {confined}, forwarded {fwd}; "
+                 f"per CPU {confined}, forwarded {fwd} (by IPI {ipi}); "
                  f"{stats_line(log)}")
+        assert 0 < ipi <= fwd, (ipi, fwd)
         assert r["mismatches"] == 0 and r["window0"] == 16, log
         assert rf["crypto_cpu"] == 2 and rf["evict_ahead_pages"] == 4, rf
         # >= 240 encryptions and 240 decryptions
