@@ -152,3 +152,29 @@ def test_harness_reports_failures(ctx):
 def test_harness_reports_failures_under_load(ctx):
     # A busy loop per host core for the whole inner run.
     _run_selftest(ctx, hogs=os.cpu_count() or 2)
+
+
+@vm_test(kernels=["6.1"], timeout=600, est=60)
+def test_harness_commands_survive_dying_orphans(ctx):
+    """Commands reach the guest agent whole while orphans die around it:
+    background jobs outlive the command that started them, are reparented
+    to PID 1 and signal it when they exit. With the agent as PID 1 those
+    SIGCHLDs made busybox's `read` drop what it had read of the next
+    command line, and the host waited for a command that never started
+    (tresor-nmi-transit hung so). 200 orphans end over ~6 s while the
+    host sends 400-character commands, each of which must run and echo
+    its number."""
+    pad = "x" * 400
+    with ctx.boot() as vm:
+        vm.sh("for i in $(seq 200); do "
+              "(sleep $((i / 30)).$((i % 30 / 3)); exit 0) & done")
+        n, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < slowness.scaled(10):
+            n += 1
+            out = vm.sh(f": {pad}; echo cmd{n}", timeout=60)
+            assert out.strip() == f"cmd{n}", (n, out)
+        left = vm.sh("ps | grep -c '[s]leep' || true")
+        ctx.note(f"{n} commands of {len(pad) + 20} characters while 200 "
+                 f"orphans ended; sleeps left {left.strip()}")
+        assert n >= 20, n
+        assert left.strip() == "0", left
