@@ -64,6 +64,8 @@ install:
 		$(DESTDIR)$(ITOOLSDIR)/hooks/tresor
 	install -D -m 0755 initramfs-tools/scripts/local-top/tresor \
 		$(DESTDIR)$(ITOOLSDIR)/scripts/local-top/tresor
+	install -D -m 0755 initramfs-tools/scripts/local-block/tresor \
+		$(DESTDIR)$(ITOOLSDIR)/scripts/local-block/tresor
 	install -D -m 0644 -t $(DESTDIR)$(UNITDIR) systemd/tresor-unlock.service
 	install -D -m 0755 systemd/tresor-generator \
 		$(DESTDIR)$(LIBDIR)/systemd/system-generators/tresor-generator

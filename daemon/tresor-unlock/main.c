@@ -3,29 +3,34 @@
  * tresor-unlock - early-boot unlock of LUKS2 volumes onto xts(tresor)
  *
  *   tresor-unlock [OPTIONS] [open [NAME...]]   unlock tresortab entries
+ *   tresor-unlock [OPTIONS] attach NAME        unlock one (a systemd unit's)
  *   tresor-unlock [OPTIONS] check              parse tresortab only
  *   tresor-unlock [OPTIONS] format [--volume-key-from NAME|DEVICE]
  *                 [--sector-size N] [--key-file F] [--force] DEVICE
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tresortab.h"
 #include "unlock.h"
 
 #define DEFAULT_TAB	"/etc/tresortab"
+#define TRIED_DIR	"/run/tresor-unlock/tried"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: tresor-unlock [OPTIONS] [open [NAME...]]\n"
+"       tresor-unlock [OPTIONS] attach NAME\n"
 "       tresor-unlock [OPTIONS] check\n"
 "       tresor-unlock [OPTIONS] format [--volume-key-from NAME|DEVICE]\n"
 "                     [--sector-size N] [--key-file FILE] [--force] DEVICE\n"
@@ -33,7 +38,9 @@ static void usage(FILE *f)
 "Unlocks the LUKS2 volumes of " DEFAULT_TAB " (crypttab syntax) with the\n"
 "volume key in the CPU debug registers (tresor.ko) and maps them as\n"
 "dm-crypt devices on capi:xts(tresor)-plain64. Without NAME, every entry\n"
-"without 'noauto' is opened.\n"
+"without 'noauto' is opened. 'attach NAME' opens one entry and fails when\n"
+"it fails, 'nofail' or not (tresor-unlock@NAME.service, made by\n"
+"tresor-generator, runs it).\n"
 "\n"
 "options:\n"
 "  --tresortab FILE         read FILE instead of " DEFAULT_TAB "\n"
@@ -41,9 +48,17 @@ static void usage(FILE *f)
 "                           (no prompt; one line per attempt)\n"
 "  --console TTY            ask on this terminal (echo off)\n"
 "  --timeout SECONDS        passphrase prompt timeout\n"
-"  --initramfs              leave entries whose key file is not here (key\n"
-"                           files are never copied into an initramfs) to\n"
-"                           tresor-unlock.service of the booted system\n"
+"  --initramfs              (open) leave to the booted system's units the\n"
+"                           entries whose key file is not here (key files\n"
+"                           are never copied into an initramfs) and the\n"
+"                           'nofail' entries whose device is not there yet\n"
+"  --device-wait SECONDS    (open) wait at most SECONDS for each device; an\n"
+"                           entry whose device is not there then is left\n"
+"                           for a later run, not failed (0: no wait, and\n"
+"                           no message: a poll, as initramfs-tools'\n"
+"                           local-block stage runs every second)\n"
+"  --once                   (open) try each entry at most once per boot\n"
+"                           (recorded in " TRIED_DIR ")\n"
 "  --pbkdf TYPE, --pbkdf-force-iterations N   (format) keyslot PBKDF\n"
 "  --root NAME, --crypttab FILE, --print-uuids  (check) also check each\n"
 "                           volume's header, that the root NAME has no key\n"
@@ -56,7 +71,7 @@ static void usage(FILE *f)
 enum { OPT_TAB = 256, OPT_FD, OPT_CONSOLE, OPT_TIMEOUT, OPT_VKFROM,
        OPT_SS, OPT_KEYFILE, OPT_FORCE, OPT_PBKDF, OPT_ITER,
        OPT_INITRAMFS, OPT_VERSION, OPT_ROOT, OPT_CRYPTTAB,
-       OPT_PRINT_UUIDS };
+       OPT_PRINT_UUIDS, OPT_DEVICE_WAIT, OPT_ONCE };
 
 static const struct option longopts[] = {
 	{ "tresortab", required_argument, NULL, OPT_TAB },
@@ -75,6 +90,8 @@ static const struct option longopts[] = {
 	{ "root", required_argument, NULL, OPT_ROOT },
 	{ "crypttab", required_argument, NULL, OPT_CRYPTTAB },
 	{ "print-uuids", no_argument, NULL, OPT_PRINT_UUIDS },
+	{ "device-wait", required_argument, NULL, OPT_DEVICE_WAIT },
+	{ "once", no_argument, NULL, OPT_ONCE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -111,6 +128,25 @@ static int usage_error(const char *fmt, const char *what)
 	return 2;
 }
 
+/* --once: 1 the first time an entry is tried in this boot (recorded as
+ * TRIED_DIR/NAME, a tmpfs), else 0; 1 where it cannot be recorded. */
+static int first_try(const char *name)
+{
+	char path[sizeof(TRIED_DIR) + TT_NAME_MAX + 2];
+	int fd;
+
+	mkdir("/run/tresor-unlock", 0700);
+	mkdir(TRIED_DIR, 0700);
+	snprintf(path, sizeof(path), "%s/%s", TRIED_DIR, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd >= 0) {
+		close(fd);
+		return 1;
+	}
+	return errno != EEXIST;
+}
+
 static int finish(int rc)
 {
 	/* Test hook: stop (alive, buffers wiped) so a RAM dump can show
@@ -128,7 +164,8 @@ int main(int argc, char **argv)
 	struct check_opts co = { 0 };
 	struct tresortab tab = { 0 };
 	char err[600];
-	int c, rc = 0, initramfs = 0;
+	int c, rc = 0, initramfs = 0, once = 0;
+	long long device_wait_ms = -1;	/* -1: the entry's own timeout */
 	long v;
 	size_t i;
 
@@ -187,6 +224,14 @@ int main(int argc, char **argv)
 		case OPT_CRYPTTAB:
 			co.crypttab = optarg;
 			break;
+		case OPT_DEVICE_WAIT:
+			if (parse_int(optarg, 0, 86400, &v))
+				return bad_arg("--device-wait", optarg);
+			device_wait_ms = (long long)v * 1000;
+			break;
+		case OPT_ONCE:
+			once = 1;
+			break;
 		case OPT_PRINT_UUIDS:
 			co.print_uuids = 1;
 			break;
@@ -211,11 +256,17 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		if (strcmp(argv[optind], "open") &&
+		    strcmp(argv[optind], "attach") &&
 		    strcmp(argv[optind], "check") &&
 		    strcmp(argv[optind], "format"))
-			return usage_error("unknown command '%s' (open, check "
-					   "or format)", argv[optind]);
+			return usage_error("unknown command '%s' (open, attach, "
+					   "check or format)", argv[optind]);
 		cmd = argv[optind++];
+	}
+	if (!strcmp(cmd, "attach") && optind != argc - 1) {
+		fprintf(stderr, "tresor-unlock: attach needs exactly one "
+			"NAME\n" TRY_HELP);
+		return 2;
 	}
 	if (!strcmp(cmd, "check") && optind < argc)
 		return usage_error("check takes no argument: '%s'",
@@ -268,6 +319,22 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	unlock_init();
+	if (!strcmp(cmd, "attach")) {
+		const struct tresor_entry *e = tresortab_find(&tab,
+							     argv[optind]);
+
+		if (!e) {
+			fprintf(stderr, "tresor-unlock: no entry '%s' in %s\n",
+				argv[optind], tabpath);
+			tresortab_free(&tab);
+			return 2;
+		}
+		/* one unit per volume: its failure is the unit's, and
+		 * nofail only keeps cryptsetup.target from requiring it */
+		rc = unlock_entry(e, &uo) ? 1 : 0;
+		tresortab_free(&tab);
+		return finish(rc);
+	}
 	for (i = optind; i < (size_t)argc; i++) {
 		if (!tresortab_find(&tab, argv[i])) {
 			fprintf(stderr, "tresor-unlock: no entry '%s' in %s\n",
@@ -286,14 +353,36 @@ int main(int argc, char **argv)
 				wanted = 1;
 		if (!wanted)
 			continue;
+		/* --device-wait 0 polls (every second): no message */
 		if (initramfs && e->keyfile && !e->keyfile_timeout_ms &&
 		    access(e->keyfile, F_OK)) {
-			fprintf(stderr, "tresor-unlock: %s: key file %s is not "
-				"in the initramfs; left for tresor-unlock."
-				"service in the booted system\n", e->name,
-				e->keyfile);
+			if (device_wait_ms != 0)
+				fprintf(stderr, "tresor-unlock: %s: key file "
+					"%s is not in the initramfs; left for "
+					"its tresor-unlock@ unit in the booted "
+					"system\n", e->name, e->keyfile);
 			continue;
 		}
+		if (initramfs && (e->flags & TT_NOFAIL) &&
+		    !entry_device_present(e)) {
+			/* an absent nofail disk must not hold up the root */
+			if (device_wait_ms != 0)
+				fprintf(stderr, "tresor-unlock: %s: nofail and "
+					"the device is not there yet; left for "
+					"its tresor-unlock@ unit in the booted "
+					"system\n", e->name);
+			continue;
+		}
+		if (device_wait_ms >= 0 &&
+		    !wait_entry_device(e, device_wait_ms)) {
+			if (device_wait_ms)
+				fprintf(stderr, "tresor-unlock: %s: device not "
+					"there after %llds; left for a later "
+					"run\n", e->name, device_wait_ms / 1000);
+			continue;
+		}
+		if (once && !first_try(e->name))
+			continue;	/* tried before in this boot */
 		if (unlock_entry(e, &uo)) {
 			if (e->flags & TT_NOFAIL)
 				fprintf(stderr, "tresor-unlock: %s: failed "

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -282,29 +283,57 @@ static const char *dev_desc(const struct tresor_entry *e, char *buf,
 	return buf;
 }
 
-/* Wait (bounded by the entry's device timeout) for the device to appear. */
+int entry_device_present(const struct tresor_entry *e)
+{
+	char path[PATH_MAX];
+
+	return try_resolve(e, path, sizeof(path));
+}
+
+int wait_entry_device(const struct tresor_entry *e, long long ms)
+{
+	long long start = now_ms();
+
+	if (e->device_timeout_ms && e->device_timeout_ms < ms)
+		ms = e->device_timeout_ms;
+	for (;;) {
+		if (entry_device_present(e))
+			return 1;
+		if (now_ms() - start >= ms)
+			return 0;
+		sleep_ms(100);
+	}
+}
+
+/* Wait (bounded by the entry's device timeout; 0: no timeout, as
+ * x-systemd.device-timeout=0 in systemd) for the device to appear. */
 static int resolve_device(const struct tresor_entry *e, char *out,
 			  size_t outlen)
 {
-	long long deadline = now_ms() + e->device_timeout_ms;
+	unsigned int tmo = e->device_timeout_ms;
+	long long start = now_ms();
 	int told = 0;
 	char desc[300];
 
 	for (;;) {
 		if (try_resolve(e, out, outlen))
 			return 0;
-		if (now_ms() >= deadline)
+		if (tmo && now_ms() - start >= tmo)
 			break;
-		if (!told && now_ms() + e->device_timeout_ms - deadline > 1000) {
-			msg(e->name, "waiting up to %s for %s",
-			    secs(e->device_timeout_ms),
-			    dev_desc(e, desc, sizeof(desc)));
+		if (!told && now_ms() - start > 1000) {
+			if (tmo)
+				msg(e->name, "waiting up to %s for %s",
+				    secs(tmo), dev_desc(e, desc, sizeof(desc)));
+			else
+				msg(e->name, "waiting for %s (no timeout: "
+				    "x-systemd.device-timeout=0)",
+				    dev_desc(e, desc, sizeof(desc)));
 			told = 1;
 		}
 		sleep_ms(100);
 	}
 	msg(e->name, "device %s did not appear within %s%s",
-	    dev_desc(e, desc, sizeof(desc)), secs(e->device_timeout_ms),
+	    dev_desc(e, desc, sizeof(desc)), secs(tmo),
 	    udev_running ? "" : " (no udev: scanned every block device "
 	    "without holders)");
 	return -1;
@@ -1048,12 +1077,34 @@ static int probe_tresor(const char *name, const char *tdev, const char *path)
 	return 0;
 }
 
+#define LOCK_PATH	"/run/tresor-unlock.lock"
+
+/* An exclusive lock shared by every tresor-unlock run; -1 where /run
+ * cannot hold it (then there is no other run either: a bare initramfs). */
+static int unlock_lock(const char *name)
+{
+	int fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		      0600);
+
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX)) {
+		if (errno != EINTR) {
+			msg(name, "cannot lock %s: %s", LOCK_PATH,
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
 int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 {
 	struct crypt_device *cd = NULL;
 	char path[PATH_MAX], *vk = NULL;
 	const char *tdev = o->tresor_dev ? o->tresor_dev : TRESOR_DEVICE_PATH;
-	int loaded = 0, r = -1;
+	int loaded = 0, r = -1, lock = -1;
 
 	r = dm_check_existing(e->name);
 	if (r > 0) {
@@ -1077,6 +1128,20 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 		ensure_showregs(e->name);
 	if (get_volume_key(cd, e, o, path, &vk))
 		goto out;
+	/* Per-volume units run side by side: from here on one at a time,
+	 * so a key this run loaded and clears again after a failed mapping
+	 * is never one that another run has just checked and maps on. */
+	lock = unlock_lock(e->name);
+	r = dm_check_existing(e->name);	/* opened meanwhile by another run */
+	if (r) {
+		crypt_safe_free(vk);
+		vk = NULL;
+		if (r > 0)
+			msg(e->name, "already active on xts(tresor), "
+			    "nothing to do");
+		r = r > 0 ? 0 : -1;
+		goto out;
+	}
 	r = tresor_take_key(e->name, tdev, vk, &loaded);
 	crypt_safe_free(vk);
 	vk = NULL;
@@ -1091,6 +1156,8 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 		msg(e->name, "%s opened on xts(tresor) as %s/%s%s", path,
 		    dm_dir(), e->name, loaded ? " (host key loaded)" : "");
 out:
+	if (lock >= 0)
+		close(lock);	/* releases the lock */
 	crypt_free(cd);
 	return r;
 }

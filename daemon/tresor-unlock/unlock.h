@@ -33,6 +33,13 @@ int check_entry(const struct tresor_entry *e, const struct check_opts *c);
 /* Runtime environment: udev or not (call once, before anything else). */
 void unlock_init(void);
 
+/* 1 if the entry's device is there now (no waiting), else 0. */
+int entry_device_present(const struct tresor_entry *e);
+
+/* Wait up to ms (never longer than the entry's device timeout) for the
+ * entry's device; 1 when it is there, 0 if not. */
+int wait_entry_device(const struct tresor_entry *e, long long ms);
+
 /* Unlock one tresortab entry; 0 on success, -1 with a message printed. */
 int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o);
 

@@ -3,9 +3,12 @@
 # initramfs with the volume key in the CPU debug registers (tresor.ko), and
 # map them on dm-crypt capi:xts(tresor)-plain64. rd.tresor=0 skips it.
 #
+# With systemd in the initramfs, tresor-generator makes one
+# tresor-unlock@NAME.service per volume (as in the booted system); without
+# it, an initqueue hook runs tresor-unlock --initramfs open.
 # Key files named in tresortab are NOT copied into the (unencrypted)
 # initramfs; entries with a key file fall back to the passphrase when the
-# file is not there (keyfile-timeout=) or fail.
+# file is not there (keyfile-timeout=), else the booted system opens them.
 
 TRESOR_UNLOCK=/usr/lib/ramcrypt/tresor-unlock
 
@@ -152,6 +155,23 @@ install() {
             "$systemdsystemunitdir/tresor-unlock.service"
         $SYSTEMCTL -q --root "$initdir" add-wants cryptsetup.target \
             tresor-unlock.service
+        # one tresor-unlock@NAME.service per volume, as in the booted
+        # system (the generator script and what it runs)
+        local gen
+        for gen in "$systemdutildir/system-generators/tresor-generator" \
+            /usr/lib/systemd/system-generators/tresor-generator \
+            /lib/systemd/system-generators/tresor-generator; do
+            [[ -x $dracutsysrootdir$gen ]] && break
+        done
+        if [[ ! -x $dracutsysrootdir$gen ]]; then
+            dfatal "90tresor: tresor-generator is not installed" \
+                "($systemdutildir/system-generators/tresor-generator);" \
+                "the TRESOR volumes could not be opened at boot"
+            exit 1
+        fi
+        inst_script "$gen" "$systemdutildir/system-generators/tresor-generator"
+        inst_multiple cat mkdir ln systemd-escape
+        inst_multiple -o awk
     else
         inst_hook cmdline 30 "$moddir/parse-tresor.sh"
         inst_hook initqueue/settled 30 "$moddir/tresor-unlock.sh"

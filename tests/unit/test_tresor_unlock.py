@@ -2,6 +2,7 @@
 tresortab parser passes its C unit test, plain and under ASan+UBSan (good
 lines, unknown options named with their line, missing fields, comments,
 UUID=/PARTUUID=, tries=0/-1/garbage, time spans)."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def test_tresor_boot_scripts():
               ("sh", dracut / "parse-tresor.sh"),
               ("sh", dracut / "tresor-unlock.sh"),
               ("sh", itools / "hooks" / "tresor"),
-              ("sh", itools / "scripts" / "local-top" / "tresor")]
+              ("sh", itools / "scripts" / "local-top" / "tresor"),
+              ("sh", itools / "scripts" / "local-block" / "tresor"),
+              ("sh", REPO / "systemd" / "tresor-generator")]
     for sh, f in shells:
         r = subprocess.run([sh, "-n", str(f)], capture_output=True,
                            text=True)
@@ -84,35 +87,118 @@ def test_tresor_boot_scripts():
                    "/usr/lib/ramcrypt/tresor-unlock"):
         assert needle in unit, f"tresor-unlock.service lacks {needle}"
     for f in (itools / "hooks" / "tresor",
-              itools / "scripts" / "local-top" / "tresor"):
+              itools / "scripts" / "local-top" / "tresor",
+              itools / "scripts" / "local-block" / "tresor"):
         r = subprocess.run([str(f), "prereqs"], capture_output=True,
                            text=True, timeout=10)
         assert r.returncode == 0 and r.stdout.strip() == "", \
             f"{f} prereqs: {r.stdout}{r.stderr}"
 
 
+GEN = REPO / "systemd" / "tresor-generator"
+GEN_FIXTURES = REPO / "tests" / "unit" / "fixtures" / "tresor-generator"
+
+
+def tree(root):
+    """{relative path: ("link", target) or ("file", text)} of a tree."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = ("link", os.readlink(p))
+        elif p.is_file():
+            out[rel] = ("file", p.read_text())
+    return out
+
+
+def run_generator_case(case, out, gen=GEN):
+    """Run the generator on a fixture case (tresortab with @CASE@ for the
+    case's directory, cmdline, in-initrd) into out; its tree with the
+    temporary paths written back as @CASE@, and the process."""
+    tab = out.parent / "tresortab"
+    tab.write_text((case / "tresortab").read_text().replace("@CASE@",
+                                                            str(case)))
+    out.mkdir()
+    env = {"TRESORTAB": str(tab), "CRYPTTAB": str(case / "crypttab"),
+           "TRESOR_GENERATOR_KMSG": str(out.parent / "kmsg"),
+           "SYSTEMD_PROC_CMDLINE": (case / "cmdline").read_text().strip(),
+           "SYSTEMD_IN_INITRD": "1" if (case / "in-initrd").exists()
+           else "0", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([str(gen), str(out), str(out), str(out)], env=env,
+                       capture_output=True, text=True, timeout=30)
+    got = {k: (t, v.replace(str(tab), "@TRESORTAB@").replace(str(case),
+                                                             "@CASE@"))
+           for k, (t, v) in tree(out).items()}
+    return got, r
+
+
+def golden_failures(gen=GEN):
+    """[(case, what differs)] over every case in GEN_FIXTURES."""
+    import difflib
+    import tempfile
+    bad = []
+    cases = sorted(p for p in GEN_FIXTURES.iterdir() if p.is_dir())
+    assert cases, f"no cases in {GEN_FIXTURES}"
+    for case in cases:
+        with tempfile.TemporaryDirectory() as d:
+            got, r = run_generator_case(case, Path(d) / "out", gen)
+        if r.returncode != 0 or r.stderr:
+            bad.append((case.name, f"exit {r.returncode}: {r.stderr}"))
+            continue
+        exp = tree(case / "expected") if (case / "expected").is_dir() \
+            else {}
+        if os.environ.get("TRESOR_GOLDEN_UPDATE") == "1":
+            import shutil
+            shutil.rmtree(case / "expected", ignore_errors=True)
+            for rel, (t, v) in got.items():
+                dst = case / "expected" / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if t == "link":
+                    dst.symlink_to(v)
+                else:
+                    dst.write_text(v)
+            continue
+        for rel in sorted(set(exp) | set(got)):
+            if rel not in got:
+                bad.append((case.name, f"{rel}: not written"))
+            elif rel not in exp:
+                bad.append((case.name, f"{rel}: written, not expected"))
+            elif exp[rel] != got[rel]:
+                diff = "".join(difflib.unified_diff(
+                    exp[rel][1].splitlines(True),
+                    got[rel][1].splitlines(True), "expected", "got"))
+                bad.append((case.name, f"{rel} differs:\n{diff}"))
+    return bad, len(cases)
+
+
 @unit_test()
-def test_tresor_generator():
-    """systemd/tresor-generator: every auto tresortab volume's mapped device
-    gets a drop-in that pulls in tresor-unlock.service with no job timeout
-    (names escaped as systemd does); noauto and comments are skipped."""
+def test_tresor_generator_golden():
+    """systemd/tresor-generator against the golden trees of
+    tests/unit/fixtures/tresor-generator/ (TRESOR_GOLDEN_UPDATE=1 rewrites
+    them): per volume a tresor-unlock@NAME.service with
+    systemd-cryptsetup-generator's dependency set (BindsTo=/After= the
+    backing device, Before=cryptsetup.target unless nofail, RequiresMountsFor=
+    the key file, IgnoreOnIsolate, umount.target); /dev/mapper/NAME
+    Requires= it, without a job timeout only for !nofail && !noauto;
+    cryptsetup.target requires it (wants it with nofail, nothing with
+    noauto); x-systemd.device-timeout= on the backing device, 0 = infinity;
+    in the initrd no entry whose key file is missing; rd.tresor=0: no
+    output."""
+    bad, n = golden_failures()
+    assert not bad, "\n".join(f"{c}: {w}" for c, w in bad)
+    print(f"    {n} golden cases")
+
+
+@unit_test()
+def test_tresor_generator_golden_detects_change():
+    """The golden comparison can fail: a generator that writes
+    JobTimeoutSec=infinity for every volume (nofail too, as before issue
+    15) is caught."""
     import tempfile
     with tempfile.TemporaryDirectory() as d:
-        tab = Path(d) / "tresortab"
-        tab.write_text("# name device keyfile options\n\n"
-                       "root UUID=0d1f none tries=3\n"
-                       "vm-data /dev/vdb /etc/k discard\n"
-                       "later /dev/vdc none noauto,tries=1\n")
-        out = Path(d) / "gen"
-        out.mkdir()
-        r = subprocess.run([str(REPO / "systemd" / "tresor-generator"),
-                            str(out), str(out), str(out)],
-                           env={"TRESORTAB": str(tab), "PATH": "/usr/bin:/bin"},
-                           capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, r.stdout + r.stderr
-        got = sorted(str(p.relative_to(out)) for p in out.rglob("*.conf"))
-        assert got == ["dev-mapper-root.device.d/50-tresor.conf",
-                       "dev-mapper-vm\\x2ddata.device.d/50-tresor.conf"], got
-        conf = (out / got[0]).read_text()
-        assert "JobTimeoutSec=infinity" in conf and \
-            "Wants=tresor-unlock.service" in conf, conf
+        bent = Path(d) / "tresor-generator"
+        bent.write_text(GEN.read_text().replace(
+            '[ "$noauto" = 1 ] || [ "$nofail" = 1 ] ||', ""))
+        bent.chmod(0o755)
+        bad, _ = golden_failures(bent)
+    assert any("JobTimeoutSec=infinity" in w for _, w in bad), bad

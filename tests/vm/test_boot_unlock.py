@@ -59,6 +59,7 @@ class Host:
         self.marker = "marker-" + os.urandom(12).hex()
         self.data_marker = "data-" + os.urandom(12).hex()
         self.root_uuid = str(uuid.uuid4())
+        self.absent_partuuid = os.urandom(4).hex() + "-01"
         self.system = DebianSystem(ctx.kernel.release, generator,
                                    ctx.workdir, extra_pkgs=extra_pkgs)
         self.root_img = ctx.workdir / "root.img"
@@ -90,17 +91,29 @@ class Host:
         s.write("/etc/hostname", "tresor-host\n")
         s.write("/etc/fstab",
                 "/dev/mapper/root / ext4 errors=remount-ro 0 1\n"
-                "/dev/mapper/data /data ext4 nofail 0 2\n")
+                "/dev/mapper/data /data ext4 nofail 0 2\n"
+                "/dev/mapper/bad /bad ext4 nofail 0 2\n")
+        # issue 15.3: 'absent' (nofail, its disk never shows; first, so
+        # an initramfs that waited for it would hold up the root prompt)
+        # must block nothing; 'bad' (no nofail, a key file that opens no
+        # keyslot: fails at once) must fail its unit and what waits for
+        # /dev/mapper/bad (the nofail mount above), not leave them
+        # waiting for ever
         s.write("/etc/tresortab",
                 "# name device keyfile options\n"
+                f"absent PARTUUID={self.absent_partuuid} none "
+                "nofail,x-systemd.device-timeout=30min\n"
                 f"root UUID={self.root_uuid} none tries=3\n"
-                "data /dev/vdb /root/keys/data.key\n")
+                "data /dev/vdb /root/keys/data.key\n"
+                "bad /dev/vdb /etc/tresor/wrong.key\n")
         # under /root: tresor-unlock.service must read it through its
         # ProtectHome=read-only (ProtectHome=yes hid it)
         s.write("/root/keys/data.key", self.datakey, 0o400)
         s.write("/etc/tresor/data.key", self.datakey, 0o400)
+        s.write("/etc/tresor/wrong.key", os.urandom(48).hex(), 0o400)
         s.write("/etc/ramcrypt-test-marker", self.marker + "\n")
         (s.root / "data").mkdir(exist_ok=True)
+        (s.root / "bad").mkdir(exist_ok=True)
         self.initramfs_log = s.make_initramfs()
         if s.generator == "dracut":
             # dracut without systemd in the initramfs: the initqueue hook
@@ -179,6 +192,55 @@ def check_dump_clean(ctx, vm, host, what):
     assert pw == 0, f"{what}: the passphrase is in RAM ({pw} copies)"
 
 
+# Issue 15.3, in the booted system: the nofail 'absent' volume (its disk
+# never shows, device timeout 30min) is still waiting while multi-user.target
+# is reached; 'bad' (no nofail, wrong key file) failed its unit, and
+# nothing waits for /dev/mapper/bad.
+NOFAIL_SH = """
+timeout """ + str(slowness.secs(300)) + """ sh -c 'until systemctl is-active -q multi-user.target; do sleep 1; done'
+echo "multi-user=$(systemctl is-active multi-user.target)"
+u=$(systemd-escape --path --suffix=device /dev/disk/by-partuuid/@PARTUUID@)
+echo "absent-devtimeout=$(systemctl show -p JobRunningTimeoutUSec --value "$u")"
+echo "absent-before=$(systemctl show -p Before --value tresor-unlock@absent.service)"
+echo "absent-wantedby=$(systemctl show -p WantedBy --value tresor-unlock@absent.service)"
+echo "absent-mapper-requires=$(systemctl show -p Requires --value dev-mapper-absent.device)"
+echo "absent-job=$(systemctl list-jobs --no-legend --no-pager | awk '$2 == "tresor-unlock@absent.service" { print $3 "/" $4 }')"
+timeout """ + str(slowness.secs(120)) + """ sh -c 'until systemctl is-failed -q tresor-unlock@bad.service; do sleep 1; done'
+echo "bad=$(systemctl is-failed tresor-unlock@bad.service)/$(systemctl show -p Result --value tresor-unlock@bad.service)"
+echo "bad-jobs=$(systemctl list-jobs --no-legend --no-pager | grep -c -e dev-mapper-bad -e ' bad.mount' -e 'tresor-unlock@bad')"
+echo "bad-mounted=$(mountpoint -q /bad && echo yes || echo no)"
+echo "bad-log=$(journalctl -b -q -o cat -u tresor-unlock@bad.service | grep -c 'tresor-unlock: bad: ')"
+echo "units-active=$(systemctl is-active tresor-unlock@root.service tresor-unlock@data.service | tr '\\n' ' ')"
+"""
+
+
+def check_nofail_failure(ctx, vm, out, start):
+    """The NOFAIL_SH answers; no initramfs waited for 'absent' before the
+    root prompt (start: where the prompt was answered)."""
+    def val(key):
+        m = re.search(r"(?m)^" + re.escape(key) + r"=(.*)$", out)
+        assert m, f"{key} missing: {out}"
+        return m.group(1).strip()
+    assert val("multi-user") == "active", out
+    # still waiting for its disk, and nothing waited for it
+    assert val("absent-job") == "start/waiting", out
+    assert val("absent-devtimeout") == "30min", out
+    assert "cryptsetup.target" not in val("absent-before").split(), out
+    assert val("absent-wantedby") == "cryptsetup.target", out
+    assert val("absent-mapper-requires") == "tresor-unlock@absent.service", \
+        out
+    assert val("bad") == "failed/exit-code", out
+    assert val("bad-jobs") == "0" and val("bad-mounted") == "no", out
+    assert int(val("bad-log")) >= 1, out
+    assert val("units-active") == "active active", out
+    early = vm.console_text()[:start]
+    assert "absent: waiting" not in early, \
+        "an initramfs waited for the nofail volume before the root prompt"
+    ctx.note("nofail volume without its disk: multi-user reached while its "
+             "unit still waits (device timeout 30min); failing volume: "
+             "unit failed, no job left waiting for /dev/mapper/bad")
+
+
 def run_boot(ctx, host, generator, initrd=None, after=None):
     """Boot, unlock the root at the prompt, check the booted system; then
     after(vm), if given, still in the booted system."""
@@ -196,11 +258,15 @@ echo "key_loaded=$(cat /sys/kernel/tresor/key_loaded)"
 echo "valid_holders=$(cat /sys/kernel/tresor/valid_holders)"
 echo "online=$(cat /sys/devices/system/cpu/online)"
 findmnt -n -o SOURCE /
-timeout """ + str(slowness.secs(120)) + """ sh -c 'until mountpoint -q /data; do sleep 1; done' || true
+# /data is nofail: nothing before the agent waits for it (and with 'bad'
+# failing, cryptsetup.target does not either), so give it time under load
+timeout """ + str(slowness.secs(400)) + """ sh -c 'until mountpoint -q /data; do sleep 1; done' || true
+systemctl status --no-pager -n 5 tresor-unlock@data.service data.mount 2>&1 | tail -n 20 || true
 cat /data/marker
 dmsetup table root
 dmsetup table data
 systemctl is-active tresor-unlock.service
+""" + NOFAIL_SH.replace("@PARTUUID@", host.absent_partuuid) + """
 echo written-by-boot > /var/lib/ramcrypt-test-written
 sync
 echo "tree=$(cd / && """ + TREE_HASH + """)"
@@ -233,6 +299,7 @@ setpriv --reuid=rc-other --regid=rc-other --init-groups \
             "capi:xts(tresor)-plain64" in ln for ln in tables), out
         assert "passphrase for disk /dev/vdb" not in vm.console_text(), \
             "the key-file disk asked for a passphrase"
+        check_nofail_failure(ctx, vm, out, start)
         assert "ramcrypt-node=kvm:660" in out, out
         assert "kvm-user-open=ok" in out, out
         assert "other-user-open=ok" not in out and \
@@ -344,8 +411,8 @@ echo "mirror-table=$(dmsetup table mirror)"
 for m in vdd vde; do echo "$m-holders=$(ls /sys/class/block/$m/holders | tr '\n' ' ')"; done
 mkdir -p /mnt/m && mount -o ro /dev/mapper/mirror /mnt/m && cat /mnt/m/marker
 umount /mnt/m
-echo "mirror-lines=$(journalctl -b -q -o cat -u tresor-unlock.service | grep -c mirror)"
-journalctl -b -q -o cat -u tresor-unlock.service | grep mirror
+echo "mirror-lines=$(journalctl -b -q -o cat -u tresor-unlock@mirror.service | grep -c mirror)"
+journalctl -b -q -o cat -u tresor-unlock@mirror.service | grep mirror
 """), timeout=300)
         assert "initrd-lines=0" not in out, \
             f"the journal has no initrd part, the check is blind: {out}"

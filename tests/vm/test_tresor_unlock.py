@@ -144,6 +144,56 @@ grep -q '^State:.*T' /proc/{pid}/status 2>/dev/null && echo stopped || echo gone
     return out.strip() == "stopped"
 
 
+def check_attach_and_polls(vm, partuuid):
+    """Issue 15.3/15.4: `attach NAME` (a tresor-unlock@ unit's command)
+    opens one entry, noauto or not, and fails when it fails, nofail or
+    not; `--initramfs --device-wait 0` (initramfs-tools' local-block poll)
+    passes over absent devices silently, `--device-wait 1` says so, and
+    neither fails for them; `--once` tries an entry once per boot."""
+    out = vm.sh(f"""
+set +e
+mkdir -p /run
+dmsetup remove gamma
+head -c 48 /dev/urandom > /etc/wrong.key
+cat > /etc/t2.tab <<EOT
+gamma PARTUUID={partuuid} /etc/alpha.key noauto,nofail
+bad PARTUUID={partuuid} /etc/wrong.key nofail
+EOT
+cat > /etc/t3.tab <<EOT
+ghost PARTUUID=0badc0de-01 none
+gone PARTUUID=0badc0de-02 none nofail,x-systemd.device-timeout=0
+EOT
+echo "bad2 PARTUUID={partuuid} /etc/wrong.key" > /etc/t4.tab
+{BIN} --tresortab /etc/t2.tab attach gamma 2>&1; echo "rc-gamma=$?"
+{BIN} --tresortab /etc/t2.tab attach bad 2>&1; echo "rc-bad=$?"
+{BIN} --tresortab /etc/t2.tab attach nosuch 2>&1; echo "rc-nosuch=$?"
+{BIN} --tresortab /etc/t2.tab attach 2>&1; echo "rc-noname=$?"
+{BIN} --tresortab /etc/t3.tab --initramfs --once --device-wait 0 open \
+  > /tmp/poll 2>&1
+echo "rc-poll=$?"
+echo "poll-out=[$(cat /tmp/poll)]"
+{BIN} --tresortab /etc/t3.tab --initramfs --device-wait 1 open 2>&1
+echo "rc-wait1=$?"
+{BIN} --tresortab /etc/t4.tab --once open > /tmp/once1 2>&1
+echo "rc-once1=$?"
+echo "once1=[$(grep -c 'bad2: ' /tmp/once1)]"
+{BIN} --tresortab /etc/t4.tab --once open > /tmp/once2 2>&1
+echo "rc-once2=$?"
+echo "once2=[$(cat /tmp/once2)]"
+echo "tried=$(ls /run/tresor-unlock/tried | tr '\\n' ' ')"
+""", timeout=300)
+    for want in ("rc-gamma=0", "rc-bad=1", "rc-nosuch=2", "rc-noname=2",
+                 "rc-poll=0", "poll-out=[]", "rc-wait1=0", "rc-once1=1",
+                 "rc-once2=0", "once2=[]", "tried=bad2 ",
+                 "gamma: /dev/vdc1 opened on xts(tresor)",
+                 "tresor-unlock: bad: ", "attach needs exactly one NAME",
+                 "no entry 'nosuch'",
+                 "ghost: device not there after 1s; left for a later run",
+                 "gone: nofail and the device is not there yet"):
+        assert want in out, f"{want!r} not in:\n{out}"
+    assert "once1=[0]" not in out, out
+
+
 @vm_test(timeout=900)
 def test_tresor_unlock_open(ctx):
     """Key file (path device) + console prompt (UUID= device, same volume
@@ -213,6 +263,7 @@ def test_tresor_unlock_open(ctx):
             "beta: content differs from what the host wrote"
         assert got[2] == hashlib.sha256(data_c).hexdigest(), \
             "gamma: content differs from what the host wrote"
+        check_attach_and_polls(vm, partuuid)
         vm.poweroff()
     res = memsearch.search_key(dump, key)
     typed = memsearch.find_bytes(dump, pb)[0]
