@@ -1533,10 +1533,13 @@ void ramcrypt_orphans_exit(void)
 /*
  * A resident frame leaves the region (last close, hole punch): off the
  * window, wiped, and freed, or, if still referenced, kept as an orphan
- * (true; its page stays allocated until the orphan scan has wiped it).
+ * (true). Then, if @hold, a reference to its page is taken for the caller
+ * (*hold) before the orphan scan can see it: the other holder may let go
+ * at once, and the scan would free the page under the caller.
  */
 static bool ramcrypt_drop_frame(struct ramcrypt_region *region,
-				struct ramcrypt_frame *frame)
+				struct ramcrypt_frame *frame,
+				struct page **hold)
 {
 	lockdep_assert_held(&region->lock);
 	xa_erase(&region->resident, frame->index);
@@ -1549,6 +1552,10 @@ static bool ramcrypt_drop_frame(struct ramcrypt_region *region,
 	ramcrypt_uncharge(region);
 	if (ramcrypt_frame_mapped(frame)) {
 		/* Still referenced: wiped again when it is let go */
+		if (hold) {
+			get_page(frame->page);
+			*hold = frame->page;
+		}
 		ramcrypt_orphan_add(frame);
 		return true;
 	}
@@ -1582,7 +1589,7 @@ void ramcrypt_window_release(struct ramcrypt_region *region)
 	region->nr_writeback = 0;
 	/* No mapping is left; a GUP user may still hold a page. */
 	list_for_each_entry_safe(frame, tmp, &region->clock, node)
-		ramcrypt_drop_frame(region, frame);
+		ramcrypt_drop_frame(region, frame, NULL);
 	ramcrypt_trim_free(region, 0);
 	xa_for_each(&region->ciphertext, index, ct)
 		ramcrypt_drop_ciphertext(region, index, ct);
@@ -1638,11 +1645,8 @@ void ramcrypt_window_punch(struct ramcrypt_region *region, pgoff_t start,
 				more = true;
 				break;
 			}
-			page = frame->page;
-			if (ramcrypt_drop_frame(region, frame)) {
-				get_page(page);
+			if (ramcrypt_drop_frame(region, frame, &page))
 				held[n++] = page;
-			}
 		}
 		if (!more) {
 			list_for_each_entry(frame, &region->free, node) {

@@ -163,7 +163,12 @@ static int tresor_call_on(int cpu, int (*fn)(void *arg), void *arg,
 	might_sleep();
 	if (cpu < 0 || cpu >= nr_cpu_ids || !cpu_online(cpu))
 		return -ENXIO;
-	if (ipi && READ_ONCE(tresor_ipi_forward)) {
+	/*
+	 * Not on PREEMPT_RT: fpregs_lock() is preempt_disable() there, so
+	 * irq_fpu_usable() cannot see an interrupted fpregs_lock() section
+	 */
+	if (ipi && !IS_ENABLED(CONFIG_PREEMPT_RT) &&
+	    READ_ONCE(tresor_ipi_forward)) {
 		call.ret = -EBUSY;
 		if (!smp_call_function_single(cpu, tresor_call_ipi, &call, 1) &&
 		    call.ret != -EBUSY) {
