@@ -86,7 +86,13 @@ install:
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/dbus-1/system-services \
 		dbus/org.ramcrypt.RamCrypt1.service
 	install -D -m 0644 -t $(DESTDIR)$(UNITDIR) systemd/ramcryptd.service \
-		systemd/ramcrypt-host.service
+		systemd/ramcrypt-host.service systemd/run-ramcryptfs.mount
+	install -D -m 0644 systemd/libvirtd.service.d/ramcrypt.conf \
+		$(DESTDIR)$(UNITDIR)/libvirtd.service.d/ramcrypt.conf
+	install -D -m 0644 systemd/libvirtd.service.d/ramcrypt.conf \
+		$(DESTDIR)$(UNITDIR)/virtqemud.service.d/ramcrypt.conf
+	install -D -m 0755 etc/libvirt/hooks/qemu.d/50-ramcrypt \
+		$(DESTDIR)/etc/libvirt/hooks/qemu.d/50-ramcrypt
 	install -D -m 0644 etc/ramcrypt/ramcryptd.json \
 		$(DESTDIR)/etc/ramcrypt/ramcryptd.json
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 \

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <systemd/sd-bus.h>
@@ -21,6 +22,9 @@
 #define MANAGER_PATH "/org/ramcrypt/RamCrypt1"
 #define MANAGER_IFACE "org.ramcrypt.RamCrypt1.Manager"
 #define UNIT_IFACE "org.ramcrypt.RamCrypt1.Unit"
+/* ramcryptd.h's RC_LIBVIRT_NS: a domain XML without it is not marked */
+#define LIBVIRT_NS "urn:ramcrypt-host:libvirt:1"
+#define LIBVIRT_XML_MAX (4U << 20)
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOBUS = 3,
        EXIT_NOUNIT = 4 };
@@ -44,7 +48,9 @@ static void help(void)
 	       "  check                  Run the host checks (exit 1 if one fails)\n"
 	       "  qemu-args              Print the QEMU arguments of a protected guest\n"
 	       "  setup-host             Apply the CPU roles (ramcrypt-host.service)\n"
-	       "  restore-host           Undo them\n\n"
+	       "  restore-host           Undo them\n"
+	       "  libvirt-hook DOMAIN OP SUBOP EXTRA\n"
+	       "                         libvirt's qemu hook (domain XML on stdin)\n\n"
 	       "Options:\n"
 	       "  -h --help              Show this help\n"
 	       "     --version           Show the package version\n"
@@ -635,6 +641,89 @@ static int cmd_qemu_args(void)
 	return EXIT_OK;
 }
 
+/*
+ * libvirt's qemu hook: argv DOMAIN OP SUBOP EXTRA, the domain XML on stdin.
+ * A domain without the marker's namespace is not ours: exit 0 without
+ * touching the bus, so unmarked domains start when ramcryptd is down. A
+ * marked one fails closed: exit 1 with one sentence on stderr, which
+ * libvirt appends to its "Hook script execution failed" error.
+ */
+static int cmd_libvirt_hook(char **argv)
+{
+	const char *domain = argv[0], *op = argv[1], *subop = argv[2];
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	bool teardown = strcmp(op, "stopped") == 0 || strcmp(op, "release") == 0;
+	sd_bus *bus = NULL;
+	size_t len = 0, cap = 65536;
+	char *xml = malloc(cap);
+	ssize_t n;
+	int r;
+
+	if (!xml)
+		return EXIT_FAIL;
+	for (;;) {
+		if (len + 1 >= cap) {
+			char *x;
+
+			if (cap > LIBVIRT_XML_MAX) {
+				fprintf(stderr, "RamCrypt: the XML of domain %s on stdin is larger than %u bytes.\n",
+					domain, LIBVIRT_XML_MAX);
+				free(xml);
+				return EXIT_FAIL;
+			}
+			x = realloc(xml, cap * 2);
+			if (!x) {
+				free(xml);
+				return EXIT_FAIL;
+			}
+			xml = x;
+			cap *= 2;
+		}
+		n = read(STDIN_FILENO, xml + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "RamCrypt: cannot read the XML of domain %s: %m\n",
+				domain);
+			free(xml);
+			return EXIT_FAIL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	xml[len] = 0;
+	if (!strstr(xml, LIBVIRT_NS) && !teardown) {
+		free(xml);
+		return EXIT_OK;
+	}
+	if (geteuid() != 0) {
+		free(xml);
+		if (teardown)
+			return EXIT_OK;
+		fprintf(stderr, "RamCrypt: domain %s is marked for RamCrypt, and domains of a session libvirt (qemu:///session) are not supported yet: define it in qemu:///system.\n",
+			domain);
+		return EXIT_FAIL;
+	}
+	r = sd_bus_open_system(&bus);
+	if (r >= 0)
+		r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE,
+				       "LibvirtHook", &e, NULL, "ssss", domain, op,
+				       subop, xml);
+	free(xml);
+	if (r < 0 && !teardown) {
+		if (bus_error_exit(&e, r) == EXIT_NOBUS)
+			fprintf(stderr, "RamCrypt: domain %s is marked for RamCrypt, and ramcryptd cannot be reached: %s\n",
+				domain, err_msg(&e, r));
+		else
+			fprintf(stderr, "RamCrypt refuses domain %s: %s\n", domain,
+				err_msg(&e, r));
+	}
+	sd_bus_error_free(&e);
+	sd_bus_flush_close_unref(bus);
+	return r < 0 && !teardown ? EXIT_FAIL : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	enum { ARG_VERSION = 0x100, ARG_JSON, ARG_SIZE, ARG_NAME };
@@ -653,6 +742,7 @@ int main(int argc, char **argv)
 		{ "status", 0 }, { "units", 0 }, { "unit", 1 }, { "enroll", 1 },
 		{ "release", 1 }, { "flush", 0 }, { "reload", 0 }, { "check", 0 },
 		{ "qemu-args", 0 }, { "setup-host", 0 }, { "restore-host", 0 },
+		{ "libvirt-hook", 4 },
 	};
 	sd_bus *bus = NULL;
 	const char *verb, *arg = NULL;
@@ -693,7 +783,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return usage_error("%s", "a command is needed (status, units, unit, enroll, release, flush, reload, check, qemu-args, setup-host, restore-host).");
+		return usage_error("%s", "a command is needed (status, units, unit, enroll, release, flush, reload, check, qemu-args, setup-host, restore-host, libvirt-hook).");
 	verb = argv[optind];
 	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (strcmp(verbs[i].verb, verb) == 0)
@@ -703,7 +793,8 @@ int main(int argc, char **argv)
 	k = argc - optind - 1;
 	if (k != verbs[i].args) {
 		fprintf(stderr, "ramcryptctl: '%s' takes %s.\nTry 'ramcryptctl --help' for more information.\n",
-			verb, verbs[i].args ? "one unit name" : "no arguments");
+			verb, verbs[i].args == 4 ? "four arguments (DOMAIN OP SUBOP EXTRA)" :
+			verbs[i].args ? "one unit name" : "no arguments");
 		return EXIT_USAGE;
 	}
 	if (k)
@@ -713,6 +804,11 @@ int main(int argc, char **argv)
 
 	if (strcmp(verb, "qemu-args") == 0)
 		return cmd_qemu_args();
+	if (strcmp(verb, "libvirt-hook") == 0) {
+		if (arg_json)
+			return usage_error("%s", "libvirt-hook has no --json output.");
+		return cmd_libvirt_hook(argv + optind + 1);
+	}
 
 	r = sd_bus_open_system(&bus);
 	if (r < 0) {

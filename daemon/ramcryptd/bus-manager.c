@@ -263,7 +263,31 @@ static int method_release(sd_bus_message *msg, void *userdata,
 	if (!u)
 		return sd_bus_error_setf(error, RC_ERROR_NO_SUCH_UNIT,
 					 "%s is not enrolled.", name);
+	if (u->kind == UNIT_KIND_LIBVIRT)
+		return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+			"%s is libvirt domain %s: it is released when libvirt stops it (virsh shutdown or destroy).",
+			name, u->domain);
 	r = unit_release(m, u, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_libvirt_hook(sd_bus_message *msg, void *userdata,
+			       sd_bus_error *error)
+{
+	const char *domain, *op, *subop, *xml;
+	char what[512];
+	int r;
+
+	r = sd_bus_message_read(msg, "ssss", &domain, &op, &subop, &xml);
+	if (r < 0)
+		return r;
+	snprintf(what, sizeof(what), "The libvirt hook (%s %s)", op, domain);
+	r = check_root(msg, what, error);
+	if (r < 0)
+		return r;
+	r = libvirt_hook(userdata, domain, op, subop, xml, error);
 	if (r < 0)
 		return r;
 	return sd_bus_reply_method_return(msg, NULL);
@@ -372,6 +396,11 @@ const sd_bus_vtable manager_vtable[] = {
 		SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ReleaseUnit", SD_BUS_ARGS("s", name),
 		SD_BUS_NO_RESULT, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("LibvirtHook",
+		SD_BUS_ARGS("s", domain, "s", operation, "s", suboperation,
+			    "s", xml),
+		SD_BUS_NO_RESULT, method_libvirt_hook,
+		SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("Flush", "", "", method_flush, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("Reload", "", "", method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("SetupHost", "", "", method_setup_host,

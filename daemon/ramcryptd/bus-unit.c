@@ -126,6 +126,11 @@ static void unit_stats(const struct unit *u, struct unit_stats *st)
 	size_t n = 0;
 
 	memset(st, 0, sizeof(*st));
+	if (u->kind == UNIT_KIND_LIBVIRT) {
+		libvirt_unit_stats(u, &st->regions, &st->bytes, &st->plaintext,
+				   &st->faults, &st->evictions, &st->oldest);
+		return;
+	}
 	if (rc_regions_list(u->m->root, &regions, &n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
@@ -154,6 +159,16 @@ static int prop_unit(sd_bus *bus, const char *path, const char *iface,
 	(void)bus; (void)path; (void)iface; (void)error;
 	if (strcmp(prop, "Unit") == 0)
 		return sd_bus_message_append(reply, "s", u->name);
+	if (strcmp(prop, "Kind") == 0)
+		return sd_bus_message_append(reply, "s",
+			u->kind == UNIT_KIND_LIBVIRT ? "libvirt-domain" : "service");
+	if (strcmp(prop, "Domain") == 0)
+		return sd_bus_message_append(reply, "s", u->domain ? u->domain : "");
+	if (strcmp(prop, "DomainUUID") == 0)
+		return sd_bus_message_append(reply, "s", u->uuid ? u->uuid : "");
+	if (strcmp(prop, "MemoryDirectory") == 0)
+		return sd_bus_message_append(reply, "s",
+					     u->memory_dir ? u->memory_dir : "");
 	if (strcmp(prop, "ControlGroup") == 0)
 		return sd_bus_message_append(reply, "s", u->cgroup ? u->cgroup : "");
 	if (strcmp(prop, "MainPID") == 0)
@@ -194,6 +209,10 @@ static int prop_unit(sd_bus *bus, const char *path, const char *iface,
 const sd_bus_vtable unit_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Unit", "s", prop_unit, 0, CONST),
+	SD_BUS_PROPERTY("Kind", "s", prop_unit, 0, CONST),
+	SD_BUS_PROPERTY("Domain", "s", prop_unit, 0, CONST),
+	SD_BUS_PROPERTY("DomainUUID", "s", prop_unit, 0, CONST),
+	SD_BUS_PROPERTY("MemoryDirectory", "s", prop_unit, 0, CONST),
 	SD_BUS_PROPERTY("ControlGroup", "s", prop_unit, 0, CONST),
 	SD_BUS_PROPERTY("MainPID", "u", prop_unit, 0, EC),
 	SD_BUS_PROPERTY("State", "s", prop_unit, 0, EC),

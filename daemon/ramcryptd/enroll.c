@@ -110,6 +110,10 @@ void unit_free(struct unit *u)
 	free(u->sd_path);
 	free(u->cgroup);
 	free(u->reason);
+	free(u->machine);
+	free(u->domain);
+	free(u->uuid);
+	free(u->memory_dir);
 	free(u);
 }
 
@@ -121,8 +125,8 @@ static int on_sd_properties(sd_bus_message *msg, void *userdata,
 	return 0;
 }
 
-static struct unit *unit_new(struct manager *m, const char *name,
-			     const char *sd_path, const char *cgroup)
+struct unit *unit_new(struct manager *m, const char *name,
+		      const char *sd_path, const char *cgroup)
 {
 	struct unit *u = calloc(1, sizeof(*u));
 
@@ -143,7 +147,7 @@ static struct unit *unit_new(struct manager *m, const char *name,
 	return u;
 }
 
-static void unit_link(struct manager *m, struct unit *u)
+void unit_link(struct manager *m, struct unit *u)
 {
 	struct unit **p = &m->units;
 
@@ -152,14 +156,15 @@ static void unit_link(struct manager *m, struct unit *u)
 		p = &(*p)->next;
 	u->next = *p;
 	*p = u;
-	if (sd_bus_match_signal(m->bus, &u->match_slot, "org.freedesktop.systemd1",
+	if (u->kind == UNIT_KIND_SERVICE &&
+	    sd_bus_match_signal(m->bus, &u->match_slot, "org.freedesktop.systemd1",
 				u->sd_path, "org.freedesktop.DBus.Properties",
 				"PropertiesChanged", on_sd_properties, u) < 0)
 		log_warning("%s: cannot watch its systemd object, verifying every %" PRIu32 " ms only.",
 			    u->name, m->cfg.verify_interval_ms);
 }
 
-static void unit_unlink(struct manager *m, struct unit *u)
+void unit_unlink(struct manager *m, struct unit *u)
 {
 	for (struct unit **p = &m->units; *p; p = &(*p)->next)
 		if (*p == u) {
@@ -636,6 +641,8 @@ int unit_verify(struct unit *u)
 	size_t l;
 	int r;
 
+	if (u->kind == UNIT_KIND_LIBVIRT)
+		return 0;	/* checked by the started hook */
 	r = sd1_main_pid(m->bus, u->sd_path, &pid);
 	if (r < 0)
 		return r;

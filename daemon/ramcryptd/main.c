@@ -231,6 +231,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		log_warning("Cannot subscribe to systemd's signals: %s", strerror(-r));
 	(void)manager_rediscover(&m);
+	(void)libvirt_rediscover(&m);
 	poll_changes(&m);
 
 	r = sd_bus_request_name(m.bus, RC_BUS_NAME, 0);

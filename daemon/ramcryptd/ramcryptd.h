@@ -29,6 +29,8 @@
 #define RC_ERROR_HOST "org.ramcrypt.RamCrypt1.HostSetupFailed"
 #define RC_DEFAULT_CONFIG "/etc/ramcrypt/ramcryptd.json"
 #define RC_DEFAULT_STATE_DIR "/run/ramcrypt"
+/* the XML namespace of the libvirt domain marker (<metadata>) */
+#define RC_LIBVIRT_NS "urn:ramcrypt-host:libvirt:1"
 
 /* systemd's log levels as <N> prefixes on stderr (journald parses them). */
 #define log_full(lvl, fmt, ...) fprintf(stderr, "<%d>" fmt "\n", lvl, ##__VA_ARGS__)
@@ -73,10 +75,16 @@ const char *unit_state_to_string(enum unit_state s);
 
 struct manager;
 
+enum unit_kind {
+	UNIT_KIND_SERVICE,	/* a systemd service marked [X-RamCrypt] */
+	UNIT_KIND_LIBVIRT,	/* a libvirt domain marked in its metadata */
+};
+
 struct unit {
 	struct manager *m;
 	struct unit *next;
-	char *name;
+	enum unit_kind kind;
+	char *name;		/* the unit; a domain's machine scope */
 	char *path;		/* our object path */
 	char *sd_path;		/* systemd's object path of the unit */
 	char *cgroup;
@@ -95,6 +103,11 @@ struct unit {
 	uint64_t main_seen_usec;	/* when MainPID was first non-zero */
 	bool stop_requested;
 	sd_bus_slot *match_slot;
+	/* UNIT_KIND_LIBVIRT */
+	char *machine;		/* libvirt's machine name, "qemu-1-vm" */
+	char *domain;
+	char *uuid;
+	char *memory_dir;	/* on ramcryptfs, with the region policy */
 };
 
 struct host_saved;
@@ -141,12 +154,28 @@ int unit_enroll(struct manager *m, const char *name, struct unit **ret,
 		sd_bus_error *error);
 int unit_release(struct manager *m, struct unit *u, sd_bus_error *error);
 void unit_free(struct unit *u);
+struct unit *unit_new(struct manager *m, const char *name,
+		      const char *sd_path, const char *cgroup);
+void unit_link(struct manager *m, struct unit *u);
+void unit_unlink(struct manager *m, struct unit *u);
 int unit_verify(struct unit *u);
 void manager_verify_all(struct manager *m);
 int manager_rediscover(struct manager *m);
 void manager_taken_cpus(struct manager *m, struct rc_cpuset *ret);
 char *policy_name_escape(const char *unit);
 char *policy_name_unescape(const char *item);
+
+/* libvirt.c */
+int libvirt_hook(struct manager *m, const char *domain, const char *op,
+		 const char *subop, const char *xml, sd_bus_error *error);
+int libvirt_rediscover(struct manager *m);
+int libvirt_unit_verify(struct unit *u, uint64_t *bytes, char *why,
+			size_t len);
+void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
+			uint64_t *bytes, uint64_t *plaintext, uint64_t *faults,
+			uint64_t *evictions, uint64_t *oldest);
+int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen);
+char *libvirt_machine_name(int id, const char *name);
 
 /* host.c */
 int host_setup(struct manager *m, sd_bus_error *error);

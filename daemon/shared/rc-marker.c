@@ -299,6 +299,16 @@ static int marker_assignment(struct ctx *c, const char *key, const char *value)
 	return 0;
 }
 
+int rc_marker_assign(struct rc_marker *m, const char *source,
+		     const char *key, const char *value,
+		     struct rc_marker_error *err)
+{
+	struct ctx c = { .path = source, .section = SEC_MARKER, .m = m,
+			 .err = err };
+
+	return marker_assignment(&c, key, value);
+}
+
 /* The [Service] keys the generator needs (see rc-marker.h); values
  * systemd would reject are left to systemd. */
 static void service_assignment(struct ctx *c, const char *key,

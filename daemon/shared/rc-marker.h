@@ -61,6 +61,13 @@ int rc_marker_parse_file(const char *path, struct rc_marker *m,
 /* Parse the fragment then the drop-ins (NULL-terminated, in order). */
 int rc_marker_parse_unit(const char *fragment, char *const *dropins,
 			 struct rc_marker *m, struct rc_marker_error *err);
+/* One [X-RamCrypt] key (RamCrypt, Window, MaxPlaintextAge, CPUs,
+ * CacheConfinement) from another source, e.g. a libvirt domain's metadata,
+ * validated as in a unit file. -EINVAL with err filled (file = source,
+ * line 0). */
+int rc_marker_assign(struct rc_marker *m, const char *source,
+		     const char *key, const char *value,
+		     struct rc_marker_error *err);
 /* The error as one line, the same in the generator's log and ramcryptd's
  * refusal: "FILE:LINE: KEY=VALUE: MESSAGE" ("FILE:LINE: VALUE: MESSAGE"
  * for a bad line, "FILE: MESSAGE" for a file that cannot be read). */

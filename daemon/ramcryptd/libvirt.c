@@ -1,0 +1,1100 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * libvirt.c - libvirt domains on ramcryptfs (Manager.LibvirtHook).
+ *
+ * libvirt's qemu hook (/etc/libvirt/hooks/qemu.d/50-ramcrypt, through
+ * `ramcryptctl libvirt-hook`) hands us the live domain XML at each step of
+ * a start. A domain marked in its <metadata> with
+ *   <ramcrypt:ramcrypt xmlns:ramcrypt="urn:ramcrypt-host:libvirt:1" .../>
+ * is protected like a [X-RamCrypt] unit, with the same keys:
+ *   prepare  the XML puts all guest RAM in shared files, the key is loaded,
+ *            memory_backing_dir is a ramcryptfs mount; else the start fails;
+ *   start    libvirt has made the domain's memory directory (and chowned
+ *            it) and QEMU does not exist yet: the directory gets the
+ *            region policy (RAMCRYPT_IOC_SET_DIR_POLICY), so every RAM
+ *            file QEMU creates in it is a region with the domain's window
+ *            from its first fault; the domain becomes a unit object;
+ *   started  backstop: the directory holds the RAM files, each a region
+ *            whose policy came from the directory; else libvirt kills it;
+ *   release  the object goes (libvirt has deleted the directory).
+ * See docs/libvirt-design.md for libvirt's side (v9.0.0 line numbers).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <expat.h>
+
+#include "ramcrypt.h"
+#include "rc-kernel.h"
+#include "rc-macro.h"
+#include "ramcryptd.h"
+
+#define QEMU_CONF "/etc/libvirt/qemu.conf"
+/* libvirt's default when memory_backing_dir is unset (qemu_conf.c) */
+#define LIBVIRT_DEFAULT_RAM_DIR "/var/lib/libvirt/qemu/ram"
+#define SHORT_NAME_MAX 20	/* VIR_DOMAIN_SHORT_NAME_MAX */
+#define MACHINE_NAME_MAX 64	/* virDomainMachineNameAppendValid */
+#define XML_MAX (4U << 20)
+
+struct lv_domain {
+	char *name;
+	char *uuid;
+	int id;				/* -1: inactive XML */
+	uint64_t memory_bytes;
+	bool marked;
+	struct rc_marker mk;
+	char unprotectable[768];	/* why its RAM cannot be on regions */
+};
+
+static void lv_domain_free(struct lv_domain *d)
+{
+	free(d->name);
+	free(d->uuid);
+}
+
+static void unprotectable(struct lv_domain *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d->unprotectable[0])
+		return;		/* the first reason is the one to fix first */
+	va_start(ap, fmt);
+	vsnprintf(d->unprotectable, sizeof(d->unprotectable), fmt, ap);
+	va_end(ap);
+}
+
+/* libvirt's memory units (virScaleInteger); default KiB */
+static int scale(const char *unit, uint64_t *mult)
+{
+	static const struct { const char *u; uint64_t m; } t[] = {
+		{ "b", 1 }, { "bytes", 1 },
+		{ "KB", 1000ULL }, { "k", 1024ULL }, { "KiB", 1024ULL },
+		{ "MB", 1000000ULL }, { "M", 1ULL << 20 }, { "MiB", 1ULL << 20 },
+		{ "GB", 1000000000ULL }, { "G", 1ULL << 30 }, { "GiB", 1ULL << 30 },
+		{ "TB", 1000000000000ULL }, { "T", 1ULL << 40 }, { "TiB", 1ULL << 40 },
+	};
+
+	if (!unit || !*unit) {
+		*mult = 1024;
+		return 0;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(t); i++)
+		if (strcasecmp(unit, t[i].u) == 0 &&
+		    (t[i].u[0] != 'b' || strcmp(unit, t[i].u) == 0)) {
+			*mult = t[i].m;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* the marker's attributes are the [X-RamCrypt] keys */
+static const struct { const char *attr, *key; } marker_attrs[] = {
+	{ "window", "Window" },
+	{ "max-plaintext-age", "MaxPlaintextAge" },
+	{ "cpus", "CPUs" },
+	{ "cache-confinement", "CacheConfinement" },
+};
+
+/*
+ * The XML is read with expat (as dbus-daemon is: no new library on the
+ * host), namespaces on: an element is "local" without a namespace (all of
+ * libvirt's) or "URI\1local". No DOCTYPE is accepted, so no entity of any
+ * kind is expanded.
+ */
+#define NS_SEP '\1'
+#define MAX_DEPTH 64
+
+struct parse {
+	XML_Parser p;
+	struct lv_domain *d;
+	char *err;
+	size_t errlen;
+	int failed;
+	unsigned int depth;
+	const char *path[MAX_DEPTH];	/* containers[] entries or "" */
+	char **capture;			/* text of <name>, <uuid>, <memory> */
+	char *memory_unit;
+	char *memory_text;
+	bool has_file_source, shared, has_memory;
+	unsigned int cells, cells_unshared;
+};
+
+static void parse_fail(struct parse *ps, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ps->failed)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ps->err, ps->errlen, fmt, ap);
+	va_end(ap);
+	ps->failed = r;
+	XML_StopParser(ps->p, XML_FALSE);
+}
+
+static const char *get_attr(const XML_Char **atts, const char *name)
+{
+	for (size_t i = 0; atts[i]; i += 2)
+		if (strcmp(atts[i], name) == 0)
+			return atts[i + 1];
+	return NULL;
+}
+
+static bool under(const struct parse *ps, const char *a, const char *b)
+{
+	/* the current element (path[depth - 1]) is in <domain><a>[<b>] */
+	if (!b)
+		return ps->depth == 3 && strcmp(ps->path[1], a) == 0;
+	return ps->depth == 4 && strcmp(ps->path[1], a) == 0 &&
+	       strcmp(ps->path[2], b) == 0;
+}
+
+static void parse_marker(struct parse *ps, const XML_Char **atts)
+{
+	struct lv_domain *d = ps->d;
+
+	for (size_t i = 0; atts[i]; i += 2) {
+		const char *key = NULL;
+		struct rc_marker_error merr;
+
+		for (size_t k = 0; k < ELEMENTSOF(marker_attrs); k++)
+			if (strcmp(atts[i], marker_attrs[k].attr) == 0)
+				key = marker_attrs[k].key;
+		if (!key)
+			return parse_fail(ps, -EINVAL,
+				"<ramcrypt:ramcrypt> has an unknown attribute '%s' (known: window, max-plaintext-age, cpus, cache-confinement)",
+				strchr(atts[i], NS_SEP) ? strchr(atts[i], NS_SEP) + 1 : atts[i]);
+		memset(&merr, 0, sizeof(merr));
+		if (rc_marker_assign(&d->mk, "metadata", key, atts[i + 1], &merr) < 0)
+			return parse_fail(ps, -EINVAL, "<ramcrypt:ramcrypt %s='%s'>: %s",
+					  atts[i], atts[i + 1], merr.message);
+	}
+	d->marked = true;
+	d->mk.ramcrypt = true;
+}
+
+/* the elements whose children are looked at */
+static const char *const containers[] = {
+	"metadata", "memoryBacking", "cpu", "numa", "devices",
+};
+
+static void XMLCALL on_start(void *data, const XML_Char *el,
+			     const XML_Char **atts)
+{
+	struct parse *ps = data;
+	struct lv_domain *d = ps->d;
+	const char *sep = strchr(el, NS_SEP), *v;
+
+	if (ps->failed)
+		return;
+	if (ps->depth >= MAX_DEPTH)
+		return parse_fail(ps, -EINVAL, "the domain XML nests deeper than %d elements",
+				  MAX_DEPTH);
+	ps->path[ps->depth] = "";
+	for (size_t i = 0; !sep && i < ELEMENTSOF(containers); i++)
+		if (strcmp(el, containers[i]) == 0)
+			ps->path[ps->depth] = containers[i];
+	ps->depth++;
+	if (ps->depth == 1) {
+		if (sep || strcmp(el, "domain") != 0)
+			return parse_fail(ps, -EINVAL, "the XML is not a libvirt <domain>");
+		v = get_attr(atts, "id");
+		if (v) {
+			char *e;
+			long id = strtol(v, &e, 10);
+
+			if (!*v || *e || id < 0 || id > INT32_MAX)
+				return parse_fail(ps, -EINVAL, "<domain id='%s'> is not a domain id", v);
+			d->id = (int)id;
+		}
+		return;
+	}
+	if (ps->depth == 2 && !sep) {
+		if (strcmp(el, "name") == 0)
+			ps->capture = &d->name;
+		else if (strcmp(el, "uuid") == 0)
+			ps->capture = &d->uuid;
+		else if (strcmp(el, "memory") == 0) {
+			ps->capture = &ps->memory_text;
+			ps->has_memory = true;
+			free(ps->memory_unit);
+			ps->memory_unit = get_attr(atts, "unit") ?
+				strdup(get_attr(atts, "unit")) : NULL;
+		}
+		if (ps->capture) {
+			free(*ps->capture);
+			*ps->capture = strdup("");
+			if (!*ps->capture)
+				abort();
+		}
+		return;
+	}
+	if (under(ps, "metadata", NULL) && sep &&
+	    (size_t)(sep - el) == strlen(RC_LIBVIRT_NS) &&
+	    strncmp(el, RC_LIBVIRT_NS, sep - el) == 0) {
+		if (strcmp(sep + 1, "ramcrypt") != 0)
+			return parse_fail(ps, -EINVAL,
+				"<metadata> has an unknown element <%s> in the namespace " RC_LIBVIRT_NS " (known: ramcrypt)",
+				sep + 1);
+		return parse_marker(ps, atts);
+	}
+	if (sep)
+		return;
+	if (under(ps, "memoryBacking", NULL)) {
+		if (strcmp(el, "hugepages") == 0)
+			unprotectable(d, "<memoryBacking><hugepages/> puts guest RAM in hugetlbfs, not on ramcryptfs");
+		else if (strcmp(el, "source") == 0) {
+			v = get_attr(atts, "type");
+			if (v && strcmp(v, "file") == 0)
+				ps->has_file_source = true;
+			else
+				unprotectable(d, "<memoryBacking><source type='%s'/> is plaintext RAM: use <source type='file'/>",
+					      v ? v : "");
+		} else if (strcmp(el, "access") == 0) {
+			v = get_attr(atts, "mode");
+			ps->shared = v && strcmp(v, "shared") == 0;
+		}
+	} else if (under(ps, "cpu", "numa") && strcmp(el, "cell") == 0) {
+		v = get_attr(atts, "memAccess");
+		ps->cells++;
+		if (v && strcmp(v, "private") == 0)
+			unprotectable(d, "NUMA cell %u has memAccess='private': its RAM would be copy-on-write anonymous pages",
+				      ps->cells - 1);
+		else if (!(v && strcmp(v, "shared") == 0))
+			ps->cells_unshared++;	/* <access> decides, at the end */
+	} else if (under(ps, "devices", NULL) && strcmp(el, "memory") == 0) {
+		v = get_attr(atts, "model");
+		if (!v || (strcmp(v, "dimm") != 0 && strcmp(v, "virtio-mem") != 0))
+			unprotectable(d, "<memory model='%s'> device memory is not guest RAM in the memory directory (only dimm and virtio-mem are)",
+				      v ? v : "");
+	}
+}
+
+static void XMLCALL on_end(void *data, const XML_Char *el)
+{
+	struct parse *ps = data;
+
+	(void)el;
+	if (ps->depth == 2)
+		ps->capture = NULL;
+	if (ps->depth)
+		ps->depth--;
+}
+
+static void XMLCALL on_text(void *data, const XML_Char *s, int len)
+{
+	struct parse *ps = data;
+	size_t l;
+	char *n;
+
+	if (!ps->capture || ps->depth != 2 || len <= 0)
+		return;
+	l = strlen(*ps->capture);
+	if (l + (size_t)len > 4096)
+		return parse_fail(ps, -EINVAL, "the domain XML has a <name>, <uuid> or <memory> longer than 4096 bytes");
+	n = realloc(*ps->capture, l + len + 1);
+	if (!n)
+		abort();
+	memcpy(n + l, s, len);
+	n[l + len] = 0;
+	*ps->capture = n;
+}
+
+static void XMLCALL on_doctype(void *data, const XML_Char *name,
+			       const XML_Char *sysid, const XML_Char *pubid,
+			       int has_internal_subset)
+{
+	(void)name; (void)sysid; (void)pubid; (void)has_internal_subset;
+	parse_fail(data, -EINVAL, "the domain XML has a DOCTYPE, which libvirt never writes");
+}
+
+/* File-backed and shared: domain-wide, or every NUMA cell shared. */
+static void check_backing(struct parse *ps)
+{
+	if (!ps->has_file_source)
+		unprotectable(ps->d, "its RAM is anonymous memory: add <memoryBacking><source type='file'/><access mode='shared'/></memoryBacking>");
+	if (!ps->shared && (!ps->cells || ps->cells_unshared))
+		unprotectable(ps->d, "its RAM is mapped private (copy-on-write anonymous pages): add <access mode='shared'/> to <memoryBacking>");
+}
+
+static int lv_domain_parse(const char *xml, struct lv_domain *d, char *err,
+			   size_t errlen)
+{
+	struct parse ps = { .d = d, .err = err, .errlen = errlen };
+	size_t len = strlen(xml);
+	int r = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->id = -1;
+	rc_marker_init(&d->mk);
+	if (len > XML_MAX) {
+		snprintf(err, errlen, "the domain XML is larger than %u bytes", XML_MAX);
+		return -E2BIG;
+	}
+	ps.p = XML_ParserCreateNS("UTF-8", NS_SEP);
+	if (!ps.p)
+		return -ENOMEM;
+	XML_SetUserData(ps.p, &ps);
+	XML_SetElementHandler(ps.p, on_start, on_end);
+	XML_SetCharacterDataHandler(ps.p, on_text);
+	XML_SetStartDoctypeDeclHandler(ps.p, on_doctype);
+	if (XML_Parse(ps.p, xml, (int)len, XML_TRUE) != XML_STATUS_OK &&
+	    !ps.failed) {
+		snprintf(err, errlen, "the domain XML is not well-formed: line %lu: %s",
+			 (unsigned long)XML_GetCurrentLineNumber(ps.p),
+			 XML_ErrorString(XML_GetErrorCode(ps.p)));
+		r = -EINVAL;
+		goto out;
+	}
+	if (ps.failed) {
+		r = ps.failed;
+		goto out;
+	}
+	if (!d->name || !*d->name) {
+		snprintf(err, errlen, "the domain XML has no <name>");
+		r = -EINVAL;
+		goto out;
+	}
+	if (ps.has_memory) {
+		uint64_t mult, n = 0;
+		char *e = NULL;
+
+		if (ps.memory_text)
+			n = strtoull(ps.memory_text, &e, 10);
+		if (!ps.memory_text || !*ps.memory_text || *e ||
+		    scale(ps.memory_unit, &mult) < 0 ||
+		    (n && mult > UINT64_MAX / n)) {
+			snprintf(err, errlen, "<memory unit='%s'>%s</memory> is not a size",
+				 ps.memory_unit ? ps.memory_unit : "",
+				 ps.memory_text ? ps.memory_text : "");
+			r = -EINVAL;
+			goto out;
+		}
+		d->memory_bytes = n * mult;
+	}
+	check_backing(&ps);
+out:
+	free(ps.memory_unit);
+	free(ps.memory_text);
+	XML_ParserFree(ps.p);
+	return r;
+}
+
+
+/*
+ * memory_backing_dir from qemu.conf (libvirt's virconf syntax: `key =
+ * "value"` or 'value', # comments; the last assignment wins), as libvirt
+ * uses it: "<dir>/libvirt/qemu", or its default when unset.
+ */
+int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen)
+{
+	_cleanup_free_ char *buf = NULL, *val = NULL;
+	char *line, *save = NULL;
+	unsigned int n = 0;
+	int r;
+
+	r = rc_read_full(root, QEMU_CONF, &buf, NULL);
+	if (r < 0 && r != -ENOENT) {
+		snprintf(err, errlen, "cannot read %s: %s", QEMU_CONF, strerror(-r));
+		return r;
+	}
+	for (line = buf ? strtok_r(buf, "\n", &save) : NULL; line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *p = line + strspn(line, " \t"), q, *end;
+
+		n++;
+		if (strncmp(p, "memory_backing_dir", 18) != 0)
+			continue;
+		p += 18;
+		p += strspn(p, " \t");
+		if (*p != '=')
+			continue;
+		p++;
+		p += strspn(p, " \t");
+		q = *p;
+		end = (q == '"' || q == '\'') ? strchr(p + 1, q) : NULL;
+		if (!end) {
+			snprintf(err, errlen, "%s: memory_backing_dir is not a quoted string: %s",
+				 QEMU_CONF, line);
+			return -EINVAL;
+		}
+		free(val);
+		val = strndup(p + 1, end - p - 1);
+		if (!val)
+			return -ENOMEM;
+	}
+	if (val && *val) {
+		size_t l = strlen(val);
+
+		while (l > 1 && val[l - 1] == '/')
+			val[--l] = 0;
+		if (asprintf(ret, "%s/libvirt/qemu", val) < 0)
+			return -ENOMEM;
+	} else if (!(*ret = strdup(LIBVIRT_DEFAULT_RAM_DIR))) {
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* virDomainDriverGenerateMachineName (privileged daemon) */
+char *libvirt_machine_name(int id, const char *name)
+{
+	char buf[MACHINE_NAME_MAX + 32];
+	bool skip = true;
+	size_t l;
+
+	l = (size_t)snprintf(buf, sizeof(buf), "qemu-%d-", id);
+	for (const char *c = name; *c && l < MACHINE_NAME_MAX; c++) {
+		if (*c == '.' || *c == '-') {
+			if (!skip)
+				buf[l++] = *c;
+			skip = true;
+			continue;
+		}
+		skip = false;
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9'))
+			buf[l++] = *c;
+	}
+	while (l && (buf[l - 1] == '-' || buf[l - 1] == '.'))
+		l--;
+	buf[l] = 0;
+	return strdup(buf);
+}
+
+/* machined's scope: "machine-" + unit_name_escape(machine) + ".scope" */
+static char *machine_scope(const char *machine)
+{
+	size_t l = strlen(machine);
+	char *s = malloc(l * 4 + 16), *p = s;
+
+	if (!s)
+		return NULL;
+	p += sprintf(p, "machine-");
+	for (const char *c = machine; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || *c == ':' || *c == '_' ||
+		    (*c == '.' && c != machine))
+			*p++ = *c;
+		else
+			p += sprintf(p, "\\x%02x", (unsigned char)*c);
+	}
+	strcpy(p, ".scope");
+	return s;
+}
+
+/* "<id>-<first 20 characters of the name>" (virDomainDefGetShortName):
+ * bytes for an ASCII name; otherwise the one entry "<id>-..." in dir. */
+static int memory_dir(const char *root, const char *base,
+		      const struct lv_domain *d, char **ret)
+{
+	_cleanup_free_ char *abs = NULL;
+	_cleanup_closedir_ DIR *dir = NULL;
+	char prefix[32];
+	struct dirent *de;
+	bool ascii = true;
+	char *found = NULL;
+	int r;
+
+	for (const char *c = d->name; *c; c++)
+		if ((unsigned char)*c >= 0x80)
+			ascii = false;
+	if (ascii)
+		return asprintf(ret, "%s/%d-%.*s", base, d->id, SHORT_NAME_MAX,
+				d->name) < 0 ? -ENOMEM : 0;
+	r = rc_path(root, base, &abs);
+	if (r < 0)
+		return r;
+	dir = opendir(abs);
+	if (!dir)
+		return rc_negative_errno();
+	snprintf(prefix, sizeof(prefix), "%d-", d->id);
+	while ((de = readdir(dir))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		if (found) {
+			free(found);
+			return -ENOTUNIQ;
+		}
+		if (asprintf(&found, "%s/%s", base, de->d_name) < 0)
+			return -ENOMEM;
+	}
+	if (!found)
+		return -ENOENT;
+	*ret = found;
+	return 0;
+}
+
+static int lv_refuse(sd_bus_error *error, const char *domain,
+		     const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_err("Refusing to start libvirt domain %s: %s", domain, buf);
+	return sd_bus_error_setf(error, RC_ERROR_ENROLL_REFUSED, "%s", buf);
+}
+
+/* What prepare and start both check: marker values, RAM layout, key,
+ * modules, a ramcryptfs memory_backing_dir. */
+static int check_domain(struct manager *m, const struct lv_domain *d,
+			const char *base, sd_bus_error *error)
+{
+	_cleanup_free_ char *abs = NULL;
+	struct rc_tresor_status ts;
+	struct rc_ramcrypt_totals tot;
+	struct statfs sfs;
+	int r;
+
+	if (d->unprotectable[0])
+		return lv_refuse(error, d->name, "%s", d->unprotectable);
+	if (d->mk.cpus)
+		return lv_refuse(error, d->name,
+				 "cpus='%u': ramcryptd does not assign VM cores to libvirt domains yet; pin the domain with <cputune> to free VM CPUs (ramcryptctl status) and drop cpus=",
+				 d->mk.cpus);
+	if (d->mk.confinement == RC_CONFINE_REQUIRED ||
+	    m->cfg.cache_confinement == RC_CONFINE_REQUIRED)
+		return lv_refuse(error, d->name,
+				 "cache confinement is required, and ramcryptd does not confine libvirt domains yet");
+	memset(&ts, 0, sizeof(ts));
+	r = rc_tresor_read_status(m->root, &ts);
+	if (r < 0 || !ts.module_loaded)
+		return lv_refuse(error, d->name, "tresor.ko is not loaded (no key in the CPU registers).");
+	if (!ts.key_loaded)
+		return lv_refuse(error, d->name, "no key is loaded in tresor.ko: guest RAM cannot be encrypted.");
+	memset(&tot, 0, sizeof(tot));
+	r = rc_ramcrypt_read_totals(m->root, &tot);
+	if (r < 0 || !tot.module_loaded)
+		return lv_refuse(error, d->name, "ramcrypt.ko is not loaded.");
+	r = rc_path(m->root, base, &abs);
+	if (r < 0)
+		return r;
+	if (statfs(abs, &sfs) < 0)
+		return lv_refuse(error, d->name,
+				 "its RAM would be in %s, which cannot be checked (%m): set memory_backing_dir to a ramcryptfs mount (e.g. \"/run/ramcryptfs\") in " QEMU_CONF " and restart libvirtd",
+				 base);
+	if ((unsigned long)sfs.f_type != RAMCRYPTFS_MAGIC)
+		return lv_refuse(error, d->name,
+				 "its RAM would be in %s, which is not on ramcryptfs: set memory_backing_dir to a ramcryptfs mount (e.g. \"/run/ramcryptfs\") in " QEMU_CONF " and restart libvirtd",
+				 base);
+	return 0;
+}
+
+static void state_file(struct manager *m, const char *machine, char *buf,
+		       size_t len)
+{
+	snprintf(buf, len, "%s/libvirt-%s.json", m->state_dir, machine);
+}
+
+static void save_state(struct manager *m, const struct unit *u)
+{
+	char path[4200];
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "unit", json_object_new_string(u->name));
+	json_object_object_add(o, "machine", json_object_new_string(u->machine));
+	json_object_object_add(o, "domain", json_object_new_string(u->domain));
+	json_object_object_add(o, "uuid", json_object_new_string(u->uuid));
+	json_object_object_add(o, "memory_directory",
+			       json_object_new_string(u->memory_dir));
+	state_file(m, u->machine, path, sizeof(path));
+	if (mkdir_p(m->state_dir, 0755) < 0 ||
+	    json_object_to_file_ext(path, o, JSON_C_TO_STRING_PLAIN) < 0)
+		log_warning("%s: cannot save %s (a restart of ramcryptd will not list it): %s",
+			    u->name, path, json_util_get_last_err());
+	json_object_put(o);
+}
+
+static void drop_state(struct manager *m, const char *machine)
+{
+	char path[4200];
+
+	state_file(m, machine, path, sizeof(path));
+	(void)unlink(path);
+}
+
+static struct unit *find_domain(struct manager *m, const char *domain)
+{
+	for (struct unit *u = m->units; u; u = u->next)
+		if (u->kind == UNIT_KIND_LIBVIRT && strcmp(u->domain, domain) == 0)
+			return u;
+	return NULL;
+}
+
+static void drop_domain(struct manager *m, struct unit *u, const char *why)
+{
+	log_info("Released libvirt domain %s (%s)%s.", u->domain, u->name, why);
+	drop_state(m, u->machine);
+	unit_set_state(u, UNIT_RELEASED, "");
+	(void)sd_bus_emit_signal(m->bus, RC_MANAGER_PATH, RC_MANAGER_IFACE,
+				 "UnitReleased", "so", u->name, u->path);
+	unit_unlink(m, u);
+	unit_free(u);
+}
+
+static struct unit *new_domain_unit(struct manager *m, const char *machine,
+				    const char *domain, const char *uuid,
+				    const char *dir)
+{
+	_cleanup_free_ char *scope = machine_scope(machine);
+	struct unit *u;
+
+	if (!scope)
+		return NULL;
+	u = unit_new(m, scope, "", "");
+	if (!u)
+		return NULL;
+	u->kind = UNIT_KIND_LIBVIRT;
+	u->machine = strdup(machine);
+	u->domain = strdup(domain);
+	u->uuid = strdup(uuid ? uuid : "");
+	u->memory_dir = strdup(dir);
+	if (!u->machine || !u->domain || !u->uuid || !u->memory_dir) {
+		unit_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+static int open_memory_dir(struct manager *m, const char *dir, int *ret)
+{
+	_cleanup_free_ char *abs = NULL;
+	_cleanup_close_ int fd = -1;
+	struct statfs sfs;
+	int r;
+
+	r = rc_path(m->root, dir, &abs);
+	if (r < 0)
+		return r;
+	fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return rc_negative_errno();
+	if (fstatfs(fd, &sfs) < 0)
+		return rc_negative_errno();
+	if ((unsigned long)sfs.f_type != RAMCRYPTFS_MAGIC)
+		return -EXDEV;
+	*ret = TAKE_FD(fd);
+	return 0;
+}
+
+static int hook_start(struct manager *m, const struct lv_domain *d,
+		      const char *base, sd_bus_error *error)
+{
+	struct ramcrypt_dir_policy pol, cur;
+	_cleanup_free_ char *dir = NULL, *machine = NULL;
+	_cleanup_close_ int fd = -1;
+	struct unit *u;
+	int r;
+
+	r = check_domain(m, d, base, error);
+	if (r < 0)
+		return r;
+	if (d->id < 0)
+		return lv_refuse(error, d->name, "the hook's XML has no domain id (not a live definition)");
+	r = memory_dir(m->root, base, d, &dir);
+	if (r < 0)
+		return lv_refuse(error, d->name, "cannot find its memory directory under %s: %s",
+				 base, strerror(-r));
+	r = open_memory_dir(m, dir, &fd);
+	if (r == -EXDEV)
+		return lv_refuse(error, d->name, "its memory directory %s is not on ramcryptfs", dir);
+	if (r < 0)
+		return lv_refuse(error, d->name, "cannot open its memory directory %s: %s",
+				 dir, strerror(-r));
+	memset(&pol, 0, sizeof(pol));
+	pol.window_pages = d->mk.window_pages ? d->mk.window_pages : m->cfg.window_pages;
+	pol.max_plaintext_age_ms = d->mk.max_plaintext_age_ms ?
+		d->mk.max_plaintext_age_ms : m->cfg.max_plaintext_age_ms;
+	pol.evict_ahead_pages = m->cfg.evict_ahead_pages;
+	pol.crypto_cpu = -1;
+	if (ioctl(fd, RAMCRYPT_IOC_SET_DIR_POLICY, &pol) < 0) {
+		r = -errno;
+		if (r == -EBUSY && ioctl(fd, RAMCRYPT_IOC_GET_DIR_POLICY, &cur) == 0 &&
+		    cur.window_pages == pol.window_pages &&
+		    cur.max_plaintext_age_ms == pol.max_plaintext_age_ms &&
+		    cur.evict_ahead_pages == pol.evict_ahead_pages &&
+		    cur.crypto_cpu == pol.crypto_cpu)
+			r = 0;	/* set by an earlier start hook: the same */
+		else if (r == -ENOTEMPTY)
+			return lv_refuse(error, d->name,
+					 "its memory directory %s already holds files made without its policy (a stale directory? remove it)",
+					 dir);
+		else if (r == -EBUSY)
+			return lv_refuse(error, d->name,
+					 "its memory directory %s already has another region policy",
+					 dir);
+		else
+			return lv_refuse(error, d->name, "cannot set the region policy of %s: %s",
+					 dir, strerror(-r));
+	}
+
+	machine = libvirt_machine_name(d->id, d->name);
+	if (!machine)
+		return -ENOMEM;
+	u = find_domain(m, d->name);
+	if (u)
+		drop_domain(m, u, ": started again");
+	u = new_domain_unit(m, machine, d->name, d->uuid, dir);
+	if (!u)
+		return -ENOMEM;
+	u->window_pages = pol.window_pages;
+	u->max_plaintext_age_ms = pol.max_plaintext_age_ms;
+	u->evict_ahead_pages = pol.evict_ahead_pages;
+	u->confinement = RC_CONFINE_OFF;
+	u->state = UNIT_ENROLLING;
+	unit_link(m, u);
+	save_state(m, u);
+	log_info("Enrolled libvirt domain %s as %s: memory directory %s, window %" PRIu32 " pages, max plaintext age %" PRIu32 " ms.",
+		 d->name, u->name, dir, u->window_pages, u->max_plaintext_age_ms);
+	(void)sd_bus_emit_signal(m->bus, RC_MANAGER_PATH, RC_MANAGER_IFACE,
+				 "UnitEnrolled", "so", u->name, u->path);
+	return 0;
+}
+
+/* Every file of the directory is a region with the directory's policy. */
+int libvirt_unit_verify(struct unit *u, uint64_t *bytes, char *why,
+			size_t len)
+{
+	struct manager *m = u->m;
+	_cleanup_closedir_ DIR *dir = NULL;
+	_cleanup_close_ int fd = -1;
+	struct dirent *de;
+	unsigned int files = 0;
+	int r;
+
+	*bytes = 0;
+	r = open_memory_dir(m, u->memory_dir, &fd);
+	if (r < 0) {
+		snprintf(why, len, "its memory directory %s %s", u->memory_dir,
+			 r == -EXDEV ? "is not on ramcryptfs" : strerror(-r));
+		return r;
+	}
+	dir = fdopendir(fd);
+	if (!dir)
+		return rc_negative_errno();
+	fd = -1;
+	while ((de = readdir(dir))) {
+		_cleanup_close_ int f = -1;
+		_cleanup_free_ char *src = NULL;
+		struct ramcrypt_stats st;
+		char rel[128];
+
+		if (de->d_name[0] == '.')
+			continue;
+		f = openat(dirfd(dir), de->d_name,
+			   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (f < 0) {
+			snprintf(why, len, "cannot open %s/%s: %m", u->memory_dir,
+				 de->d_name);
+			return rc_negative_errno();
+		}
+		memset(&st, 0, sizeof(st));
+		if (ioctl(f, RAMCRYPT_IOC_STATS, &st) < 0) {
+			snprintf(why, len, "%s/%s is not a ramcrypt region: %m",
+				 u->memory_dir, de->d_name);
+			return rc_negative_errno();
+		}
+		snprintf(rel, sizeof(rel), "sys/kernel/ramcrypt/regions/%llu/policy_source",
+			 (unsigned long long)st.region_id);
+		r = rc_read_string(m->root, rel, &src);
+		if (r < 0 || strcmp(src, "directory") != 0 ||
+		    st.window_pages != u->window_pages) {
+			snprintf(why, len, "%s/%s is region %llu with policy from '%s' and a window of %u pages, not the domain's (%u pages)",
+				 u->memory_dir, de->d_name,
+				 (unsigned long long)st.region_id,
+				 r < 0 ? "?" : src, st.window_pages, u->window_pages);
+			return -EPERM;
+		}
+		*bytes += st.size;
+		files++;
+	}
+	if (!files) {
+		snprintf(why, len, "its memory directory %s holds no RAM file", u->memory_dir);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
+			uint64_t *bytes, uint64_t *plaintext, uint64_t *faults,
+			uint64_t *evictions, uint64_t *oldest)
+{
+	_cleanup_closedir_ DIR *dir = NULL;
+	_cleanup_free_ char *abs = NULL;
+	struct dirent *de;
+
+	if (rc_path(u->m->root, u->memory_dir, &abs) < 0)
+		return;
+	dir = opendir(abs);
+	while (dir && (de = readdir(dir))) {
+		_cleanup_close_ int f = -1;
+		struct ramcrypt_stats st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		f = openat(dirfd(dir), de->d_name,
+			   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		memset(&st, 0, sizeof(st));
+		if (f < 0 || ioctl(f, RAMCRYPT_IOC_STATS, &st) < 0)
+			continue;
+		(*regions)++;
+		*bytes += st.size;
+		*plaintext += st.plaintext_pages;
+		*faults += st.faults;
+		*evictions += st.evictions_window + st.evictions_age +
+			      st.evictions_flush;
+		if (st.oldest_plaintext_age_ms > *oldest)
+			*oldest = st.oldest_plaintext_age_ms;
+	}
+}
+
+/* machined's name for the scope, if it differs from the prediction */
+static void resolve_scope(struct manager *m, struct unit *u)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	const char *path;
+	char *scope = NULL;
+	struct unit *nu;
+	int r;
+
+	r = sd_bus_call_method(m->bus, "org.freedesktop.machine1",
+			       "/org/freedesktop/machine1",
+			       "org.freedesktop.machine1.Manager", "GetMachine",
+			       &e, &reply, "s", u->machine);
+	if (r < 0 || sd_bus_message_read(reply, "o", &path) < 0 ||
+	    sd_bus_get_property_string(m->bus, "org.freedesktop.machine1", path,
+				       "org.freedesktop.machine1.Machine", "Unit",
+				       &e, &scope) < 0) {
+		log_debug("%s: machined does not know machine %s (%s): keeping the name %s.",
+			  u->domain, u->machine, e.message ? e.message : "no reply",
+			  u->name);
+		goto out;
+	}
+	if (strcmp(scope, u->name) == 0)
+		goto out;
+	nu = new_domain_unit(m, u->machine, u->domain, u->uuid, u->memory_dir);
+	if (!nu)
+		goto out;
+	free(nu->name);
+	free(nu->path);
+	nu->name = scope;
+	scope = NULL;
+	if (sd_bus_path_encode(RC_UNIT_PREFIX, nu->name, &nu->path) < 0) {
+		unit_free(nu);
+		goto out;
+	}
+	nu->window_pages = u->window_pages;
+	nu->max_plaintext_age_ms = u->max_plaintext_age_ms;
+	nu->evict_ahead_pages = u->evict_ahead_pages;
+	nu->state = u->state;
+	log_notice("%s: machined named its scope %s, not %s.", u->domain,
+		   nu->name, u->name);
+	drop_domain(m, u, ": renamed");
+	unit_link(m, nu);
+	save_state(m, nu);
+	(void)sd_bus_emit_signal(m->bus, RC_MANAGER_PATH, RC_MANAGER_IFACE,
+				 "UnitEnrolled", "so", nu->name, nu->path);
+out:
+	free(scope);
+	sd_bus_error_free(&e);
+	sd_bus_message_unref(reply);
+}
+
+static int hook_started(struct manager *m, const struct lv_domain *d,
+			sd_bus_error *error)
+{
+	struct unit *u = find_domain(m, d->name);
+	char why[1024];
+	uint64_t bytes;
+	int r;
+
+	if (!u)
+		return lv_refuse(error, d->name,
+				 "it was not enrolled at its start (was ramcryptd restarted, or the hook installed while libvirtd ran?)");
+	r = libvirt_unit_verify(u, &bytes, why, sizeof(why));
+	if (r >= 0 && bytes < d->memory_bytes) {
+		snprintf(why, sizeof(why), "its RAM files in %s hold %" PRIu64 " MiB, less than its <memory> of %" PRIu64 " MiB",
+			 u->memory_dir, bytes >> 20, d->memory_bytes >> 20);
+		r = -EPERM;
+	}
+	if (r < 0) {
+		unit_set_state(u, UNIT_UNPROTECTED, why);
+		return lv_refuse(error, d->name, "%s", why);
+	}
+	unit_set_state(u, UNIT_PROTECTED, "");
+	log_info("%s: protected: %" PRIu64 " MiB of guest RAM on ramcryptfs in %s.",
+		 u->name, bytes >> 20, u->memory_dir);
+	resolve_scope(m, u);
+	return 0;
+}
+
+static int hook_reconnect(struct manager *m, const struct lv_domain *d,
+			  const char *base, sd_bus_error *error)
+{
+	_cleanup_free_ char *dir = NULL, *machine = NULL;
+	_cleanup_close_ int fd = -1;
+	struct ramcrypt_dir_policy pol;
+	struct unit *u = find_domain(m, d->name);
+
+	if (u)
+		return hook_started(m, d, error);
+	if (d->id < 0 || memory_dir(m->root, base, d, &dir) < 0 ||
+	    open_memory_dir(m, dir, &fd) < 0 ||
+	    ioctl(fd, RAMCRYPT_IOC_GET_DIR_POLICY, &pol) < 0)
+		return lv_refuse(error, d->name,
+				 "it runs without a ramcrypt region policy on its memory directory");
+	machine = libvirt_machine_name(d->id, d->name);
+	if (!machine)
+		return -ENOMEM;
+	u = new_domain_unit(m, machine, d->name, d->uuid, dir);
+	if (!u)
+		return -ENOMEM;
+	u->window_pages = pol.window_pages;
+	u->max_plaintext_age_ms = pol.max_plaintext_age_ms;
+	u->evict_ahead_pages = pol.evict_ahead_pages;
+	u->confinement = RC_CONFINE_OFF;
+	u->state = UNIT_ENROLLING;
+	unit_link(m, u);
+	save_state(m, u);
+	return hook_started(m, d, error);
+}
+
+int libvirt_hook(struct manager *m, const char *domain, const char *op,
+		 const char *subop, const char *xml, sd_bus_error *error)
+{
+	_cleanup_free_ char *base = NULL;
+	struct lv_domain d;
+	char err[1024];
+	struct unit *u;
+	int r;
+
+	(void)subop;
+	if (strcmp(op, "release") == 0 || strcmp(op, "stopped") == 0) {
+		/* results ignored by libvirt; the XML is not needed */
+		u = find_domain(m, domain);
+		if (u && strcmp(op, "release") == 0)
+			drop_domain(m, u, "");
+		else if (u)
+			unit_set_state(u, UNIT_RELEASED, "");
+		return 0;
+	}
+	r = lv_domain_parse(xml, &d, err, sizeof(err));
+	if (r < 0) {
+		r = lv_refuse(error, domain, "%s", err);
+		lv_domain_free(&d);
+		return r;
+	}
+	if (strcmp(d.name, domain) != 0) {
+		r = lv_refuse(error, domain, "the XML is of domain '%s'", d.name);
+		goto out;
+	}
+	if (!d.marked) {
+		r = 0;		/* not ours */
+		goto out;
+	}
+	r = libvirt_ram_dir(m->root, &base, err, sizeof(err));
+	if (r < 0) {
+		r = lv_refuse(error, domain, "%s", err);
+		goto out;
+	}
+	if (strcmp(op, "prepare") == 0)
+		r = check_domain(m, &d, base, error);
+	else if (strcmp(op, "start") == 0)
+		r = hook_start(m, &d, base, error);
+	else if (strcmp(op, "started") == 0)
+		r = hook_started(m, &d, error);
+	else if (strcmp(op, "reconnect") == 0)
+		r = hook_reconnect(m, &d, base, error);
+	else if (strcmp(op, "migrate") == 0)
+		r = lv_refuse(error, domain, "migration of a RamCrypt domain is not supported (its RAM would cross the network in plaintext)");
+	else
+		r = 0;	/* restore, attach: XML filters, nothing to enroll */
+out:
+	lv_domain_free(&d);
+	return r;
+}
+
+/* After a restart of ramcryptd: the domains of its state files whose
+ * directory still carries a policy. */
+int libvirt_rediscover(struct manager *m)
+{
+	_cleanup_closedir_ DIR *dir = NULL;
+	const char *abs = m->state_dir;
+	struct dirent *de;
+
+	dir = opendir(abs);
+	while (dir && (de = readdir(dir))) {
+		_cleanup_free_ char *path = NULL;
+		_cleanup_close_ int fd = -1;
+		struct ramcrypt_dir_policy pol;
+		json_object *o, *v[5];
+		const char *keys[] = { "unit", "machine", "domain", "uuid",
+				       "memory_directory" };
+		struct unit *u;
+		bool ok = true;
+
+		if (strncmp(de->d_name, "libvirt-", 8) != 0 ||
+		    asprintf(&path, "%s/%s", abs, de->d_name) < 0)
+			continue;
+		o = json_object_from_file(path);
+		for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+			ok = ok && o && json_object_object_get_ex(o, keys[i], &v[i]) &&
+			     json_object_is_type(v[i], json_type_string);
+		if (!ok || open_memory_dir(m, json_object_get_string(v[4]), &fd) < 0 ||
+		    ioctl(fd, RAMCRYPT_IOC_GET_DIR_POLICY, &pol) < 0) {
+			log_notice("Removing %s: its domain is gone.", path);
+			(void)unlink(path);
+			json_object_put(o);
+			continue;
+		}
+		u = new_domain_unit(m, json_object_get_string(v[1]),
+				    json_object_get_string(v[2]),
+				    json_object_get_string(v[3]),
+				    json_object_get_string(v[4]));
+		if (u) {
+			free(u->name);
+			free(u->path);
+			u->path = NULL;
+			u->name = strdup(json_object_get_string(v[0]));
+			if (!u->name ||
+			    sd_bus_path_encode(RC_UNIT_PREFIX, u->name, &u->path) < 0) {
+				unit_free(u);
+				u = NULL;
+			}
+		}
+		if (u) {
+			char why[1024];
+			uint64_t bytes;
+
+			u->window_pages = pol.window_pages;
+			u->max_plaintext_age_ms = pol.max_plaintext_age_ms;
+			u->evict_ahead_pages = pol.evict_ahead_pages;
+			u->confinement = RC_CONFINE_OFF;
+			u->state = UNIT_ENROLLING;
+			unit_link(m, u);
+			if (libvirt_unit_verify(u, &bytes, why, sizeof(why)) < 0)
+				unit_set_state(u, UNIT_UNPROTECTED, why);
+			else
+				unit_set_state(u, UNIT_PROTECTED, "");
+			log_info("Rediscovered libvirt domain %s (%s).", u->domain,
+				 u->name);
+		}
+		json_object_put(o);
+	}
+	return 0;
+}
