@@ -339,13 +339,34 @@ static const struct file_operations ramcryptfs_dir_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 };
 
+/*
+ * A file keeps the policy it was made with, so it must not pass as one of
+ * a directory with another policy: moving a file (or a directory of them)
+ * between directories whose policies differ is -EXDEV (mv then copies,
+ * and a copy is a new region made under the target's policy). Both
+ * parents' i_rwsem are held (lock_rename), as SET_DIR_POLICY holds it.
+ */
+static int ramcryptfs_rename(RAMCRYPTFS_IDMAP *idmap, struct inode *old_dir,
+			     struct dentry *old_dentry, struct inode *new_dir,
+			     struct dentry *new_dentry, unsigned int flags)
+{
+	const struct ramcrypt_policy_values *a = ramcryptfs_dir_policy(old_dir);
+	const struct ramcrypt_policy_values *b = ramcryptfs_dir_policy(new_dir);
+
+	if (old_dir != new_dir &&
+	    (!a != !b || (a && memcmp(a, b, sizeof(*a)))))
+		return -EXDEV;
+	return simple_rename(idmap, old_dir, old_dentry, new_dir, new_dentry,
+			     flags);
+}
+
 static const struct inode_operations ramcryptfs_dir_iops = {
 	.create = ramcryptfs_create,
 	.lookup = simple_lookup,
 	.unlink = simple_unlink,
 	.mkdir = ramcryptfs_mkdir,
 	.rmdir = simple_rmdir,
-	.rename = simple_rename,
+	.rename = ramcryptfs_rename,
 };
 
 static struct ramcrypt_region *ramcryptfs_region(struct inode *inode)

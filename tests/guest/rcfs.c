@@ -21,6 +21,7 @@
  *   rcfs dirpolicy DIR WINDOW AGE_MS EVICT_AHEAD CPU
  *                                  RAMCRYPT_IOC_SET_DIR_POLICY on DIR
  *   rcfs dirpolicy DIR             RAMCRYPT_IOC_GET_DIR_POLICY: prints it
+ *   rcfs rename OLD NEW            rename(2) (busybox mv copies on EXDEV)
  *   rcfs as UID GID PROG [ARG...]  exec PROG as UID:GID, no other groups
  *
  * Each prints key=value words, "stats: ..." of the region, and exits 0,
@@ -482,6 +483,12 @@ int main(int argc, char **argv)
 		return cmd_punchrace(argv[2], strtoul(argv[3], NULL, 0));
 	if (argc == 3 && !strcmp(argv[1], "unlink"))
 		return cmd_unlink(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "rename")) {
+		if (rename(argv[2], argv[3]))
+			sys_fail("rename");
+		printf("renamed\n");
+		return 0;
+	}
 	fprintf(stderr, "usage: see the comment at the top of rcfs.c\n");
 	return 2;
 }

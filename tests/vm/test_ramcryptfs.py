@@ -179,7 +179,30 @@ def test_ramcryptfs(ctx):
         assert got["dom/sub/ram-node0"] == "directory 48 500", got
         assert got["top"].startswith("cgroup 32 "), got
         assert got["top-root"].startswith("default 256 "), got
-        vm.sh(f"rm -r {d} {d}-full {d}-bad {MNT}/top {MNT}/top-root")
+        # a file keeps its policy: it cannot be moved into (or out of) a
+        # directory with another one, nor a directory of them; within one
+        # directory, or between equal policies, it can
+        vm.sh(f"mkdir {d}2 && rcfs dirpolicy {d}2 48 500 0 -1")
+        moves = {
+            "cgroup file into dom": vm.run(f"rcfs rename {MNT}/top {d}/top"),
+            "dom file out": vm.run(f"rcfs rename {d}/pc.ram {MNT}/pc.ram"),
+            "plain dir into dom": vm.run(f"mkdir {MNT}/plain && "
+                                         f"rcfs rename {MNT}/plain {d}/p"),
+            "within dom": vm.run(f"rcfs rename {d}/pc.ram {d}/pc.ram2"),
+            "dom to equal dom2": vm.run(f"rcfs rename {d}/pc.ram2 "
+                                        f"{d}2/pc.ram"),
+        }
+        ctx.note("renames: " + ", ".join(
+            f"{c}: {'ok' if rc == 0 else out.strip()}"
+            for c, (rc, out) in moves.items()))
+        for case in ("cgroup file into dom", "dom file out",
+                     "plain dir into dom"):
+            rc, out = moves[case]
+            assert rc == 2 and "errno=EXDEV" in out, (case, rc, out)
+        for case in ("within dom", "dom to equal dom2"):
+            assert moves[case][0] == 0, (case, moves[case])
+        vm.sh(f"rm -r {d} {d}2 {d}-full {d}-bad {MNT}/plain {MNT}/top "
+              f"{MNT}/top-root")
 
         vm.sh(f"rm {MNT}/pol && rmdir {POL}/pA")
         assert not vm.sh(f"ls {SYSFS}/regions/ | grep -x {rid} || true")
