@@ -1677,11 +1677,15 @@ void ramcrypt_window_punch(struct ramcrypt_region *region, pgoff_t start,
 u64 ramcrypt_window_oldest_ms(struct ramcrypt_region *region)
 {
 	struct ramcrypt_frame *frame;
-	unsigned long now = jiffies, oldest = 0;
+	unsigned long now, oldest = 0;
 
 	mutex_lock(&region->lock);
+	/* read under the lock: a frame faulted in after an earlier read
+	 * would be "younger than now", and the difference wrap around */
+	now = jiffies;
 	list_for_each_entry(frame, &region->clock, node)
-		oldest = max(oldest, now - frame->last_access);
+		if (time_after(now, frame->last_access))
+			oldest = max(oldest, now - frame->last_access);
 	mutex_unlock(&region->lock);
 	return jiffies_to_msecs(oldest);
 }

@@ -712,7 +712,9 @@ static int cmd_libvirt_hook(char **argv)
 				       subop, xml);
 	free(xml);
 	if (r < 0 && !teardown) {
-		if (bus_error_exit(&e, r) == EXIT_NOBUS)
+		/* not ramcryptd's answer: unreachable, not activatable (a
+		 * masked unit), timed out */
+		if (!e.name || strncmp(e.name, BUS_NAME ".", strlen(BUS_NAME) + 1) != 0)
 			fprintf(stderr, "RamCrypt: domain %s is marked for RamCrypt, and ramcryptd cannot be reached: %s\n",
 				domain, err_msg(&e, r));
 		else

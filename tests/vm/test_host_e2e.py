@@ -94,7 +94,10 @@ def unit_text(argv, marker=None, description="test VM (mbguest)"):
 
 
 class E2EHost:
-    """The disks and secrets of the test host."""
+    """The disks and secrets of the test host. A subclass can change the
+    root (SYSTEM, ROOT_MB) and add files to it (customize())."""
+    SYSTEM = E2ESystem
+    ROOT_MB = ROOT_MB
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -102,13 +105,17 @@ class E2EHost:
         self.datakey = os.urandom(48).hex().encode()
         self.data_marker = "data-" + os.urandom(12).hex()
         self.set_id = int.from_bytes(os.urandom(4), "little") | 1
-        self.system = E2ESystem(ctx.kernel.release, GENERATOR, ctx.workdir)
+        self.system = self.SYSTEM(ctx.kernel.release, GENERATOR, ctx.workdir)
         self.root_img = ctx.workdir / "root.img"
         self.data_img = ctx.workdir / "data.img"
         self.units = {}
 
     def add_unit(self, name, text):
         self.units[name] = text
+
+    def customize(self):
+        """Called in build() once the project and the units are in the
+        root, before its initramfs and image are made."""
 
     def build(self):
         t0 = time.monotonic()
@@ -126,8 +133,9 @@ class E2EHost:
         s.write(MBGUEST, mbguest_elf().read_bytes())
         for name, text in self.units.items():
             s.write(f"/etc/systemd/system/{name}", text)
+        self.customize()
         s.make_initramfs()
-        s.ext4_image(self.root_img, ROOT_MB)
+        s.ext4_image(self.root_img, self.ROOT_MB)
         data_tree = self.ctx.workdir / "data-tree"
         data_tree.mkdir()
         (data_tree / "marker").write_text(self.data_marker + "\n")
