@@ -4,6 +4,7 @@
  *
  *   tresor-unlock [OPTIONS] [open [NAME...]]   unlock tresortab entries
  *   tresor-unlock [OPTIONS] attach NAME        unlock one (a systemd unit's)
+ *   tresor-unlock [OPTIONS] detach NAME        remove its TRESOR mapping
  *   tresor-unlock [OPTIONS] check              parse tresortab only
  *   tresor-unlock [OPTIONS] format [--volume-key-from NAME|DEVICE]
  *                 [--sector-size N] [--key-file F] [--force] DEVICE
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "tresortab.h"
 #include "unlock.h"
 
@@ -31,6 +33,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: tresor-unlock [OPTIONS] [open [NAME...]]\n"
 "       tresor-unlock [OPTIONS] attach NAME\n"
+"       tresor-unlock [OPTIONS] detach NAME\n"
 "       tresor-unlock [OPTIONS] check\n"
 "       tresor-unlock [OPTIONS] format [--volume-key-from NAME|DEVICE]\n"
 "                     [--sector-size N] [--key-file FILE] [--force] DEVICE\n"
@@ -40,7 +43,9 @@ static void usage(FILE *f)
 "dm-crypt devices on capi:xts(tresor)-plain64. Without NAME, every entry\n"
 "without 'noauto' is opened. 'attach NAME' opens one entry and fails when\n"
 "it fails, 'nofail' or not (tresor-unlock@NAME.service, made by\n"
-"tresor-generator, runs it).\n"
+"tresor-generator, runs it). 'detach NAME' removes the mapping NAME if it\n"
+"is a TRESOR one (the unit's ExecStop=); the host key stays loaded.\n"
+"'open' asks one passphrase for all entries that share the host key.\n"
 "\n"
 "options:\n"
 "  --tresortab FILE         read FILE instead of " DEFAULT_TAB "\n"
@@ -116,14 +121,14 @@ static int parse_int(const char *s, long min, long max, long *out)
 
 static int bad_arg(const char *opt, const char *val)
 {
-	fprintf(stderr, "tresor-unlock: invalid %s '%s'\n" TRY_HELP, opt, val);
+	err_printf("tresor-unlock: invalid %s '%s'\n" TRY_HELP, opt, val);
 	return 2;
 }
 
 static int usage_error(const char *fmt, const char *what)
 {
-	fprintf(stderr, "tresor-unlock: ");
-	fprintf(stderr, fmt, what);
+	err_printf("tresor-unlock: ");
+	fprintf(stderr, fmt, what);	/* the rest of err_printf's line */
 	fprintf(stderr, "\n" TRY_HELP);
 	return 2;
 }
@@ -149,6 +154,7 @@ static int first_try(const char *name)
 
 static int finish(int rc)
 {
+	unlock_done();	/* the host key kept for the run */
 	/* Test hook: stop (alive, buffers wiped) so a RAM dump can show
 	 * what this process still holds; SIGCONT lets it exit. */
 	if (getenv("TRESOR_UNLOCK_TEST_STOP"))
@@ -257,23 +263,36 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		if (strcmp(argv[optind], "open") &&
 		    strcmp(argv[optind], "attach") &&
+		    strcmp(argv[optind], "detach") &&
 		    strcmp(argv[optind], "check") &&
 		    strcmp(argv[optind], "format"))
 			return usage_error("unknown command '%s' (open, attach, "
-					   "check or format)", argv[optind]);
+					   "detach, check or format)",
+					   argv[optind]);
 		cmd = argv[optind++];
 	}
 	if (!strcmp(cmd, "attach") && optind != argc - 1) {
-		fprintf(stderr, "tresor-unlock: attach needs exactly one "
+		err_printf("tresor-unlock: attach needs exactly one "
 			"NAME\n" TRY_HELP);
 		return 2;
+	}
+	if (!strcmp(cmd, "detach")) {
+		if (optind != argc - 1) {
+			err_printf("tresor-unlock: detach needs exactly "
+				"one NAME\n" TRY_HELP);
+			return 2;
+		}
+		/* no table needed: the mapping tells whether it is ours
+		 * (an entry removed from tresortab still detaches) */
+		unlock_init();
+		return detach_mapping(argv[optind]) ? 1 : 0;
 	}
 	if (!strcmp(cmd, "check") && optind < argc)
 		return usage_error("check takes no argument: '%s'",
 				   argv[optind]);
 	if (!strcmp(cmd, "format")) {
 		if (optind != argc - 1) {
-			fprintf(stderr, "tresor-unlock: format needs exactly "
+			err_printf("tresor-unlock: format needs exactly "
 				"one DEVICE\n" TRY_HELP);
 			return 2;
 		}
@@ -282,7 +301,7 @@ int main(int argc, char **argv)
 		/* the table is only needed to resolve --volume-key-from NAME */
 		if (fo.volume_key_from && !strchr(fo.volume_key_from, '/') &&
 		    tresortab_load(tabpath, &tab, err, sizeof(err))) {
-			fprintf(stderr, "tresor-unlock: %s\n", err);
+			err_printf("tresor-unlock: %s\n", err);
 			return 2;
 		}
 		rc = format_volume(&fo, &tab, &uo) ? 1 : 0;
@@ -290,14 +309,14 @@ int main(int argc, char **argv)
 		return finish(rc);
 	}
 	if (tresortab_load(tabpath, &tab, err, sizeof(err))) {
-		fprintf(stderr, "tresor-unlock: %s\n", err);
+		err_printf("tresor-unlock: %s\n", err);
 		return 2;
 	}
 	if (!strcmp(cmd, "check")) {
 		int errs = 0;
 
 		if (co.root && !tresortab_find(&tab, co.root)) {
-			fprintf(stderr, "tresor-unlock: --root: no entry '%s' in "
+			err_printf("tresor-unlock: --root: no entry '%s' in "
 				"%s\n", co.root, tabpath);
 			tresortab_free(&tab);
 			return 2;
@@ -308,7 +327,7 @@ int main(int argc, char **argv)
 				errs += check_entry(&tab.entries[i], &co);
 		}
 		if (errs) {
-			fprintf(stderr, "tresor-unlock: %s: %d problem%s\n",
+			err_printf("tresor-unlock: %s: %d problem%s\n",
 				tabpath, errs, errs == 1 ? "" : "s");
 			tresortab_free(&tab);
 			return 1;
@@ -324,7 +343,7 @@ int main(int argc, char **argv)
 							     argv[optind]);
 
 		if (!e) {
-			fprintf(stderr, "tresor-unlock: no entry '%s' in %s\n",
+			err_printf("tresor-unlock: no entry '%s' in %s\n",
 				argv[optind], tabpath);
 			tresortab_free(&tab);
 			return 2;
@@ -335,9 +354,11 @@ int main(int argc, char **argv)
 		tresortab_free(&tab);
 		return finish(rc);
 	}
+	/* one passphrase for every entry of this run that shares the key */
+	uo.keep_key = 1;
 	for (i = optind; i < (size_t)argc; i++) {
 		if (!tresortab_find(&tab, argv[i])) {
-			fprintf(stderr, "tresor-unlock: no entry '%s' in %s\n",
+			err_printf("tresor-unlock: no entry '%s' in %s\n",
 				argv[i], tabpath);
 			tresortab_free(&tab);
 			return 2;
@@ -357,7 +378,7 @@ int main(int argc, char **argv)
 		if (initramfs && e->keyfile && !e->keyfile_timeout_ms &&
 		    access(e->keyfile, F_OK)) {
 			if (device_wait_ms != 0)
-				fprintf(stderr, "tresor-unlock: %s: key file "
+				lvl_printf(LOG_INFO, "tresor-unlock: %s: key file "
 					"%s is not in the initramfs; left for "
 					"its tresor-unlock@ unit in the booted "
 					"system\n", e->name, e->keyfile);
@@ -367,7 +388,7 @@ int main(int argc, char **argv)
 		    !entry_device_present(e)) {
 			/* an absent nofail disk must not hold up the root */
 			if (device_wait_ms != 0)
-				fprintf(stderr, "tresor-unlock: %s: nofail and "
+				lvl_printf(LOG_INFO, "tresor-unlock: %s: nofail and "
 					"the device is not there yet; left for "
 					"its tresor-unlock@ unit in the booted "
 					"system\n", e->name);
@@ -376,7 +397,7 @@ int main(int argc, char **argv)
 		if (device_wait_ms >= 0 &&
 		    !wait_entry_device(e, device_wait_ms)) {
 			if (device_wait_ms)
-				fprintf(stderr, "tresor-unlock: %s: device not "
+				lvl_printf(LOG_INFO, "tresor-unlock: %s: device not "
 					"there after %llds; left for a later "
 					"run\n", e->name, device_wait_ms / 1000);
 			continue;
@@ -385,7 +406,7 @@ int main(int argc, char **argv)
 			continue;	/* tried before in this boot */
 		if (unlock_entry(e, &uo)) {
 			if (e->flags & TT_NOFAIL)
-				fprintf(stderr, "tresor-unlock: %s: failed "
+				lvl_printf(LOG_WARNING, "tresor-unlock: %s: failed "
 					"(nofail: continuing)\n", e->name);
 			else
 				rc = 1;

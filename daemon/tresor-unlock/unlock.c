@@ -37,6 +37,7 @@
 #include <linux/fs.h>
 #include <linux/if_alg.h>
 
+#include "log.h"
 #include "tresor.h"
 
 #define TRESOR_CIPHER_SPEC	"capi:xts(tresor)-plain64"
@@ -53,24 +54,57 @@
 
 static int udev_running;
 
-static void msg(const char *name, const char *fmt, ...)
+/* The host key of this run, once a volume has opened with it and
+ * tresor.ko holds it (struct unlock_opts.keep_key): later volumes are
+ * checked against it with crypt_volume_key_verify() (no prompt, no
+ * PBKDF) and opened with it. Locked memory, wiped by unlock_done(). */
+static char *run_vk;
+static char run_vk_name[TT_NAME_MAX + 1];
+static int vk_from_run;		/* the last get_volume_key() used run_vk */
+
+void unlock_done(void)
+{
+	crypt_safe_free(run_vk);
+	run_vk = NULL;
+}
+
+static void vmsg(int level, const char *name, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%stresor-unlock: ", log_prefix(level));
+	if (name)
+		fprintf(stderr, "%s: ", name);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+/* an error (journal priority err) */
+static void __attribute__((format(printf, 2, 3)))
+msg(const char *name, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "tresor-unlock: ");
-	if (name)
-		fprintf(stderr, "%s: ", name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmsg(LOG_ERR, name, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+/* progress and outcomes that are no error (LOG_NOTICE, LOG_INFO) or a
+ * warning (LOG_WARNING) */
+static void __attribute__((format(printf, 3, 4)))
+lmsg(int level, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(level, name, fmt, ap);
+	va_end(ap);
 }
 
 static void cs_log(int level, const char *m, void *usrptr)
 {
 	(void)usrptr;
 	if (level == CRYPT_LOG_ERROR)
-		fprintf(stderr, "tresor-unlock: cryptsetup: %s", m);
+		err_printf("tresor-unlock: cryptsetup: %s", m);
 }
 
 void unlock_init(void)
@@ -322,10 +356,10 @@ static int resolve_device(const struct tresor_entry *e, char *out,
 			break;
 		if (!told && now_ms() - start > 1000) {
 			if (tmo)
-				msg(e->name, "waiting up to %s for %s",
+				lmsg(LOG_INFO, e->name, "waiting up to %s for %s",
 				    secs(tmo), dev_desc(e, desc, sizeof(desc)));
 			else
-				msg(e->name, "waiting for %s (no timeout: "
+				lmsg(LOG_INFO, e->name, "waiting for %s (no timeout: "
 				    "x-systemd.device-timeout=0)",
 				    dev_desc(e, desc, sizeof(desc)));
 			told = 1;
@@ -418,11 +452,11 @@ static void check_keyfile_mode(const struct tresor_entry *e)
 	if (stat(e->keyfile, &st) || !S_ISREG(st.st_mode))
 		return;
 	if (st.st_mode & 0007)
-		msg(e->name, "key file %s is world-accessible (mode %04o); "
+		lmsg(LOG_WARNING, e->name, "key file %s is world-accessible (mode %04o); "
 		    "restrict it: chmod 0400 %s", e->keyfile,
 		    (unsigned int)(st.st_mode & 07777), e->keyfile);
 	else if (st.st_mode & 0070)
-		msg(e->name, "key file %s is group-accessible (mode %04o); "
+		lmsg(LOG_WARNING, e->name, "key file %s is group-accessible (mode %04o); "
 		    "consider chmod 0400 %s", e->keyfile,
 		    (unsigned int)(st.st_mode & 07777), e->keyfile);
 }
@@ -441,16 +475,40 @@ static int get_volume_key(struct crypt_device *cd,
 	int r, attempt;
 
 	*vkp = NULL;
+	vk_from_run = 0;
 	if (!vk) {
 		msg(e->name, "cannot allocate locked memory");
 		return -1;
+	}
+	if (run_vk) {
+		/* one prompt for the run: the host key opens this volume,
+		 * or the volume has another key and can never be opened
+		 * next to the others (one key in the registers) */
+		r = crypt_volume_key_verify(cd, run_vk, 32);
+		if (r == 0) {
+			memcpy(vk, run_vk, 32);
+			vk_from_run = 1;
+			*vkp = vk;
+			return 0;
+		}
+		if (r == -EPERM)
+			msg(e->name, "this volume's key differs from the key "
+			    "already loaded in tresor.ko (the host key, from "
+			    "%s). All TRESOR volumes of a host share one "
+			    "volume key; refusing. Recreate it with: "
+			    "tresor-unlock format --volume-key-from %s <device>",
+			    run_vk_name, run_vk_name);
+		else
+			msg(e->name, "checking the host key against %s failed: "
+			    "%s", path, strerror(-r));
+		goto fail;
 	}
 	if (e->keyfile) {
 		int use_file = 1;
 
 		if (e->keyfile_timeout_ms) {
 			if (wait_keyfile(e)) {
-				msg(e->name, "key file %s not there after %s; "
+				lmsg(LOG_WARNING, e->name, "key file %s not there after %s; "
 				    "asking for the passphrase",
 				    e->keyfile, secs(e->keyfile_timeout_ms));
 				use_file = 0;
@@ -483,9 +541,12 @@ static int get_volume_key(struct crypt_device *cd,
 		 "%s (%s): ", path, e->name);
 	snprintf(id, sizeof(id), "tresor-unlock:%s", e->name);
 	ask.id = id;
+	ask.name = e->name;
+	ask.tries = e->tries;
 	if (e->timeout_ms && !ask.timeout_ms)
 		ask.timeout_ms = e->timeout_ms;
 	for (attempt = 1; !e->tries || attempt <= e->tries; attempt++) {
+		ask.attempt = attempt;
 		if (ask_passphrase(prompt, &ask, &pass, &len))
 			goto fail;
 		vk_size = 32;
@@ -503,10 +564,10 @@ static int get_volume_key(struct crypt_device *cd,
 			goto fail;
 		}
 		if (e->tries)
-			msg(e->name, "wrong passphrase (attempt %d of %d)",
+			lmsg(LOG_WARNING, e->name, "wrong passphrase (attempt %d of %d)",
 			    attempt, e->tries);
 		else
-			msg(e->name, "wrong passphrase (attempt %d, tries=0: "
+			lmsg(LOG_WARNING, e->name, "wrong passphrase (attempt %d, tries=0: "
 			    "asking until it is right)", attempt);
 	}
 	msg(e->name, "no valid passphrase after %d attempt%s; giving up%s",
@@ -746,7 +807,7 @@ static int dm_active(const char *name)
  * -1: another mapping of that name (a message names it: with a stock
  * key-in-RAM mapping the protection is gone, so it never counts as done).
  */
-static int dm_check_existing(const char *name)
+static int dm_check_existing(const char *name, int detach)
 {
 	struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
 	struct dm_info info;
@@ -797,13 +858,23 @@ static int dm_check_existing(const char *name)
 	if (!strcmp(what, "crypt"))
 		snprintf(what + strlen(what), sizeof(what) - strlen(what),
 			 " %s", cipher);
-	msg(name, "%s/%s exists but is not a TRESOR mapping (DM UUID '%s', "
-	    "%d target%s, table '%s'%s); refusing to take it as unlocked. "
-	    "If it is a stock dm-crypt mapping its key is in RAM: remove the "
-	    "volume from /etc/crypttab (and rd.luks.* from the kernel "
-	    "command line), close it (cryptsetup close %s) and reboot", dm_dir(),
-	    name, uuid && *uuid ? uuid : "", ntargets,
-	    ntargets == 1 ? "" : "s", what, ntargets > 1 ? ", ..." : "", name);
+	if (detach)
+		msg(name, "%s/%s is not a TRESOR mapping (DM UUID '%s', %d "
+		    "target%s, table '%s'%s); refusing to detach it (if it is "
+		    "meant: cryptsetup close %s)", dm_dir(), name,
+		    uuid && *uuid ? uuid : "", ntargets,
+		    ntargets == 1 ? "" : "s", what,
+		    ntargets > 1 ? ", ..." : "", name);
+	else
+		msg(name, "%s/%s exists but is not a TRESOR mapping (DM UUID "
+		    "'%s', %d target%s, table '%s'%s); refusing to take it as "
+		    "unlocked. If it is a stock dm-crypt mapping its key is in "
+		    "RAM: remove the volume from /etc/crypttab (and rd.luks.* "
+		    "from the kernel command line), close it (cryptsetup close "
+		    "%s) and reboot", dm_dir(), name,
+		    uuid && *uuid ? uuid : "", ntargets,
+		    ntargets == 1 ? "" : "s", what,
+		    ntargets > 1 ? ", ..." : "", name);
 	r = -1;
 out:
 	dm_task_destroy(dmt);
@@ -988,7 +1059,7 @@ static int run_modprobe(const char *module)
 		return -1;
 	if (pid == 0) {
 		execl(prog, "modprobe", module, (char *)NULL);
-		fprintf(stderr, "tresor-unlock: cannot run %s: %s\n", prog,
+		err_printf("tresor-unlock: cannot run %s: %s\n", prog,
 			strerror(errno));
 		_exit(127);
 	}
@@ -1106,9 +1177,9 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 	const char *tdev = o->tresor_dev ? o->tresor_dev : TRESOR_DEVICE_PATH;
 	int loaded = 0, r = -1, lock = -1;
 
-	r = dm_check_existing(e->name);
+	r = dm_check_existing(e->name, 0);
 	if (r > 0) {
-		msg(e->name, "already active on xts(tresor), nothing to do");
+		lmsg(LOG_NOTICE, e->name, "already active on xts(tresor), nothing to do");
 		return 0;
 	}
 	if (r < 0)
@@ -1132,17 +1203,23 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 	 * so a key this run loaded and clears again after a failed mapping
 	 * is never one that another run has just checked and maps on. */
 	lock = unlock_lock(e->name);
-	r = dm_check_existing(e->name);	/* opened meanwhile by another run */
+	r = dm_check_existing(e->name, 0);	/* opened meanwhile by another run */
 	if (r) {
 		crypt_safe_free(vk);
 		vk = NULL;
 		if (r > 0)
-			msg(e->name, "already active on xts(tresor), "
+			lmsg(LOG_NOTICE, e->name, "already active on xts(tresor), "
 			    "nothing to do");
 		r = r > 0 ? 0 : -1;
 		goto out;
 	}
 	r = tresor_take_key(e->name, tdev, vk, &loaded);
+	if (!r && !run_vk && o->keep_key) {
+		/* tresor.ko holds it: the key for the rest of the run */
+		run_vk = vk;
+		vk = NULL;
+		snprintf(run_vk_name, sizeof(run_vk_name), "%s", e->name);
+	}
 	crypt_safe_free(vk);
 	vk = NULL;
 	if (r)
@@ -1151,14 +1228,70 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 	if (r && loaded) {
 		/* leave no key behind that nothing uses */
 		tresor_clear(tdev);
+		unlock_done();
 	}
 	if (!r)
-		msg(e->name, "%s opened on xts(tresor) as %s/%s%s", path,
-		    dm_dir(), e->name, loaded ? " (host key loaded)" : "");
+		lmsg(LOG_NOTICE, e->name, "%s opened on xts(tresor) as %s/%s%s%s%s", path,
+		    dm_dir(), e->name, loaded ? " (host key loaded)" : "",
+		    vk_from_run ? " with the host key of " : "",
+		    vk_from_run ? run_vk_name : "");
 out:
 	if (lock >= 0)
 		close(lock);	/* releases the lock */
 	crypt_free(cd);
+	return r;
+}
+
+/*
+ * Remove the mapping NAME if it is ours (DM UUID CRYPT-TRESOR-..., one
+ * crypt target on capi:xts(tresor)); a foreign one is left alone and
+ * named. Not active: nothing to do (a unit's ExecStop= after a manual
+ * close). The host key stays in tresor.ko: other volumes and ramcrypt
+ * regions may use it.
+ */
+int detach_mapping(const char *name)
+{
+	struct dm_task *dmt;
+	uint32_t cookie = 0;
+	char path[PATH_MAX];
+	int r, err;
+
+	r = dm_check_existing(name, 1);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		lmsg(LOG_NOTICE, name, "not active, nothing to detach");
+		return 0;
+	}
+	dmt = dm_task_create(DM_DEVICE_REMOVE);
+	if (!dmt) {
+		msg(name, "cannot allocate a device-mapper task");
+		return -1;
+	}
+	r = -1;
+	if (!dm_task_set_name(dmt, name) || !dm_task_retry_remove(dmt) ||
+	    !dm_task_set_cookie(dmt, &cookie, 0))
+		goto out;
+	errno = 0;
+	if (!dm_task_run(dmt)) {
+		err = errno;
+		dm_udev_wait(cookie);
+		msg(name, "cannot detach %s/%s: %s", dm_dir(), name,
+		    err == EBUSY || dm_active(name) ?
+		    "it is in use (mounted, swap, or held by another device)" :
+		    strerror(err ? err : EIO));
+		goto out;
+	}
+	dm_udev_wait(cookie);
+	if (!udev_running) {
+		/* no udev to remove the node we made */
+		snprintf(path, sizeof(path), "%s/%s", dm_dir(), name);
+		unlink(path);
+	}
+	lmsg(LOG_NOTICE, name, "detached");
+	r = 0;
+out:
+	dm_task_destroy(dmt);
 	return r;
 }
 
@@ -1308,7 +1441,7 @@ int format_volume(const struct format_opts *f, const struct tresortab *tab,
 		msg(NULL, "adding the keyslot to %s failed", f->device);
 		goto out;
 	}
-	msg(NULL, "%s: LUKS2 aes-xts-plain64, 256-bit key%s, UUID %s",
+	lmsg(LOG_NOTICE, NULL, "%s: LUKS2 aes-xts-plain64, 256-bit key%s, UUID %s",
 	    f->device, vk ? " (the host volume key)" : "",
 	    crypt_get_uuid(cd));
 	r = 0;
@@ -1427,7 +1560,7 @@ int check_entry(const struct tresor_entry *e, const struct check_opts *c)
 		/* a warning only: an image may be built for another
 		 * machine, or in a chroot without the disk */
 		if (is_root || !(e->flags & (TT_NOFAIL | TT_NOAUTO)))
-			msg(e->name, "warning: device %s not found here; its "
+			lmsg(LOG_WARNING, e->name, "warning: device %s not found here; its "
 			    "header was not checked",
 			    dev_desc(e, desc, sizeof(desc)));
 	} else if (crypt_init(&cd, path)) {

@@ -8,6 +8,7 @@
 struct unlock_opts {
 	struct ask_opts ask;
 	const char *tresor_dev;		/* default /dev/tresor */
+	int keep_key;			/* keep the host key for the run */
 };
 
 struct format_opts {
@@ -39,6 +40,13 @@ int entry_device_present(const struct tresor_entry *e);
 /* Wait up to ms (never longer than the entry's device timeout) for the
  * entry's device; 1 when it is there, 0 if not. */
 int wait_entry_device(const struct tresor_entry *e, long long ms);
+
+/* Wipe the host key kept for the run (keep_key). */
+void unlock_done(void);
+
+/* Detach (remove) the mapping of entry NAME if it is a TRESOR mapping;
+ * 0, or -1 with a message naming a foreign mapping. */
+int detach_mapping(const char *name);
 
 /* Unlock one tresortab entry; 0 on success, -1 with a message printed. */
 int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o);

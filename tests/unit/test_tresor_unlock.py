@@ -57,6 +57,59 @@ def test_tresor_unlock_check_names_bad_option():
 
 
 @unit_test()
+def test_tresor_unlock_journal_priorities():
+    """Messages carry journald's <N> level prefix when stderr is the
+    journal stream (JOURNAL_STREAM names its device:inode, as systemd sets
+    it for a unit), so `journalctl -p err` shows a failed unlock: errors
+    <3>, a wrong-table error included; detach of an inactive mapping is a
+    notice <5>; a device left for later is info <6>. On a file or terminal
+    that JOURNAL_STREAM does not name: no prefix. Plain and ASan+UBSan."""
+    import tempfile
+    r = subprocess.run(["make", "-s", "-C", str(SRC), "bin/tresor-unlock",
+                        "bin/tresor-unlock_asan"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    for exe in (SRC / "bin" / "tresor-unlock",
+                SRC / "bin" / "tresor-unlock_asan"):
+        with tempfile.TemporaryDirectory() as d:
+            bad, ghost = Path(d) / "bad.tab", Path(d) / "ghost.tab"
+            bad.write_text("root /dev/vda none frobnicate\n")
+            ghost.write_text("ghost PARTUUID=0badc0de-01 none\n")
+            cases = (([f"--tresortab={bad}", "check"], 2,
+                      f"<3>tresor-unlock: {bad}:1: unknown option"),
+                     (["detach", "rc-test-no-such-map"], 0,
+                      "<5>tresor-unlock: rc-test-no-such-map: not active, "
+                      "nothing to detach"),
+                     ([f"--tresortab={ghost}", "--initramfs",
+                       "--device-wait", "1", "open"], 0,
+                      "<6>tresor-unlock: ghost: device not there after 1s"),
+                     (["frob"], 2, "<3>tresor-unlock: unknown command "
+                      "'frob'"))
+            for args, rc, want in cases:
+                for journal in (True, False):
+                    err = Path(d) / "stderr"
+                    with open(err, "w") as f:
+                        st = os.fstat(f.fileno())
+                        env = dict(os.environ)
+                        env["JOURNAL_STREAM"] = \
+                            f"{st.st_dev}:{st.st_ino}" if journal else \
+                            f"{st.st_dev}:{st.st_ino + 1}"
+                        p = subprocess.run([str(exe)] + args, stderr=f,
+                                           stdout=subprocess.DEVNULL,
+                                           env=env, timeout=60)
+                    text = err.read_text()
+                    exp = want if journal else want[3:]
+                    assert p.returncode == rc and exp in text, \
+                        f"{exe.name} {args} journal={journal}: rc " \
+                        f"{p.returncode}, want {exp!r}:\n{text}"
+                    if not journal:
+                        assert "<" not in text.split("tresor-unlock:")[0], \
+                            text
+    print("    <3> errors, <5> notices, <6> info on the journal stream; "
+          "none elsewhere (plain and ASan+UBSan)")
+
+
+@unit_test()
 def test_tresor_boot_scripts():
     """dracut 90tresor and the initramfs-tools hook/local-top script parse
     (sh -n / bash -n), have the entry points their generator calls, and
@@ -70,7 +123,8 @@ def test_tresor_boot_scripts():
               ("sh", itools / "hooks" / "tresor"),
               ("sh", itools / "scripts" / "local-top" / "tresor"),
               ("sh", itools / "scripts" / "local-block" / "tresor"),
-              ("sh", REPO / "systemd" / "tresor-generator")]
+              ("sh", REPO / "systemd" / "tresor-generator"),
+              ("sh", REPO / "daemon" / "tresor-unlock" / "cryptroot-unlock")]
     for sh, f in shells:
         r = subprocess.run([sh, "-n", str(f)], capture_output=True,
                            text=True)
@@ -86,12 +140,14 @@ def test_tresor_boot_scripts():
     for needle in ("Before=cryptsetup.target", "rd.tresor=0",
                    "/usr/lib/ramcrypt/tresor-unlock"):
         assert needle in unit, f"tresor-unlock.service lacks {needle}"
-    for f in (itools / "hooks" / "tresor",
-              itools / "scripts" / "local-top" / "tresor",
-              itools / "scripts" / "local-block" / "tresor"):
+    # the hook after cryptsetup-initramfs's cryptroot-unlock hook (whose
+    # script it keeps as cryptroot-unlock.cryptsetup)
+    for f, want in ((itools / "hooks" / "tresor", "cryptroot-unlock"),
+                    (itools / "scripts" / "local-top" / "tresor", ""),
+                    (itools / "scripts" / "local-block" / "tresor", "")):
         r = subprocess.run([str(f), "prereqs"], capture_output=True,
                            text=True, timeout=10)
-        assert r.returncode == 0 and r.stdout.strip() == "", \
+        assert r.returncode == 0 and r.stdout.strip() == want, \
             f"{f} prereqs: {r.stdout}{r.stderr}"
 
 

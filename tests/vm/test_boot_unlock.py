@@ -241,6 +241,26 @@ def check_nofail_failure(ctx, vm, out, start):
              "unit failed, no job left waiting for /dev/mapper/bad")
 
 
+def check_unit_stop(ctx, vm):
+    """Issue 15: stopping tresor-unlock@data.service (its ExecStop=
+    tresor-unlock detach data) unmounts /data (data.mount is bound to
+    /dev/mapper/data, which requires the unit) and removes the mapping."""
+    out = vm.sh("""
+set +e
+systemctl stop tresor-unlock@data.service 2>&1
+echo "data-unit=$(systemctl is-active tresor-unlock@data.service)"
+echo "data-mounted=$(mountpoint -q /data && echo yes || echo no)"
+echo "data-mapped=$(dmsetup info data >/dev/null 2>&1 && echo yes || echo no)"
+echo "detach-log=$(journalctl -b -q -o cat -u tresor-unlock@data.service | grep -c 'data: detached')"
+echo "key_loaded=$(cat /sys/kernel/tresor/key_loaded)"
+""", timeout=300)
+    for want in ("data-unit=inactive", "data-mounted=no", "data-mapped=no",
+                 "detach-log=1", "key_loaded=1"):
+        assert want in out, f"{want!r} not in:\n{out}"
+    ctx.note("systemctl stop tresor-unlock@data.service: /data unmounted, "
+             "mapping detached, root still mapped (key stays loaded)")
+
+
 def run_boot(ctx, host, generator, initrd=None, after=None):
     """Boot, unlock the root at the prompt, check the booted system; then
     after(vm), if given, still in the booted system."""
@@ -307,6 +327,7 @@ setpriv --reuid=rc-other --regid=rc-other --init-groups \
         check_dump_clean(ctx, vm, host, "booted")
         if after:
             after(vm)
+        check_unit_stop(ctx, vm)
         ctx.note(f"{generator}: root unlocked at the prompt, data disk by "
                  "key file, key on CPUs " + vh + "; RAM dump: no key "
                  "schedule, no K1/K2, no passphrase")

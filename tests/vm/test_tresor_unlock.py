@@ -196,9 +196,11 @@ echo "tried=$(ls /run/tresor-unlock/tried | tr '\\n' ' ')"
 
 @vm_test(timeout=900)
 def test_tresor_unlock_open(ctx):
-    """Key file (path device) + console prompt (UUID= device, same volume
-    key, 4096-byte sectors) + key file on an MBR partition named by
-    PARTUUID=: all mapped on xts(tresor), content as written on the host,
+    """Console prompt (UUID= device, 4096-byte sectors), then a key-file
+    entry (path device, same volume key) and one on an MBR partition
+    named by PARTUUID= that open with the run's host key (the key files
+    are read by `attach` below): all mapped on xts(tresor), content as
+    written on the host,
     key on every CPU, and a RAM dump taken while tresor-unlock is still
     alive holds no key, no schedule and not the typed passphrase."""
     key = os.urandom(32)
@@ -215,10 +217,13 @@ def test_tresor_unlock_open(ctx):
     c, partuuid = mbr_disk(ctx, "c.img", c0, 0x6a8e3b2c)
     c0.unlink()
     files = unlock_files()
+    # beta (asked on the console) first: alpha and gamma then open with
+    # the host key of the run (one prompt for several volumes); their key
+    # file is read by check_attach_and_polls' attach
     files["/etc/tresortab"] = (
         "# test table\n"
-        "alpha /dev/vda /etc/alpha.key discard\n"
         f"beta UUID={uuid_b} none tries=2,readonly\n"
+        "alpha /dev/vda /etc/alpha.key discard\n"
         f"gamma PARTUUID={partuuid} /etc/alpha.key\n").encode()
     files["/etc/alpha.key"] = pa
     sock, qargs = console_args(ctx)
@@ -240,10 +245,12 @@ def test_tresor_unlock_open(ctx):
         vm.sh(f"kill -CONT {pid}; while [ -e /proc/{pid} ]; do sleep 0.1; "
               "done")
         out = vm.sh("cat /tmp/unlock.out")
-        assert "alpha: /dev/vda opened on xts(tresor)" in out and \
-            "host key loaded" in out, out
-        assert "beta: /dev/vdb opened on xts(tresor)" in out, out
-        assert "gamma: /dev/vdc1 opened on xts(tresor)" in out, out
+        assert "beta: /dev/vdb opened on xts(tresor) as /dev/mapper/beta " \
+            "(host key loaded)" in out, out
+        assert "alpha: /dev/vda opened on xts(tresor) as /dev/mapper/alpha " \
+            "with the host key of beta" in out, out
+        assert "gamma: /dev/vdc1 opened on xts(tresor) as /dev/mapper/gamma " \
+            "with the host key of beta" in out, out
         st = vm.sh("cat /sys/kernel/tresor/key_loaded "
                    "/sys/kernel/tresor/nr_valid_holders; nproc").split()
         assert st[0] == "1" and st[1] == st[2], f"key status {st}"
@@ -652,3 +659,174 @@ def test_tresor_unlock_pmu_policy(ctx):
              "EKEYREJECTED + log line, tresor-unlock says why; "
              "allow_pebs_xmm=1 opens, pmu_xmm_exposed=1; under "
              "lockdown=confidentiality it opens, pmu_xmm_exposed=0")
+
+
+AGENT = "/usr/lib/ramcrypt/test-ask-agent"
+CRYPTROOT_UNLOCK = "/usr/lib/ramcrypt/cryptroot-unlock"
+
+
+def generated_exec_stop(ctx, name):
+    """The ExecStop= command tresor-generator writes into
+    tresor-unlock@NAME.service for a tresortab with that entry."""
+    d = ctx.workdir / "gen"
+    (d / "out").mkdir(parents=True, exist_ok=True)
+    (d / "tresortab").write_text(f"{name} /dev/vda none\n")
+    env = {"TRESORTAB": str(d / "tresortab"), "CRYPTTAB": "/nonexistent",
+           "TRESOR_GENERATOR_KMSG": str(d / "kmsg"),
+           "SYSTEMD_PROC_CMDLINE": "", "SYSTEMD_IN_INITRD": "0",
+           "PATH": "/usr/bin:/bin"}
+    subprocess.run([str(REPO / "systemd" / "tresor-generator")] +
+                   [str(d / "out")] * 3, env=env, check=True)
+    unit = (d / "out" / f"tresor-unlock@{name}.service").read_text()
+    stops = [ln.split("=", 1)[1] for ln in unit.splitlines()
+             if ln.startswith("ExecStop=")]
+    assert len(stops) == 1, f"ExecStop= lines of the unit: {stops}\n{unit}"
+    return stops[0]
+
+
+@vm_test(timeout=900)
+def test_tresor_unlock_headless(ctx):
+    """Issue 15, headless unlock, detach, one prompt. Where systemd runs
+    (/run/systemd/system) the passphrase is asked through systemd's
+    password agents: a test agent answers the ask file on its socket
+    (stdin is no terminal, no console is read); a wrong passphrase that
+    way fails as usual. Without systemd, Debian's passfifo: the
+    cryptroot-unlock script writes the passphrase into
+    /lib/cryptsetup/passfifo while tresor-unlock asks on a console nobody
+    types on (a wrong one first). `detach NAME` removes our mapping,
+    refuses a stock one naming it, and is the generated unit's ExecStop=.
+    `open` of two volumes with the same volume key asks one passphrase
+    (the second opens by crypt_volume_key_verify) and refuses a third
+    with another key without asking."""
+    key, other = os.urandom(32), os.urandom(32)
+    p1, p2 = b"first-" + os.urandom(6).hex().encode(), \
+        b"second-" + os.urandom(6).hex().encode()
+    one, _, off1 = luks_format(ctx, "one.img", p1, key)
+    two, _, off2 = luks_format(ctx, "two.img", p2, key, sector_size=4096)
+    odd, _, _ = luks_format(ctx, "odd.img", p1, other)
+    d1, d2 = os.urandom(payload_bytes(off1)), os.urandom(payload_bytes(off2))
+    luks.encrypt_payload(one, key, off1, 512, d1)
+    luks.encrypt_payload(two, key, off2, 4096, d2)
+    want1, want2 = hashlib.sha256(d1).hexdigest(), hashlib.sha256(d2).hexdigest()
+    stop_cmd = generated_exec_stop(ctx, "one")
+    files = unlock_files()
+    files[AGENT] = SRC / "bin" / "test-ask-agent"
+    files[CRYPTROOT_UNLOCK] = SRC / "cryptroot-unlock"
+    files["/etc/one.tab"] = b"one /dev/vda none tries=1\n"
+    files["/etc/fifo.tab"] = b"one /dev/vda none tries=3\n"
+    files["/etc/all.tab"] = (b"one /dev/vda none\n"
+                             b"two /dev/vdb none readonly\n"
+                             b"odd /dev/vdc none nofail\n")
+    sock, qargs = console_args(ctx)
+    with ctx.boot(disks=[one, two, odd], extra_files=files,
+                  qemu_args=qargs) as vm:
+        vm.secrets += [key.hex(), other.hex(), p1.decode(), p2.decode()]
+        guest_setup(vm)
+        vm.sh("mkdir -p /run/systemd/system /run/systemd/ask-password")
+
+        # 1. systemd's agents: a wrong passphrase, then the right one
+        rc, out = vm.run(f"""
+set +e
+printf 'wrong-one\\n' | {AGENT} --timeout 60 > /tmp/agent1 2>&1 &
+a=$!
+{BIN} --tresortab /etc/one.tab --timeout 60 attach one < /dev/null 2>&1
+echo "rc=$?"
+wait $a; echo "agent-rc=$?"
+cat /tmp/agent1
+ls /run/systemd/ask-password | wc -l
+""", timeout=180)
+        assert "rc=1" in out and "agent-rc=0" in out, out
+        assert "one: wrong passphrase (attempt 1 of 1)" in out and \
+            "one: no valid passphrase after 1 attempt" in out, out
+        for want in ("Message=Please enter passphrase for disk /dev/vda "
+                     "(one)", "AcceptCached=0", "Echo=0",
+                     "Id=tresor-unlock:one", "Socket=/run/systemd/"
+                     "ask-password/sck.", "answered (passphrase)"):
+            assert want in out, f"{want!r} not in:\n{out}"
+        assert out.strip().endswith("0"), f"ask files left:\n{out}"
+        rc, out = vm.run(f"""
+set +e
+printf '%s\\n' '{p1.decode()}' | {AGENT} --timeout 60 > /tmp/agent2 2>&1 &
+a=$!
+{BIN} --tresortab /etc/one.tab --timeout 60 attach one < /dev/null 2>&1
+echo "rc=$?"
+wait $a; echo "agent-rc=$?"
+ls /run/systemd/ask-password | wc -l
+""", timeout=180)
+        assert "rc=0" in out and "agent-rc=0" in out, out
+        assert out.strip().endswith("0"), f"ask files left:\n{out}"
+        assert "one: /dev/vda opened on xts(tresor)" in out, out
+        assert vm.sh("sha256sum /dev/mapper/one").split()[0] == want1
+
+        # 2. detach: ours goes (key stays), twice is no error, a stock
+        # mapping of the name is refused and named; the unit's ExecStop=
+        rc, out = vm.run(f"{BIN} detach one 2>&1; echo rc=$?; "
+                         f"{BIN} detach one 2>&1; echo rc=$?; "
+                         "dmsetup ls; cat /sys/kernel/tresor/key_loaded",
+                         timeout=60)
+        assert "one: detached\nrc=0" in out and \
+            "one: not active, nothing to detach\nrc=0" in out and \
+            "No devices found" in out and out.strip().endswith("1"), out
+        vm.sh(f"printf '%s' '{p1.decode()}' | DM_DISABLE_UDEV=1 cryptsetup "
+              "open --key-file - /dev/vda one && dmsetup mknodes one",
+              timeout=120)
+        rc, out = vm.run(f"{BIN} detach one 2>&1", timeout=60)
+        assert rc == 1 and "one: /dev/mapper/one is not a TRESOR mapping " \
+            "(DM UUID 'CRYPT-LUKS2-" in out and "crypt aes-xts-plain64" in \
+            out and "refusing to detach it" in out, out
+        assert "one" in vm.sh("dmsetup ls"), "the stock mapping went"
+        vm.sh("DM_DISABLE_UDEV=1 cryptsetup close one")
+        rc, out = vm.run(f"printf '%s\\n' '{p1.decode()}' | {BIN} "
+                         "--passphrase-fd 0 --tresortab /etc/one.tab attach "
+                         f"one 2>&1 && {stop_cmd} 2>&1 && dmsetup ls",
+                         timeout=180)
+        assert rc == 0 and "one: detached" in out and \
+            "No devices found" in out, f"{stop_cmd}:\n{out}"
+
+        # 3. no systemd: the passfifo, answered by cryptroot-unlock; the
+        # console (ttyS1) is never typed on
+        vm.sh("rm -rf /run/systemd")
+        rc, out = vm.run(f"""
+set +e
+{BIN} --tresortab /etc/fifo.tab --console /dev/ttyS1 --timeout 120 open \
+  > /tmp/fifo.out 2>&1 &
+u=$!
+printf 'wrong-two' | TIMEOUT=90 {CRYPTROOT_UNLOCK} 2>&1; echo "cu1=$?"
+cat /run/tresor-unlock/asking
+printf '%s' '{p1.decode()}' | {CRYPTROOT_UNLOCK} 2>&1; echo "cu2=$?"
+wait $u; echo "rc=$?"
+cat /tmp/fifo.out
+ls -d /lib/cryptsetup/passfifo /run/tresor-unlock/asking 2>&1
+""", timeout=300)
+        for want in ("Please unlock disk one", "one: wrong passphrase",
+                     "cu1=1", "TRIED=1", "TRIES=3",
+                     "tresor-unlock: one set up successfully", "cu2=0",
+                     "rc=0", "one: wrong passphrase (attempt 1 of 3)",
+                     "one: /dev/vda opened on xts(tresor)",
+                     "/lib/cryptsetup/passfifo: No such file",
+                     "/run/tresor-unlock/asking: No such file"):
+            assert want in out, f"{want!r} not in:\n{out}"
+        assert vm.sh("sha256sum /dev/mapper/one").split()[0] == want1
+        vm.sh(f"{BIN} detach one")
+
+        # 4. one passphrase for two volumes; the third (another key) is
+        # refused without asking
+        rc, out = vm.run(f"printf '%s\\n' '{p1.decode()}' | {BIN} "
+                         "--passphrase-fd 0 --tresortab /etc/all.tab open "
+                         "2>&1", timeout=300)
+        assert rc == 0, out
+        assert "one: /dev/vda opened on xts(tresor)" in out and \
+            "two: /dev/vdb opened on xts(tresor) as /dev/mapper/two with " \
+            "the host key of one" in out, out
+        assert "odd: this volume's key differs from the key already " \
+            "loaded in tresor.ko (the host key, from one)" in out and \
+            "odd: failed (nofail: continuing)" in out, out
+        assert "no more passphrases" not in out, out
+        sums = vm.sh("sha256sum /dev/mapper/one /dev/mapper/two")
+        got = [ln.split()[0] for ln in sums.splitlines()]
+        assert got == [want1, want2], "content differs from the host's"
+        vm.poweroff()
+    ctx.note("agent socket: wrong passphrase refused, right one opens; "
+             "detach + foreign refusal + generated ExecStop=; passfifo via "
+             "cryptroot-unlock (wrong, then right); one passphrase for two "
+             "volumes, other key refused unasked")

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TRESOR_LOG_H
+#define TRESOR_LOG_H
+
+#include <syslog.h>
+
+/*
+ * journald's "<N>" level prefix (sd-daemon(3)) when stderr is the journal
+ * stream of a unit (JOURNAL_STREAM names stderr's device and inode), so
+ * `journalctl -p err` shows a failed unlock; "" on a terminal or a pipe.
+ */
+const char *log_prefix(int level);
+
+/* fprintf(stderr, ...) of an error line, with the prefix at LOG_ERR */
+void err_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* the same at another level (LOG_WARNING, LOG_NOTICE, LOG_INFO) */
+void lvl_printf(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif
