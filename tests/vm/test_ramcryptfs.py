@@ -363,9 +363,11 @@ def test_ramcryptfs(ctx):
         assert not re.search(r"^ramcrypt ", vm.sh("lsmod"), re.M)
 
 
-def qemu_cmd(mem_mb, backend, append, exit_dev=True):
+def qemu_cmd(mem_mb, backend, append, exit_dev=True, balloon=False):
     dev = "-device isa-debug-exit,iobase=0xf4,iosize=0x04" if exit_dev \
         else ""
+    if balloon:
+        dev += " -device virtio-balloon-pci,disable-modern=on"
     return (f"{QEMU} -accel kvm -m {mem_mb}M -object memory-backend-file,"
             f"id=ram0,size={mem_mb}M,{backend} -machine pc,memory-backend="
             f"ram0 -smp 1 -nodefaults -display none -vga none -no-reboot "
@@ -379,7 +381,11 @@ def test_ramcryptfs_qemu(ctx):
     """QEMU/KVM (nested) with its RAM on ramcryptfs: a directory as mem-path
     (QEMU makes, sizes and unlinks its own file there) and a named file
     with discard-data=on, whose hole punch at QEMU's exit (MADV_REMOVE)
-    frees the region's pages while the file stays."""
+    frees the region's pages while the file stays; and a guest that gives
+    pages back while it runs (a legacy virtio-balloon inflate of the last
+    N of its canary pages): QEMU discards each (ram_block_discard_range(),
+    fallocate(PUNCH_HOLE) of the file) and the region shrinks by N while
+    the guest keeps checking the rest."""
     mem_mb, window = 32, 256
     key = os.urandom(32)
     dump = ctx.workdir / "dump.raw"
@@ -469,5 +475,72 @@ grep 'canary pass=2 ok' /tmp/mb.serial || {{ cat /tmp/mb.serial /tmp/qemu.out; f
         assert after["plaintext_pages"] == 0, after
         assert after["memory_pages"] == 0, after
         vm.sh(f"rm {MNT}/vm1")
+        assert sysfs(vm)["regions"] == 0
+
+        # (3) discard while QEMU runs: the guest inflates a legacy
+        # virtio-balloon by its last `give` canary pages (balloon_wait: 3 s
+        # after "canary written", so the figures before are read first).
+        # The pages the region holds: encrypted_pages just after a flush
+        # (every page is then one ciphertext page, and a read refault keeps
+        # it; encrypted + plaintext counts a clean resident page twice)
+        give, slack = 3000, 32
+        t_start = time.monotonic()
+        set_id = int.from_bytes(os.urandom(4), "little") | 1
+        cmd = qemu_cmd(mem_mb, f"mem-path={MNT}/vm2,share=on,"
+                       f"discard-data=on", f"canary={set_id:#x} loop "
+                       f"balloon={give} balloon_wait=3", exit_dev=False,
+                       balloon=True)
+        region_stats = (f"r=$(ls {SYSFS}/regions | head -1); "
+                        f"m=$(cat {SYSFS}/memory_pages); "
+                        f"echo 1 > {SYSFS}/flush; "
+                        f"echo \"stats: regions=$(ls {SYSFS}/regions | "
+                        f"wc -l) encrypted_pages=$(cat {SYSFS}/regions/$r/"
+                        f"encrypted_pages) plaintext_pages=$(cat {SYSFS}/"
+                        f"regions/$r/plaintext_pages) memory_pages=$m\"")
+        out = vm.sh(f"""
+rm -f /tmp/mb.serial
+{cmd} > /tmp/qemu.out 2>&1 & echo $! > /tmp/qemu.pid
+for i in $(seq 1500); do
+    grep -q 'canary written' /tmp/mb.serial 2>/dev/null && break
+    kill -0 $(cat /tmp/qemu.pid) || break; sleep 0.1
+done
+{region_stats}
+echo "inflated-before: $(grep -c 'balloon' /tmp/mb.serial)"
+cat /tmp/mb.serial /tmp/qemu.out
+""", timeout=300)
+        before = stats_of(out)
+        assert "canary written" in out and "inflated-before: 0" in out, out
+        out = vm.sh(f"""
+for i in $(seq 3000); do
+    grep -q 'canary pass=2 \\|FAIL' /tmp/mb.serial && break
+    kill -0 $(cat /tmp/qemu.pid) || break; sleep 0.2
+done
+{region_stats}
+cat /tmp/mb.serial /tmp/qemu.out
+""", timeout=700)
+        after = stats_of(out)
+        vm.sh("kill -TERM $(cat /tmp/qemu.pid); "
+              "while kill -0 $(cat /tmp/qemu.pid) 2>/dev/null; do "
+              "sleep 0.1; done", timeout=120)
+        pages = int(re.search(r"canary written set=0x[0-9a-f]+ "
+                              r"start=0x[0-9a-f]+ pages=(\d+)", out)[1])
+        drop = before["encrypted_pages"] - after["encrypted_pages"]
+        mem_drop = before["memory_pages"] - after["memory_pages"]
+        ctx.note(f"balloon={give} of {pages} canary pages, {MNT}/vm2 "
+                 f"(discard-data=on) while QEMU runs: region pages (after a "
+                 f"flush) {before['encrypted_pages']} -> "
+                 f"{after['encrypted_pages']} ({-drop:+d}), memory_pages "
+                 f"{before['memory_pages']} -> {after['memory_pages']} "
+                 f"({-mem_drop:+d}); {time.monotonic() - t_start:.1f} s")
+        assert before["regions"] == after["regions"] == 1, (before, after)
+        assert give - slack <= drop <= give, (drop, give, out)
+        assert give - window - slack <= mem_drop <= give + window, \
+            (mem_drop, give, out)
+        ok = re.search(r"mbguest: balloon inflated pages=(\d+) .*\n"
+                       r"(?:.*\n)*mbguest: canary pass=2 ok pages=(\d+) "
+                       r"mismatches=0", out)
+        assert ok and int(ok[1]) == give and int(ok[2]) == pages - give, out
+        assert "FAIL" not in out, out
+        vm.sh(f"rm {MNT}/vm2")
         assert sysfs(vm)["regions"] == 0
         assert_clean_dmesg(vm)

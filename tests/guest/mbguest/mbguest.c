@@ -40,6 +40,18 @@
  * (cli; hlt: the vCPU sleeps, no page of the guest is touched again):
  *
  *   mbguest: idle after 60 s in pass=K
+ *
+ * "balloon=N" (decimal, canary mode) gives the last N canary pages to the
+ * host after they are written (and "balloon_wait=S" seconds later, for a
+ * host that wants to read its figures first): the inflate queue of a
+ * legacy virtio-balloon (virtio-pci 0.9.5, 1af4:1002, e.g. QEMU's
+ * -device virtio-balloon-pci,disable-modern=on), whose host discards them
+ * (QEMU: ram_block_discard_range(), a hole punch of a file backend). The
+ * read passes then check only the other pages (the given ones are never
+ * touched again: a read would fault them back in):
+ *
+ *   mbguest: balloon inflated pages=N pfns=0x...-0x... (io=0x..., queue=Q)
+ *   mbguest: balloon FAIL <why>                        (exits at once)
  */
 #include <stdint.h>
 
@@ -68,6 +80,32 @@ static inline uint8_t inb(uint16_t port)
 	uint8_t v;
 
 	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
 }
 
@@ -335,6 +373,165 @@ static uint32_t rtc_since(uint32_t t0)
 	return (rtc_seconds() + 86400u - t0) % 86400u;
 }
 
+/*
+ * A legacy virtio-balloon (virtio-pci 0.9.5): found on PCI bus 0 through
+ * configuration mechanism #1, driven through its I/O BAR0. Queue 0 (inflate)
+ * is a legacy vring at BALLOON_RING: descriptors, the available ring, the
+ * used ring on the next 4 KiB boundary (the queue size is the device's).
+ * Each buffer is up to BALLOON_CHUNK 32-bit little-endian PFNs (4 KiB
+ * pages) from the array at BALLOON_PFNS; no feature is taken.
+ */
+#define PCI_ADDR		0xcf8
+#define PCI_DATA		0xcfc
+#define VIRTIO_VENDOR		0x1af4u
+#define VIRTIO_ID_BALLOON	0x1002u		/* legacy (transitional) id */
+#define VP_HOST_FEATURES	0x00		/* 32 bit */
+#define VP_GUEST_FEATURES	0x04		/* 32 bit */
+#define VP_QUEUE_PFN		0x08		/* 32 bit, address >> 12 */
+#define VP_QUEUE_NUM		0x0c		/* 16 bit */
+#define VP_QUEUE_SEL		0x0e		/* 16 bit */
+#define VP_QUEUE_NOTIFY		0x10		/* 16 bit */
+#define VP_STATUS		0x12		/* 8 bit */
+#define VP_ISR			0x13		/* 8 bit, read clears */
+#define VP_BALLOON_ACTUAL	0x18		/* config (no MSI-X) + 4 */
+#define VS_ACK			1
+#define VS_DRIVER		2
+#define VS_DRIVER_OK		4
+#define VS_FAILED		0x80
+#define VRING_AVAIL_NO_INTR	1
+#define BALLOON_RING		0x340000u
+#define BALLOON_PFNS		0x350000u
+#define BALLOON_MAX_PFNS	((TEST_START - BALLOON_PFNS) / 4)
+#define BALLOON_CHUNK		256u
+#define BALLOON_MAX_QUEUE	1024u
+#define BALLOON_TIMEOUT		10		/* s, for the used ring */
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+static uint32_t pci_read(uint32_t bdf, uint32_t reg)
+{
+	outl(PCI_ADDR, 0x80000000u | bdf << 8 | (reg & 0xfc));
+	return inl(PCI_DATA);
+}
+
+static void pci_write(uint32_t bdf, uint32_t reg, uint32_t v)
+{
+	outl(PCI_ADDR, 0x80000000u | bdf << 8 | (reg & 0xfc));
+	outl(PCI_DATA, v);
+}
+
+/* The I/O base of the first legacy virtio-balloon on bus 0, or 0. */
+static uint16_t balloon_find(const char **why)
+{
+	for (uint32_t dev = 0; dev < 32; dev++) {
+		uint32_t bdf = dev << 3, bar0;
+
+		if (pci_read(bdf, 0x00) != (VIRTIO_ID_BALLOON << 16 |
+					    VIRTIO_VENDOR))
+			continue;
+		bar0 = pci_read(bdf, 0x10);
+		if (!(bar0 & 1) || !(bar0 & 0xfffc)) {
+			*why = "BAR0 is not an assigned I/O BAR";
+			return 0;
+		}
+		/* I/O space and bus mastering (the device reads the rings) */
+		pci_write(bdf, 0x04, (pci_read(bdf, 0x04) & 0xffff) | 0x5);
+		return (uint16_t)(bar0 & 0xfffc);
+	}
+	*why = "no virtio-balloon 1af4:1002 on PCI bus 0";
+	return 0;
+}
+
+static void __attribute__((noreturn)) balloon_fail(const char *why)
+{
+	puts("mbguest: balloon FAIL ");
+	puts(why);
+	puts("\n");
+	leave(0);
+}
+
+/* Give the n pages from first to the host through the inflate queue. */
+static void balloon_inflate(uint32_t first, uint32_t n)
+{
+	const char *why = "";
+	uint16_t io = balloon_find(&why), q, idx = 0;
+	volatile struct vring_desc *desc;
+	volatile uint16_t *avail, *used;
+	volatile uint32_t *pfns = (volatile uint32_t *)BALLOON_PFNS;
+	uint32_t used_off;
+
+	if (!io)
+		balloon_fail(why);
+	if (n > BALLOON_MAX_PFNS)
+		balloon_fail("too many pages");
+	outb(io + VP_STATUS, 0);			/* reset */
+	outb(io + VP_STATUS, VS_ACK);
+	outb(io + VP_STATUS, VS_ACK | VS_DRIVER);
+	(void)inl(io + VP_HOST_FEATURES);
+	outl(io + VP_GUEST_FEATURES, 0);
+	outw(io + VP_QUEUE_SEL, 0);
+	q = inw(io + VP_QUEUE_NUM);
+	if (!q || q > BALLOON_MAX_QUEUE || (q & (q - 1))) {
+		outb(io + VP_STATUS, VS_FAILED);
+		balloon_fail("bad inflate queue size");
+	}
+	used_off = (16u * q + 6u + 2u * q + PAGE - 1) & ~(PAGE - 1);
+	for (uint32_t i = 0; i < used_off + 6u + 8u * q; i += 4)
+		*(volatile uint32_t *)(BALLOON_RING + i) = 0;
+	desc = (volatile struct vring_desc *)BALLOON_RING;
+	avail = (volatile uint16_t *)(BALLOON_RING + 16u * q);
+	used = (volatile uint16_t *)(BALLOON_RING + used_off);
+	avail[0] = VRING_AVAIL_NO_INTR;		/* we poll the used ring */
+	outl(io + VP_QUEUE_PFN, BALLOON_RING >> 12);
+	outb(io + VP_STATUS, VS_ACK | VS_DRIVER | VS_DRIVER_OK);
+
+	for (uint32_t i = 0; i < n; i++)
+		pfns[i] = (first >> 12) + i;
+	for (uint32_t done = 0; done < n;) {
+		uint16_t k = 0;
+		uint32_t t0;
+
+		/* a batch: up to one buffer a descriptor, all in flight */
+		for (; k < q && done < n; k++) {
+			uint32_t cnt = n - done < BALLOON_CHUNK ? n - done :
+				       BALLOON_CHUNK;
+
+			desc[k].addr = BALLOON_PFNS + done * 4u;
+			desc[k].len = cnt * 4u;
+			desc[k].flags = 0;		/* device reads it */
+			desc[k].next = 0;
+			avail[2 + (uint16_t)(idx + k) % q] = k;
+			done += cnt;
+		}
+		__asm__ volatile("" : : : "memory");
+		avail[1] = (uint16_t)(idx + k);
+		__asm__ volatile("" : : : "memory");
+		outw(io + VP_QUEUE_NOTIFY, 0);
+		idx = (uint16_t)(idx + k);
+		t0 = rtc_seconds();
+		while (used[1] != idx)
+			if (rtc_since(t0) >= BALLOON_TIMEOUT)
+				balloon_fail("no answer on the used ring");
+	}
+	(void)inb(io + VP_ISR);
+	outl(io + VP_BALLOON_ACTUAL, n);
+	puts("mbguest: balloon inflated pages=");
+	putdec(n);
+	puts(" pfns=");
+	puthex(first >> 12, 5);
+	puts("-");
+	puthex((first >> 12) + n - 1, 5);
+	puts(" (io=");
+	puthex(io, 4);
+	puts(", queue=");
+	putdec(q);
+	puts(")\n");
+}
+
 static void __attribute__((noreturn)) idle_forever(uint32_t secs,
 						   uint32_t pass)
 {
@@ -350,9 +547,11 @@ static void __attribute__((noreturn)) idle_forever(uint32_t secs,
 static void __attribute__((noreturn)) canary_main(uint32_t set,
 						  uint32_t start,
 						  uint32_t end, int loop,
-						  int aeskey, uint32_t work)
+						  int aeskey, uint32_t work,
+						  uint32_t balloon,
+						  uint32_t balloon_wait)
 {
-	uint32_t pages = (end - start) / PAGE;
+	uint32_t pages = (end - start) / PAGE, kept = pages - balloon;
 	uint32_t t0;
 
 	if (aeskey)
@@ -370,10 +569,17 @@ static void __attribute__((noreturn)) canary_main(uint32_t set,
 	putdec(pages);
 	puts("\n");
 	t0 = rtc_seconds();
+	if (balloon) {
+		if (balloon >= pages)
+			balloon_fail("leaves no page to check");
+		while (rtc_since(t0) < balloon_wait)
+			;
+		balloon_inflate(start + kept * PAGE, balloon);
+	}
 	for (uint32_t pass = 1; loop || pass <= 2; pass++) {
 		uint32_t mism = 0;
 
-		for (uint32_t i = 0; i < pages; i++) {
+		for (uint32_t i = 0; i < kept; i++) {
 			mism += canary_page((volatile uint64_t *)
 					    (start + i * PAGE), set, i, 1);
 			if (work && i % 64 == 0 && rtc_since(t0) >= work)
@@ -382,7 +588,7 @@ static void __attribute__((noreturn)) canary_main(uint32_t set,
 		puts("mbguest: canary pass=");
 		putdec(pass);
 		puts(mism ? " FAIL pages=" : " ok pages=");
-		putdec(pages);
+		putdec(kept);
 		puts(" mismatches=");
 		putdec(mism);
 		puts("\n");
@@ -412,7 +618,7 @@ void mb_main(uint32_t magic, const struct mb_info *mbi)
 	uint32_t seed = 0x5eed5eed, start = TEST_START, end, mism = 0, set = 0;
 	uint64_t wsum = 0, rsum1, rsum2;
 	int canary = 0, loop = 0, aeskey = 0;
-	uint32_t work = 0;
+	uint32_t work = 0, balloon = 0, balloon_wait = 0;
 
 	if (magic != MB_BOOT_MAGIC || !(mbi->flags & MB_INFO_MEM)) {
 		puts("mbguest: FAIL no multiboot memory info\n");
@@ -427,6 +633,8 @@ void mb_main(uint32_t magic, const struct mb_info *mbi)
 		loop = has_word(cmdline, "loop");
 		aeskey = has_word(cmdline, "aeskey");
 		work = parse_dec(cmdline, "work");
+		balloon = parse_dec(cmdline, "balloon");
+		balloon_wait = parse_dec(cmdline, "balloon_wait");
 	}
 	puts("mbguest: start mem_upper=");
 	putdec(mbi->mem_upper);
@@ -440,7 +648,8 @@ void mb_main(uint32_t magic, const struct mb_info *mbi)
 		leave(0);
 	}
 	if (canary)
-		canary_main(set, start, end, loop, aeskey, work);
+		canary_main(set, start, end, loop, aeskey, work, balloon,
+			    balloon_wait);
 	for (uint32_t a = start; a < end; a += 4) {
 		uint32_t v = a * MUL + seed;
 
