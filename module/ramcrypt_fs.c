@@ -211,42 +211,43 @@ static int ramcryptfs_mkdir(RAMCRYPTFS_IDMAP *idmap, struct inode *dir,
 	return ret;
 }
 
-/* A policy from userspace, checked as ramcrypt_policy.c's attributes */
+/* A policy from userspace, in the ranges of ramcrypt_policy.c's attributes */
 static int ramcryptfs_policy_check(struct file *dir,
 				   const struct ramcrypt_dir_policy *p)
 {
-	const char *field, *why;
-	long long val;
+	static const struct {
+		const char *field;
+		long long min, max;
+	} range[] = {
+		{ "window_pages", 1, RAMCRYPT_MAX_WINDOW },
+		{ "max_plaintext_age_ms", 1, RAMCRYPT_MAX_AGE_MS },
+		{ "evict_ahead_pages", 0, RAMCRYPT_MAX_WINDOW },
+	};
+	const long long val[] = { p->window_pages, p->max_plaintext_age_ms,
+				  p->evict_ahead_pages };
+	unsigned int i;
 
-	if (p->window_pages < 1 || p->window_pages > RAMCRYPT_MAX_WINDOW) {
-		field = "window_pages";
-		val = p->window_pages;
-		why = "must be 1-1048576";
-	} else if (p->max_plaintext_age_ms < 1 ||
-		   p->max_plaintext_age_ms > RAMCRYPT_MAX_AGE_MS) {
-		field = "max_plaintext_age_ms";
-		val = p->max_plaintext_age_ms;
-		why = "must be 1-86400000";
-	} else if (p->evict_ahead_pages > RAMCRYPT_MAX_WINDOW) {
-		field = "evict_ahead_pages";
-		val = p->evict_ahead_pages;
-		why = "must be 0-1048576";
-	} else if (p->crypto_cpu < -1 ||
-		   (p->crypto_cpu >= 0 && (p->crypto_cpu >= nr_cpu_ids ||
-					   !cpu_online(p->crypto_cpu)))) {
-		field = "crypto_cpu";
-		val = p->crypto_cpu;
-		why = "not an online CPU (or -1: any key holder)";
-	} else if (p->reserved[0] || p->reserved[1]) {
-		field = "reserved";
-		val = 1;
-		why = "must be zero";
-	} else {
-		return 0;
+	for (i = 0; i < ARRAY_SIZE(range); i++) {
+		if (val[i] >= range[i].min && val[i] <= range[i].max)
+			continue;
+		pr_warn_ratelimited("directory %pD: policy %s %lld is invalid: must be %lld-%lld\n",
+				    dir, range[i].field, val[i], range[i].min,
+				    range[i].max);
+		return -EINVAL;
 	}
-	pr_warn_ratelimited("directory %pD: policy %s %lld is invalid: %s\n",
-			    dir, field, val, why);
-	return -EINVAL;
+	if (p->crypto_cpu < -1 ||
+	    (p->crypto_cpu >= 0 && (p->crypto_cpu >= nr_cpu_ids ||
+				    !cpu_online(p->crypto_cpu)))) {
+		pr_warn_ratelimited("directory %pD: policy crypto_cpu %d is invalid: not an online CPU (or -1: any key holder)\n",
+				    dir, p->crypto_cpu);
+		return -EINVAL;
+	}
+	if (p->reserved[0] || p->reserved[1]) {
+		pr_warn_ratelimited("directory %pD: policy reserved fields must be zero\n",
+				    dir);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /*

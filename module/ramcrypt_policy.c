@@ -17,7 +17,9 @@
  * values get -EINVAL and a kernel log line naming attribute and value.
  *
  * Locking: ramcrypt_policy_lock guards the list of matching policies and
- * every item's values; a region copies the values under it.
+ * every item's values; a region copies the values under it. A ramcryptfs
+ * file is created under its directory's i_rwsem, so the order is i_rwsem,
+ * then ramcrypt_policy_lock; nothing here takes an inode lock.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
