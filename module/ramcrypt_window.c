@@ -1680,8 +1680,10 @@ u64 ramcrypt_window_oldest_ms(struct ramcrypt_region *region)
 	unsigned long now, oldest = 0;
 
 	mutex_lock(&region->lock);
-	/* read under the lock: a frame faulted in after an earlier read
-	 * would be "younger than now", and the difference wrap around */
+	/*
+	 * Read under the lock: a frame faulted in after an earlier read
+	 * would be "younger than now", and the difference wrap around.
+	 */
 	now = jiffies;
 	list_for_each_entry(frame, &region->clock, node)
 		if (time_after(now, frame->last_access))
