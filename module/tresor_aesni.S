@@ -64,16 +64,18 @@
 
 /*
  * K1 schedule step (into register r<cur>), K2 step in place on %xmm11 and
- * one round of the tweak/check-value state %xmm13 under K2 (interleaved:
- * the two schedules are independent dependency chains).
+ * one round under K2 of the tweak state %xmm13 and of the check state
+ * %xmm12 (interleaved: the schedules are independent dependency chains).
  */
 .macro STEP2 prev, cur, rc, last=0
 	KSTEP		\prev, \cur, \rc, %xmm14, %xmm15
-	KSTEP		%xmm11, %xmm11, \rc, %xmm12, %xmm15
+	KSTEP		%xmm11, %xmm11, \rc, %xmm14, %xmm15
 	.if \last
 	aesenclast	%xmm11, %xmm13
+	aesenclast	%xmm11, %xmm12
 	.else
 	aesenc		%xmm11, %xmm13
+	aesenc		%xmm11, %xmm12
 	.endif
 .endm
 
@@ -81,7 +83,8 @@
  * Load the key and expand it.  In: %xmm13 = block to encrypt under K2
  * (tweak input or zero).  Out: encryption schedule rk0..rk10 in
  * xmm0..xmm10 (dec=0), or the decryption layout (dec=1, see top);
- * %xmm13 = AES_K2(in).  Clobbers xmm11, xmm12, xmm14, xmm15, rax (zeroed).
+ * %xmm13 = AES_K2(in), %xmm12 = AES_K2(0) (K2's check value, from the
+ * same register read).  Clobbers xmm11, xmm14, xmm15, rax (zeroed).
  */
 .macro EXPAND dec
 	.if \dec
@@ -90,6 +93,7 @@
 	TRESOR_LOAD_KEY	%xmm0, %xmm11
 	.endif
 	pxor		%xmm11, %xmm13
+	movdqa		%xmm11, %xmm12
 	.if \dec
 	STEP2		%xmm10, %xmm9, 0
 	STEP2		%xmm9, %xmm8, 1
@@ -123,7 +127,55 @@
 	STEP2		%xmm9, %xmm10, 9, 1
 	.endif
 	pxor		%xmm11, %xmm11	/* last K2 round key */
-	pxor		%xmm12, %xmm12
+	pxor		%xmm14, %xmm14
+	pxor		%xmm15, %xmm15
+.endm
+
+/*
+ * The key check of every call, on the round keys just expanded, before
+ * anything is written: %xmm12 (AES_K2(0) from EXPAND) must equal the
+ * stored check value at 16(%r9), and the K1 schedule in xmm0..xmm10 must
+ * map 0 to the check value at (%r9): dec=0 encrypts 0, dec=1 decrypts
+ * the check value back to 0 with the decryption layout, i.e. exactly the
+ * round keys the data will see. Jumps to \bad on a mismatch (registers
+ * changed since the check values were made: a KVM guest, kgdb, or any
+ * NMI or exception handler that rewrote DR0-DR3). Clears xmm12, xmm14,
+ * xmm15; ptest needs SSE4.1, which this path requires anyway.
+ */
+.macro CHECK dec, bad
+	movdqu		16(%r9), %xmm14
+	pxor		%xmm14, %xmm12
+	.if \dec
+	movdqu		(%r9), %xmm15
+	pxor		%xmm0, %xmm15
+	aesdec		%xmm1, %xmm15
+	aesdec		%xmm2, %xmm15
+	aesdec		%xmm3, %xmm15
+	aesdec		%xmm4, %xmm15
+	aesdec		%xmm5, %xmm15
+	aesdec		%xmm6, %xmm15
+	aesdec		%xmm7, %xmm15
+	aesdec		%xmm8, %xmm15
+	aesdec		%xmm9, %xmm15
+	aesdeclast	%xmm10, %xmm15
+	.else
+	movdqa		%xmm0, %xmm15
+	aesenc		%xmm1, %xmm15
+	aesenc		%xmm2, %xmm15
+	aesenc		%xmm3, %xmm15
+	aesenc		%xmm4, %xmm15
+	aesenc		%xmm5, %xmm15
+	aesenc		%xmm6, %xmm15
+	aesenc		%xmm7, %xmm15
+	aesenc		%xmm8, %xmm15
+	aesenc		%xmm9, %xmm15
+	aesenclast	%xmm10, %xmm15
+	movdqu		(%r9), %xmm14
+	pxor		%xmm14, %xmm15
+	.endif
+	por		%xmm15, %xmm12
+	ptest		%xmm12, %xmm12
+	jnz		\bad
 	pxor		%xmm14, %xmm14
 	pxor		%xmm15, %xmm15
 .endm
@@ -184,12 +236,14 @@
 .endm
 
 /*
- * void tresor_xts_{en,de}crypt_aesni(u8 *dst (rdi), const u8 *src (rsi),
- *	unsigned int nbytes (edx), u8 tweak[16] (rcx), int first (r8d))
+ * int tresor_xts_{en,de}crypt_aesni(u8 *dst (rdi), const u8 *src (rsi),
+ *	unsigned int nbytes (edx), u8 tweak[16] (rcx), int first (r8d),
+ *	const u8 check[32] (r9))
  */
 .macro XTS_AESNI dec
 	movdqu		(%rcx), %xmm13
 	EXPAND		\dec
+	CHECK		\dec, 9f
 	/* tweak := first ? AES_K2(tweak) : tweak, into r10:r11 */
 	movq		%xmm13, %r10
 	pextrq		$1, %xmm13, %r11
@@ -287,6 +341,10 @@
 	xor		%eax, %eax
 	xor		%r10d, %r10d
 	xor		%r11d, %r11d
+	RET
+9:	/* wrong key: nothing was written, dst and tweak[] are untouched */
+	CLEAR_XMM
+	mov		$TRESOR_KEY_MISMATCH, %eax
 	RET
 .endm
 

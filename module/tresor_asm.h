@@ -20,6 +20,14 @@
  *  - Round keys (both schedules) are computed inside every call from the
  *    registers and live only in XMM/YMM/ZMM registers; nothing derived from
  *    the key is ever written to memory (no spills, no stack).
+ *  - Check and use are one register read: every XTS call computes
+ *    AES_K1(0) and AES_K2(0) from the round keys it is about to use and
+ *    compares them, in registers, with the stored check values (@check)
+ *    before anything is written.  On a mismatch it returns
+ *    TRESOR_KEY_MISMATCH having written nothing (dst and tweak[] are
+ *    untouched), so DR0-DR3 rewritten at any point before the call (an
+ *    NMI or exception handler, kgdb's hw_breakpoint_restore(), a KVM
+ *    guest) can never produce output under a wrong key.
  *  - Before returning, every vector register the function used is zeroed
  *    (SSE path: pxor xmm0-15; VAES paths: vzeroall, plus vpxord zmm16-31 on
  *    the AVX-512 path).  Tweak/data GPRs are zeroed as well.
@@ -38,6 +46,9 @@
  *    call for the same data unit (a request split into several chunks).
  *    On return tweak[] holds the tweak of the block after the last one.
  *    (K2 is still expanded when first == 0; the code path is the same.)
+ *  - check[32]: the key's check values, AES_K1(0) || AES_K2(0), as the
+ *    tresor_check_values_* functions return them.  Returns 0, or
+ *    TRESOR_KEY_MISMATCH (nothing written).
  *  - Standard SysV/kernel C ABI: only caller-saved registers are touched
  *    (rax, rcx, rdx, rsi, rdi, r8-r11, vector registers, k1-k2).
  *
@@ -75,6 +86,9 @@
 #define TRESOR_TRANSIT_OPEN	1
 #define TRESOR_TRANSIT_HIT	2
 
+/* An XTS call's result when the registers fail the check (see above) */
+#define TRESOR_KEY_MISMATCH	1
+
 #if !defined(__ASSEMBLY__) && !defined(__ASSEMBLER__)
 
 #ifdef __KERNEL__
@@ -92,20 +106,20 @@ void tresor_check_values_aesni(u8 out[32]);
 void tresor_check_values_vaes_avx2(u8 out[32]);
 void tresor_check_values_vaes_avx512(u8 out[32]);
 
-void tresor_xts_encrypt_aesni(u8 *dst, const u8 *src, unsigned int nbytes,
-			      u8 tweak[16], int first);
-void tresor_xts_decrypt_aesni(u8 *dst, const u8 *src, unsigned int nbytes,
-			      u8 tweak[16], int first);
-void tresor_xts_encrypt_vaes_avx2(u8 *dst, const u8 *src, unsigned int nbytes,
-				  u8 tweak[16], int first);
-void tresor_xts_decrypt_vaes_avx2(u8 *dst, const u8 *src, unsigned int nbytes,
-				  u8 tweak[16], int first);
-void tresor_xts_encrypt_vaes_avx512(u8 *dst, const u8 *src,
-				    unsigned int nbytes, u8 tweak[16],
-				    int first);
-void tresor_xts_decrypt_vaes_avx512(u8 *dst, const u8 *src,
-				    unsigned int nbytes, u8 tweak[16],
-				    int first);
+int tresor_xts_encrypt_aesni(u8 *dst, const u8 *src, unsigned int nbytes,
+			     u8 tweak[16], int first, const u8 check[32]);
+int tresor_xts_decrypt_aesni(u8 *dst, const u8 *src, unsigned int nbytes,
+			     u8 tweak[16], int first, const u8 check[32]);
+int tresor_xts_encrypt_vaes_avx2(u8 *dst, const u8 *src, unsigned int nbytes,
+				 u8 tweak[16], int first, const u8 check[32]);
+int tresor_xts_decrypt_vaes_avx2(u8 *dst, const u8 *src, unsigned int nbytes,
+				 u8 tweak[16], int first, const u8 check[32]);
+int tresor_xts_encrypt_vaes_avx512(u8 *dst, const u8 *src,
+				   unsigned int nbytes, u8 tweak[16],
+				   int first, const u8 check[32]);
+int tresor_xts_decrypt_vaes_avx512(u8 *dst, const u8 *src,
+				   unsigned int nbytes, u8 tweak[16],
+				   int first, const u8 check[32]);
 
 #ifdef TRESOR_KEY_FROM_MEMORY
 /* Userspace test/bench build only: the "debug registers". */

@@ -16,11 +16,18 @@
  * worker that cannot be created. The key never
  * comes through setkey: a transform accepts only the all-zero placeholder
  * key that dm-crypt holds.
+ *
+ * Every assembly call checks the key it reads against the check values
+ * before it writes anything (tresor_asm.h), chunk by chunk. A call that
+ * fails leaves the CPU an invalid holder; a request that had done some
+ * chunks already continues where it stopped on the next holder (in place,
+ * starting over would encrypt the done chunks twice).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <crypto/aes.h>
 #include <crypto/internal/simd.h>
+#include <crypto/scatterwalk.h>
 #include <linux/workqueue.h>
 #include <crypto/internal/skcipher.h>
 #include <linux/capability.h>
@@ -211,44 +218,82 @@ static int tresor_forward(int (*fn)(void *arg), void *arg, bool ipi)
 struct tresor_req_ctx {
 	struct work_struct work;
 	bool enc;
+	/* Bytes done by holders whose check failed later, and the tweak there */
+	unsigned int done;
+	u8 tweak[AES_BLOCK_SIZE];
+	struct scatterlist src[2], dst[2];
+	/* The rest of the request, when done > 0; last: it ends in __ctx[] */
+	struct skcipher_request rest;
 };
 
 /*
- * Run the whole request on this CPU inside one FPU section, so nothing can
- * take the CPU (and load a KVM guest's debug registers) between the key
- * check and the last block. -EAGAIN: this CPU is no valid key holder,
- * nothing was written.
+ * Run the request (what is left of it) on this CPU inside one FPU
+ * section, so nothing can take the CPU (and load a KVM guest's debug
+ * registers) between two chunks. Each chunk's assembly call checks the key
+ * it uses. -EAGAIN: this CPU is no valid key holder, or its check failed
+ * at a chunk; nothing was written under a wrong key, and rctx records how
+ * far the request got.
  */
 static int tresor_xts_crypt_here(struct skcipher_request *req, bool enc)
 {
-	const struct tresor_impl *impl =
-		tresor_tfm_impl(crypto_skcipher_reqtfm(req));
+	struct crypto_skcipher *tfm = crypto_skcipher_reqtfm(req);
+	const struct tresor_impl *impl = tresor_tfm_impl(tfm);
+	struct tresor_req_ctx *rctx = skcipher_request_ctx(req);
+	struct skcipher_request *sub = req;
+	unsigned int done = 0;
 	struct skcipher_walk walk;
 	u8 tweak[AES_BLOCK_SIZE];
 	int first = 1;
 	int err;
 
-	err = skcipher_walk_virt(&walk, req, true);
+	if (rctx->done) {
+		/* resume after the chunks an earlier holder did */
+		sub = &rctx->rest;
+		skcipher_request_set_tfm(sub, tfm);
+		sub->base.flags = req->base.flags;
+		skcipher_request_set_crypt(sub,
+			scatterwalk_ffwd(rctx->src, req->src, rctx->done),
+			scatterwalk_ffwd(rctx->dst, req->dst, rctx->done),
+			req->cryptlen - rctx->done, rctx->tweak);
+		first = 0;
+	}
+	err = skcipher_walk_virt(&walk, sub, true);
 	if (err)
 		return err;
 	/* The running tweak stays on this stack, not in req->iv. */
-	memcpy(tweak, req->iv, sizeof(tweak));
+	memcpy(tweak, sub->iv, sizeof(tweak));
 	kernel_fpu_begin();
-	if (!tresor_local_key_ok(impl)) {
+	if (!tresor_local_holder()) {
 		kernel_fpu_end();
 		skcipher_walk_done(&walk, -EAGAIN);
 		return -EAGAIN;
 	}
 	while (walk.nbytes) {
 		unsigned int nbytes = round_down(walk.nbytes, AES_BLOCK_SIZE);
+		int ret;
 
 		if (enc)
-			impl->encrypt(walk.dst.virt.addr, walk.src.virt.addr,
-				      nbytes, tweak, first);
+			ret = impl->encrypt(walk.dst.virt.addr,
+					    walk.src.virt.addr, nbytes, tweak,
+					    first, tresor_key_check());
 		else
-			impl->decrypt(walk.dst.virt.addr, walk.src.virt.addr,
-				      nbytes, tweak, first);
+			ret = impl->decrypt(walk.dst.virt.addr,
+					    walk.src.virt.addr, nbytes, tweak,
+					    first, tresor_key_check());
+		if (unlikely(ret)) {
+			tresor_local_check_failed();
+			kernel_fpu_end();
+			skcipher_walk_done(&walk, -EAGAIN);
+			/* tweak[] is the one of this chunk's first block */
+			if (done || rctx->done) {
+				rctx->done += done;
+				memcpy(rctx->tweak, tweak, sizeof(tweak));
+			}
+			memzero_explicit(tweak, sizeof(tweak));
+			return -EAGAIN;
+		}
 		first = 0;
+		done += nbytes;
 		/* atomic walk: may not sleep, fine inside the FPU section */
 		err = skcipher_walk_done(&walk, walk.nbytes - nbytes);
 	}
@@ -267,6 +312,7 @@ static int tresor_xts_queue(struct skcipher_request *req)
 
 	if (cpu < 0) {
 		pr_err_ratelimited("no CPU holds a valid key; request fails\n");
+		memzero_explicit(rctx->tweak, sizeof(rctx->tweak));
 		return -EIO;
 	}
 	tresor_count_forwarded();
@@ -302,6 +348,7 @@ static void tresor_xts_work(struct work_struct *work)
 		pr_err_ratelimited("no CPU holds a valid key; request fails\n");
 		err = -EIO;
 	}
+	memzero_explicit(rctx->tweak, sizeof(rctx->tweak));
 	local_bh_disable();
 	skcipher_request_complete(req, err);
 	local_bh_enable();
@@ -317,6 +364,7 @@ static int tresor_xts_crypt(struct skcipher_request *req, bool enc)
 		return -EINVAL;
 	if (!tresor_key_loaded())
 		return -ENOKEY;
+	rctx->done = 0;
 	if (crypto_simd_usable()) {
 		err = tresor_xts_crypt_here(req, enc);
 		if (err != -EAGAIN)
@@ -348,12 +396,19 @@ static int tresor_page_here(void *arg)
 	/* checked with preemption off: the CPU that runs the cipher */
 	if (job->cpu >= 0 && smp_processor_id() != job->cpu)
 		ret = -EAGAIN;
-	else if (!tresor_local_key_ok(impl))
+	else if (!tresor_local_holder())
 		ret = -EAGAIN;
 	else if (job->enc)
-		impl->encrypt(job->dst, job->src, TRESOR_PAGE_SIZE, tweak, 1);
+		ret = impl->encrypt(job->dst, job->src, TRESOR_PAGE_SIZE,
+				    tweak, 1, tresor_key_check());
 	else
-		impl->decrypt(job->dst, job->src, TRESOR_PAGE_SIZE, tweak, 1);
+		ret = impl->decrypt(job->dst, job->src, TRESOR_PAGE_SIZE,
+				    tweak, 1, tresor_key_check());
+	if (ret == TRESOR_KEY_MISMATCH) {
+		/* one call, the whole page: nothing of it was written */
+		tresor_local_check_failed();
+		ret = -EAGAIN;
+	}
 	if (!ret)
 		tresor_count_request();
 	kernel_fpu_end();

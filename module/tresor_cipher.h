@@ -8,10 +8,11 @@
 struct tresor_impl {
 	const char *name;
 	void (*check_values)(u8 out[32]);
-	void (*encrypt)(u8 *dst, const u8 *src, unsigned int nbytes,
-			u8 tweak[16], int first);
-	void (*decrypt)(u8 *dst, const u8 *src, unsigned int nbytes,
-			u8 tweak[16], int first);
+	/* 0, or TRESOR_KEY_MISMATCH: nothing written (tresor_asm.h) */
+	int (*encrypt)(u8 *dst, const u8 *src, unsigned int nbytes,
+		       u8 tweak[16], int first, const u8 check[32]);
+	int (*decrypt)(u8 *dst, const u8 *src, unsigned int nbytes,
+		       u8 tweak[16], int first, const u8 check[32]);
 };
 
 /* The fastest implementation this CPU supports; NULL if none. */

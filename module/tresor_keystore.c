@@ -31,6 +31,8 @@
 #include <linux/string.h>
 #include <linux/suspend.h>
 #include <linux/sysfs.h>
+#include <linux/sysrq.h>
+#include <linux/version.h>
 #include <asm/cpufeature.h>
 #include <asm/fpu/api.h>
 #include <asm/msr.h>
@@ -67,6 +69,11 @@ module_param(assume_pebs_xmm, bool, 0444);
 MODULE_PARM_DESC(assume_pebs_xmm,
 		 "Treat the CPU as one with adaptive PEBS whatever IA32_PERF_CAPABILITIES says (tests of the refusal on CPUs without a PMU; default: off)");
 
+static bool allow_kgdb;
+module_param(allow_kgdb, bool, 0444);
+MODULE_PARM_DESC(allow_kgdb,
+		 "Load the key even while a kernel debugger I/O driver (kgdboc, kgdbdbgp, ...) is configured: every CPU leaving the debugger reloads DR0-DR3 from its breakpoint state, zeros, so the key is gone everywhere and all TRESOR I/O fails with EIO until it is loaded again (never written under a wrong key); flagged in kgdb_exposed (default: refuse, EBUSY)");
+
 /* IA32_PERF_CAPABILITIES bit 14: PEBS records can carry XMM registers */
 #define TRESOR_PERF_CAP_PEBS_BASELINE	BIT_ULL(14)
 
@@ -88,6 +95,8 @@ static enum cpuhp_state tresor_hp_state;
 
 /* the key was loaded with allow_pebs_xmm on a CPU that needed it */
 static bool tresor_pmu_xmm_exposed;
+/* the key was loaded with allow_kgdb while a debugger was configured */
+static bool tresor_kgdb_exposed;
 
 /* transforms and ramcrypt regions: CLEAR_KEY waits for none */
 static atomic_t tresor_nr_users = ATOMIC_INIT(0);
@@ -167,23 +176,25 @@ void tresor_count_ipi_forwarded(void)
 	atomic64_inc(&tresor_ipi_forwarded);
 }
 
-bool tresor_local_key_ok(const struct tresor_impl *impl)
+const u8 *tresor_key_check(void)
+{
+	return tresor_check;
+}
+
+bool tresor_local_holder(void)
+{
+	return cpumask_test_cpu(smp_processor_id(), &tresor_valid);
+}
+
+void tresor_local_check_failed(void)
 {
 	int cpu = smp_processor_id();
-	u8 cv[32];
-	bool ok;
 
-	if (!cpumask_test_cpu(cpu, &tresor_valid))
-		return false;
-	impl->check_values(cv);
-	ok = !crypto_memneq(cv, tresor_check, sizeof(cv));
-	memzero_explicit(cv, sizeof(cv));
-	if (!ok && cpumask_test_and_clear_cpu(cpu, &tresor_valid)) {
+	if (cpumask_test_and_clear_cpu(cpu, &tresor_valid)) {
 		atomic64_inc(&tresor_check_failures);
-		pr_warn_ratelimited("CPU %d lost its key (check value mismatch, e.g. a KVM guest wrote its debug registers); its requests go to other holders\n",
+		pr_warn_ratelimited("CPU %d lost its key (check value mismatch inside a cipher call: a KVM guest, a debugger or an NMI/exception handler wrote its debug registers); nothing was written under the wrong key, its requests go to other holders\n",
 				    cpu);
 	}
-	return ok;
 }
 
 bool tresor_holder_valid(int cpu)
@@ -359,19 +370,58 @@ static bool tresor_pmu_samples_xmm(void)
 	return caps & TRESOR_PERF_CAP_PEBS_BASELINE;
 }
 
+#ifdef CONFIG_MAGIC_SYSRQ
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+static void tresor_sysrq_probe(u8 key)
+#else
+static void tresor_sysrq_probe(int key)
+#endif
+{
+}
+
+static const struct sysrq_key_op tresor_sysrq_probe_op = {
+	.handler = tresor_sysrq_probe,
+	.help_msg = "debug(g)",
+	.action_msg = "tresor: probing for a kernel debugger, nothing to do",
+};
+
+/*
+ * Is a kgdb I/O driver configured (kgdboc=, ekgdboc, kgdbdbgp, or later
+ * through /sys/module/kgdboc/parameters/kgdboc)? Registering one makes
+ * kgdb take sysrq 'g' (kgdb_register_callbacks(); no other user in the
+ * kernel); kgdb_io_module_registered itself is not exported. Probed by
+ * registering our own 'g', which fails while another is there.
+ */
+static bool tresor_kgdb_configured(void)
+{
+	if (register_sysrq_key('g', &tresor_sysrq_probe_op))
+		return true;
+	unregister_sysrq_key('g', &tresor_sysrq_probe_op);
+	return false;
+}
+#else
+/* Without sysrq kgdb is entered only by an oops or kgdbwait: not seen */
+static bool tresor_kgdb_configured(void)
+{
+	return false;
+}
+#endif
+
 /*
  * Where the key must not go: under a hypervisor (EOPNOTSUPP), before the
- * tresor_showregs livepatch is active (ENOPKG) and where the PMU may copy
- * XMM registers to RAM (EKEYREJECTED), unless the module parameters accept
- * it. Each refusal says why in the log. *pmu_exposed: accepted by
- * allow_pebs_xmm.
+ * tresor_showregs livepatch is active (ENOPKG), where the PMU may copy
+ * XMM registers to RAM (EKEYREJECTED) and while a kernel debugger is
+ * configured (EBUSY), unless the module parameters accept it. Each refusal
+ * says why in the log. *pmu_exposed, *kgdb_exposed: accepted by
+ * allow_pebs_xmm, allow_kgdb.
  */
-static int tresor_key_allowed(bool *pmu_exposed)
+static int tresor_key_allowed(bool *pmu_exposed, bool *kgdb_exposed)
 {
 	int lp;
 
 	lockdep_assert_held(&tresor_key_lock);
 	*pmu_exposed = false;
+	*kgdb_exposed = false;
 
 	if (boot_cpu_has(X86_FEATURE_HYPERVISOR)) {
 		if (!allow_hypervisor) {
@@ -401,6 +451,23 @@ static int tresor_key_allowed(bool *pmu_exposed)
 		pr_warn("this CPU's PMU can write XMM registers (the AES round keys) to RAM (adaptive PEBS) and lockdown does not forbid it; loading the key anyway (allow_pebs_xmm=1), flagged in /sys/kernel/tresor/pmu_xmm_exposed\n");
 		*pmu_exposed = true;
 	}
+	/*
+	 * Refused rather than only flagged: since every cipher call checks
+	 * its key, a debugger session can no longer make data be written
+	 * under a wrong key, but leaving it wipes the key on every CPU, so
+	 * each TRESOR volume (the root file system, ramcrypt guests' memory)
+	 * fails all I/O until the key is loaded again, which CLEAR_KEY
+	 * refuses while they are in use: a reboot. An admin who wants the
+	 * debugger anyway says so.
+	 */
+	if (tresor_kgdb_configured()) {
+		if (!allow_kgdb) {
+			pr_err("refusing the key: a kernel debugger I/O driver is configured (kgdboc or the like; it holds sysrq 'g'), and every CPU leaving the debugger reloads DR0-DR3 from its breakpoint state, which wipes the key everywhere: all TRESOR I/O would fail with EIO until the key is loaded again; unconfigure it (echo > /sys/module/kgdboc/parameters/kgdboc) or load tresor with allow_kgdb=1\n");
+			return -EBUSY;
+		}
+		pr_warn("a kernel debugger I/O driver is configured: leaving the debugger wipes the key on every CPU and TRESOR I/O then fails with EIO; loading the key anyway (allow_kgdb=1), flagged in /sys/kernel/tresor/kgdb_exposed\n");
+		*kgdb_exposed = true;
+	}
 	return 0;
 }
 
@@ -409,7 +476,7 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 	const struct tresor_impl *impl = tresor_best_impl();
 	struct tresor_load_ctx ctx = { .key = key, .impl = impl };
 	const struct cpumask *holders;
-	bool pmu_exposed;
+	bool pmu_exposed, kgdb_exposed;
 	unsigned int cpu;
 	int ret = 0;
 
@@ -424,7 +491,7 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 		ret = -EEXIST;
 		goto out_unlock;
 	}
-	ret = tresor_key_allowed(&pmu_exposed);
+	ret = tresor_key_allowed(&pmu_exposed, &kgdb_exposed);
 	if (ret)
 		goto out_unlock;
 	holders = tresor_effective_holders();
@@ -452,6 +519,7 @@ int tresor_key_set(const u8 key[TRESOR_KEY_SIZE])
 	} else {
 		memcpy(tresor_check, ctx.check, sizeof(tresor_check));
 		tresor_pmu_xmm_exposed = pmu_exposed;
+		tresor_kgdb_exposed = kgdb_exposed;
 		/* publish the check values before the key counts as loaded */
 		smp_store_release(&tresor_loaded, true);
 		pr_info("key loaded on CPUs %*pbl (%s)\n",
@@ -481,6 +549,7 @@ int tresor_key_clear(void)
 	cpumask_clear(&tresor_valid);
 	memzero_explicit(tresor_check, sizeof(tresor_check));
 	tresor_pmu_xmm_exposed = false;
+	tresor_kgdb_exposed = false;
 	pr_info("key cleared\n");
 out_unlock:
 	mutex_unlock(&tresor_key_lock);
@@ -743,6 +812,16 @@ static ssize_t pmu_xmm_exposed_show(struct kobject *kobj,
 
 static struct kobj_attribute pmu_xmm_exposed_attr =
 	__ATTR_RO(pmu_xmm_exposed);
+
+/* 1: the key is loaded although a kernel debugger was configured */
+static ssize_t kgdb_exposed_show(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", tresor_key_loaded() &&
+			  READ_ONCE(tresor_kgdb_exposed));
+}
+
+static struct kobj_attribute kgdb_exposed_attr = __ATTR_RO(kgdb_exposed);
 static struct kobj_attribute key_loaded_attr = __ATTR_RO(key_loaded);
 static struct kobj_attribute holders_attr = __ATTR_RW(holders);
 static struct kobj_attribute requests_per_cpu_attr =
@@ -765,6 +844,7 @@ static struct attribute *tresor_status_attrs[] = {
 	&implementation_attr.attr,
 	&nmi_scrubs_attr.attr,
 	&pmu_xmm_exposed_attr.attr,
+	&kgdb_exposed_attr.attr,
 	NULL,
 };
 

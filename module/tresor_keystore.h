@@ -23,11 +23,15 @@ void tresor_get_status(struct tresor_status *st);
 
 
 /*
- * Verify the local CPU's key against the stored check values; a mismatch
- * marks the CPU invalid and counts it. Call between kernel_fpu_begin() and
- * kernel_fpu_end().
+ * The check values every XTS call verifies its round keys against
+ * (tresor_asm.h), and the local CPU's standing: a valid key holder, or
+ * not. Call the latter two between kernel_fpu_begin() and
+ * kernel_fpu_end(). tresor_local_check_failed(): an XTS call here
+ * returned TRESOR_KEY_MISMATCH; marks the CPU invalid and counts it.
  */
-bool tresor_local_key_ok(const struct tresor_impl *impl);
+const u8 *tresor_key_check(void);
+bool tresor_local_holder(void);
+void tresor_local_check_failed(void);
 /* @cpu is online and its key passed its last check */
 bool tresor_holder_valid(int cpu);
 /* A valid key holder to forward work to (not @avoid if possible), or -1. */

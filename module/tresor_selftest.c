@@ -12,6 +12,7 @@
 #include <linux/string.h>
 #include <asm/fpu/api.h>
 
+#include "tresor_asm.h"
 #include "tresor_cipher.h"
 
 /* IEEE P1619/D16 Annex B vector 4: a public key, data unit 0. */
@@ -97,43 +98,67 @@ static const u8 tresor_kat_ct[512] = {
  */
 bool tresor_impl_selftest(const struct tresor_impl *impl, u8 cv[32])
 {
-	u8 *pt, *ct, *back, *inplace;
-	u8 tweak[16];
-	bool ok;
+	u8 *pt, *ct, *back, *inplace, *bad;
+	u8 tweak[16], tweak_bad[16];
+	int ret = 0, rej_enc, rej_dec;
+	bool ok, rejected;
 	int i;
 
-	pt = kmalloc(4 * 512, GFP_KERNEL);
+	pt = kmalloc(5 * 512, GFP_KERNEL);
 	if (!pt)
 		return false;
 	ct = pt + 512;
 	back = ct + 512;
 	inplace = back + 512;
+	bad = inplace + 512;
 	for (i = 0; i < 512; i++)
 		pt[i] = i & 0xff;
 	memcpy(inplace, pt, 512);
+	memset(bad, 0xa5, 512);
+	memset(tweak_bad, 0x3c, sizeof(tweak_bad));
 
 	preempt_disable();
 	tresor_write_key_regs(tresor_kat_key);
 	kernel_fpu_begin();
+	impl->check_values(cv);
 	memset(tweak, 0, sizeof(tweak));
-	impl->encrypt(ct, pt, TRESOR_KAT_SPLIT, tweak, 1);
-	impl->encrypt(ct + TRESOR_KAT_SPLIT, pt + TRESOR_KAT_SPLIT,
-		      512 - TRESOR_KAT_SPLIT, tweak, 0);
+	ret |= impl->encrypt(ct, pt, TRESOR_KAT_SPLIT, tweak, 1, cv);
+	ret |= impl->encrypt(ct + TRESOR_KAT_SPLIT, pt + TRESOR_KAT_SPLIT,
+			     512 - TRESOR_KAT_SPLIT, tweak, 0, cv);
 	memset(tweak, 0, sizeof(tweak));
-	impl->decrypt(back, tresor_kat_ct, 512, tweak, 1);
+	ret |= impl->decrypt(back, tresor_kat_ct, 512, tweak, 1, cv);
 	/* In place, as ramcrypt encrypts a frame; compared below */
 	memset(tweak, 0, sizeof(tweak));
-	impl->encrypt(inplace, inplace, 512, tweak, 1);
-	impl->check_values(cv);
+	ret |= impl->encrypt(inplace, inplace, 512, tweak, 1, cv);
+	/*
+	 * The in-call key check: check values that do not belong to the key
+	 * in the registers (one bit of K2's flipped, then one of K1's) must
+	 * be refused, with nothing written to dst or tweak[].
+	 */
+	cv[31] ^= 1;
+	rej_enc = impl->encrypt(bad, pt, 512, tweak_bad, 1, cv);
+	cv[31] ^= 1;
+	cv[0] ^= 0x80;
+	rej_dec = impl->decrypt(bad, pt, 512, tweak_bad, 0, cv);
+	cv[0] ^= 0x80;
 	kernel_fpu_end();
 	tresor_wipe_key_regs();
 	preempt_enable();
 
-	ok = !memcmp(ct, tresor_kat_ct, 512) && !memcmp(back, pt, 512) &&
-	     !memcmp(inplace, tresor_kat_ct, 512);
+	ok = !ret && !memcmp(ct, tresor_kat_ct, 512) &&
+	     !memcmp(back, pt, 512) && !memcmp(inplace, tresor_kat_ct, 512);
 	if (!ok)
 		pr_warn("%s: known-answer test failed; not using it\n",
 			impl->name);
+	rejected = rej_enc == TRESOR_KEY_MISMATCH &&
+		   rej_dec == TRESOR_KEY_MISMATCH &&
+		   !memchr_inv(bad, 0xa5, 512) &&
+		   !memchr_inv(tweak_bad, 0x3c, sizeof(tweak_bad));
+	if (ok && !rejected) {
+		pr_warn("%s: a call with wrong check values was not refused (%d/%d); not using it\n",
+			impl->name, rej_enc, rej_dec);
+		ok = false;
+	}
 	kfree(pt);
 	return ok;
 }

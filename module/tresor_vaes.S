@@ -13,6 +13,10 @@
  * the running word xor.  After each step lane 0 is broadcast into the round
  * key register and the tweak state (lane 1 = IV) does one vaesenc with the
  * same register, which uses K2's round key in lane 1.  ~7 cycles per step.
+ * A second state register, zero in both lanes, goes through the same
+ * rounds: (AES_K1(0), AES_K2(0)), the check values, from the same register
+ * read and the same round keys as the data; every call compares them with
+ * the stored ones before it writes anything (CHECK_VEX).
  *
  * Round key registers: encrypt: v<i> = rk<i>; decrypt: v0 = rk10,
  * v<i> = InvMixColumns(rk<10-i>) (i=1..9), v10 = rk0, so the loops for both
@@ -53,11 +57,12 @@
 .text
 
 /*
- * Key schedule.  Uses ymm11 (K1|K2 chain), ymm12 (state S), ymm13, ymm14,
- * ymm15 as temporaries.  In: ymm12 lane 1 = block to encrypt under K2
- * (lane 0: block to encrypt under K1, for the check values).
+ * Key schedule.  Uses ymm11 (K1|K2 chain), ymm12 (state S), ymm13, ymm14
+ * as temporaries, ymm15 (check state C).  In: ymm12 lane 1 = block to
+ * encrypt under K2 (lane 0: block to encrypt under K1).
  * Out: round keys in v0..v10 broadcast (ymm for avx512=0, zmm for
- * avx512=1), ymm12 = (AES_K1(lane0), AES_K2(lane1)).
+ * avx512=1), ymm12 = (AES_K1(lane0), AES_K2(lane1)),
+ * ymm15 = (AES_K1(0), AES_K2(0)).
  */
 .macro BCAST_RK avx512, src, rk
 	.if \avx512
@@ -67,11 +72,14 @@
 	.endif
 .endm
 
-/* Store round key i (from the chain in ymm11) into register number r. */
+/*
+ * Store round key i (from the chain in ymm11) into register number r
+ * (InvMixColumns in place there: ymm15 holds the check state).
+ */
 .macro PUT_RK avx512, dec, i, r
 	.if \dec && (\i != 0) && (\i != 10)
-	vaesimc		%xmm11, %xmm15
-	BCAST_RK	\avx512, 15, \r
+	vaesimc		%xmm11, %xmm\r
+	BCAST_RK	\avx512, \r, \r
 	.else
 	BCAST_RK	\avx512, 11, \r
 	.endif
@@ -88,8 +96,10 @@
 	PUT_RK		\avx512, \dec, \i, \r
 	.if \i == 10
 	vaesenclast	%ymm11, %ymm12, %ymm12
+	vaesenclast	%ymm11, %ymm15, %ymm15
 	.else
 	vaesenc		%ymm11, %ymm12, %ymm12
+	vaesenc		%ymm11, %ymm15, %ymm15
 	.endif
 .endm
 
@@ -97,6 +107,7 @@
 	TRESOR_LOAD_KEY_VEX %xmm11, %xmm13
 	vinserti128	$1, %xmm13, %ymm11, %ymm11	/* K1 | K2 */
 	vpxor		%ymm11, %ymm12, %ymm12
+	vmovdqa		%ymm11, %ymm15			/* C = 0 ^ (K1 | K2) */
 	.if \dec
 	PUT_RK		\avx512, 1, 0, 10
 	KSTEP_VEX	\avx512, 1, 1, 9
@@ -125,16 +136,30 @@
 	vpxor		%ymm11, %ymm11, %ymm11
 	vpxor		%ymm13, %ymm13, %ymm13
 	vpxor		%ymm14, %ymm14, %ymm14
-	vpxor		%ymm15, %ymm15, %ymm15
 .endm
 
 /*
- * Load the tweak input, expand, and leave the starting tweak in xmm13:
- * first ? AES_K2(tweak[]) : tweak[].  Clears ymm11, ymm12, ymm14, ymm15.
+ * The key check of every call, before anything is written: the check
+ * state of this call's expansion (ymm15) must equal the stored check
+ * values at (%r9); else jump to \bad (registers changed since the check
+ * values were made: a KVM guest, kgdb, or any NMI or exception handler
+ * that rewrote DR0-DR3). Leaves ymm15 zero on a match.
  */
-.macro SETUP_VEX avx512, dec
+.macro CHECK_VEX bad
+	vpxor		(%r9), %ymm15, %ymm15
+	vptest		%ymm15, %ymm15
+	jnz		\bad
+.endm
+
+/*
+ * Load the tweak input, expand, check the key (to \bad on a mismatch)
+ * and leave the starting tweak in xmm13: first ? AES_K2(tweak[]) :
+ * tweak[].  Clears ymm11, ymm12, ymm14, ymm15.
+ */
+.macro SETUP_VEX avx512, dec, bad
 	vinserti128	$1, (%rcx), %ymm12, %ymm12
 	EXPAND_VEX	\avx512, \dec
+	CHECK_VEX	\bad
 	vextracti128	$1, %ymm12, %xmm13
 	test		%r8d, %r8d
 	jnz		.Lfirst_\@
@@ -204,7 +229,7 @@
  */
 .macro XTS_AVX2 dec
 	sub		$128, %rsp
-	SETUP_VEX	0, \dec
+	SETUP_VEX	0, \dec, .Lbad_\@
 	/* tweaks T0..T7 -> stack, as pairs (T0,T1) (T2,T3) ... */
 	NEXT_TWEAK_VEC	%xmm13, %xmm14, %xmm15
 	vinserti128	$1, %xmm14, %ymm13, %ymm11
@@ -299,6 +324,12 @@
 	vmovdqu		%ymm0, 96(%rsp)
 	add		$128, %rsp
 	xor		%r9d, %r9d
+	xor		%eax, %eax
+	RET
+.Lbad_\@:	/* wrong key: nothing written (dst, tweak[], the stack buffer) */
+	vzeroall
+	add		$128, %rsp
+	mov		$TRESOR_KEY_MISMATCH, %eax
 	RET
 .endm
 
@@ -343,7 +374,7 @@ SYM_FUNC_END(tresor_check_values_vaes_avx2)
 .endm
 
 .macro XTS_AVX512 dec
-	SETUP_VEX	1, \dec
+	SETUP_VEX	1, \dec, .Lbad_\@
 	vmovdqu64	.Lgf_poly(%rip), %zmm27
 	/* zmm19 = (T, T*x, T*x^2, T*x^3); zmm19+j = zmm19 * x^(4j) */
 	vshufi64x2	$0, %zmm13, %zmm13, %zmm19
@@ -461,6 +492,11 @@ SYM_FUNC_END(tresor_check_values_vaes_avx2)
 	.irp r, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
 	vpxord		%xmm\r, %xmm\r, %xmm\r
 	.endr
+	xor		%eax, %eax
+	RET
+.Lbad_\@:	/* wrong key: nothing written; zmm16-31 not used yet */
+	vzeroall
+	mov		$TRESOR_KEY_MISMATCH, %eax
 	RET
 .endm
 

@@ -33,13 +33,15 @@
 #define PAGES	64		/* a working set of 256 KiB */
 
 unsigned char tresor_bench_key[32];
+/* the key's check values, verified inside every tresor call */
+static u8 tresor_bench_check[32];
 
 enum kind { XTS_DEC, XTS_ENC, LZ4_DEC, LZO_DEC, COPY };
 
 struct variant {
 	const char *name;
 	enum kind kind;
-	void (*xts)(u8 *, const u8 *, unsigned int, u8 *, int);
+	int (*xts)(u8 *, const u8 *, unsigned int, u8 *, int, const u8 *);
 	int vaes;
 	double ns[64];
 };
@@ -93,11 +95,13 @@ static double run(const struct variant *v, int reps)
 			switch (v->kind) {
 			case XTS_DEC:
 				iv_for(iv, p);
-				v->xts(out[p], cipher[p], PAGE, iv, 1);
+				v->xts(out[p], cipher[p], PAGE, iv, 1,
+				       tresor_bench_check);
 				break;
 			case XTS_ENC:
 				iv_for(iv, p);
-				v->xts(out[p], plain[p], PAGE, iv, 1);
+				v->xts(out[p], plain[p], PAGE, iv, 1,
+				       tresor_bench_check);
 				break;
 			case LZ4_DEC:
 				if (LZ4_decompress_safe((const char *)lz4buf[p],
@@ -165,6 +169,7 @@ int main(int argc, char **argv)
 		fail("lzo_init failed");
 	for (int i = 0; i < 32; i++)
 		tresor_bench_key[i] = (u8)mix(i);
+	tresor_check_values_aesni(tresor_bench_check);
 	for (size_t p = 0; p < PAGES; p++) {
 		uint64_t *w = (uint64_t *)plain[p];
 
@@ -172,7 +177,8 @@ int main(int argc, char **argv)
 			w[i] = i < WORDS / 2 ? mix(0xa5a5 ^ (p * WORDS + i)) :
 					       (p << 16 | i);
 		iv_for(iv, p);
-		tresor_xts_encrypt_aesni(cipher[p], plain[p], PAGE, iv, 1);
+		tresor_xts_encrypt_aesni(cipher[p], plain[p], PAGE, iv, 1,
+					 tresor_bench_check);
 		lz4len[p] = LZ4_compress_default((const char *)plain[p],
 						 (char *)lz4buf[p], PAGE,
 						 sizeof(lz4buf[p]));

@@ -196,7 +196,11 @@ static int no(void) { return 0; }
 
 /* ---- variants --------------------------------------------------------- */
 
-typedef void (*xts_fn)(u8 *, const u8 *, unsigned int, u8 *, int);
+typedef int (*xts_fn)(u8 *, const u8 *, unsigned int, u8 *, int,
+		      const u8 *);
+
+/* the key's check values, verified inside every tresor call */
+static u8 tresor_bench_check[32];
 
 enum kind { TRESOR, KERNEL, OSSL_IV, OSSL_REUSE, OSSL_KEY };
 
@@ -281,7 +285,10 @@ static void one_unit(struct variant *v, u8 *out, const u8 *in,
 
 	switch (v->kind) {
 	case TRESOR:
-		v->fn(out, in, len, iv, 1);
+		if (v->fn(out, in, len, iv, 1, tresor_bench_check)) {
+			fprintf(stderr, "tresor key check failed\n");
+			exit(1);
+		}
 		break;
 	case KERNEL:
 #ifdef HAVE_KERNEL_XTS
@@ -541,6 +548,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 32; i++)
 		key[i] = (u8)(i * 37 + 11);
 	memcpy(tresor_bench_key, key, 32);
+	tresor_check_values_aesni(tresor_bench_check);
 	if (k_have_aesni_avx())
 		kernel_xts_setkey(&kctx, key);
 

@@ -15,7 +15,10 @@
  *     returned tweak checked, vs OpenSSL; encrypt and decrypt;
  *   - register hygiene: after each function returns, all vector registers
  *     the path may use are zero and no GPR holds a key word;
- *   - negative checks: one flipped bit in K1 and in K2 must be detected.
+ *   - negative checks: one flipped bit in K1 and in K2 must be detected,
+ *     by the check values and by the in-call key check: an XTS call whose
+ *     key does not match the check values it is given returns
+ *     TRESOR_KEY_MISMATCH and writes nothing (dst, tweak).
  * Exit status 0 only if everything passed.
  */
 #define _GNU_SOURCE
@@ -33,7 +36,11 @@ int xts_dump_level;
 void xts_call_dump(void *fn, u8 *dst, const u8 *src, unsigned int nbytes,
 		   u8 *tweak, int first, uint64_t *dump);
 
-typedef void (*xts_fn)(u8 *, const u8 *, unsigned int, u8 *, int);
+typedef int (*xts_fn)(u8 *, const u8 *, unsigned int, u8 *, int, const u8 *);
+
+/* check values of the key in tresor_bench_key (set_key()); the register
+ * dump helper passes them too */
+u8 xts_cur_check[32];
 typedef void (*chk_fn)(u8 *);
 
 struct path {
@@ -170,9 +177,15 @@ static int failures;
 			fprintf(stderr, "FAIL: " __VA_ARGS__); \
 			fputc('\n', stderr); } } while (0)
 
+static void ref_ecb(const u8 key[16], const u8 in[16], u8 out[16]);
+
 static void set_key(const u8 key[32])
 {
+	u8 zero[16] = { 0 };
+
 	memcpy(tresor_bench_key, key, 32);
+	ref_ecb(key, zero, xts_cur_check);
+	ref_ecb(key + 16, zero, xts_cur_check + 16);
 }
 
 /*
@@ -190,7 +203,9 @@ static void run_chunked(xts_fn fn, u8 *dst, const u8 *src, size_t len,
 	for (int c = 0; c < nchunks; c++) {
 		size_t end = (c == nchunks - 1) ? len : cuts[c];
 
-		fn(dst + off, src + off, (unsigned int)(end - off), tw, c == 0);
+		if (fn(dst + off, src + off, (unsigned int)(end - off), tw,
+		       c == 0, xts_cur_check))
+			FAIL("key check failed with the right key");
 		off = end;
 	}
 	memcpy(tw_out, tw, 16);
@@ -222,13 +237,13 @@ static int test_ieee(const struct path *p)
 		}
 		set_key(key);
 		memcpy(tw, iv, 16);
-		p->enc(out, pt, (unsigned int)n, tw, 1);
+		p->enc(out, pt, (unsigned int)n, tw, 1, xts_cur_check);
 		if (memcmp(out, ct, n)) {
 			FAIL("%s: IEEE vector %d encrypt mismatch", p->name, t->num);
 			good = 0;
 		}
 		memcpy(tw, iv, 16);
-		p->dec(out, ct, (unsigned int)n, tw, 1);
+		p->dec(out, ct, (unsigned int)n, tw, 1, xts_cur_check);
 		if (memcmp(out, pt, n)) {
 			FAIL("%s: IEEE vector %d decrypt mismatch", p->name, t->num);
 			good = 0;
@@ -382,9 +397,11 @@ static int test_registers(const struct path *p)
 	rnd_fill(key, 32);
 	set_key(key);
 	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]) + 1; l++) {
-		for (int f = 0; f < 3; f++) {
-			void *fn = f == 0 ? (void *)p->enc : f == 1 ? (void *)p->dec
-							    : (void *)p->chk;
+		/* f == 3, 4: encrypt, decrypt refused by the key check */
+		for (int f = 0; f < 5; f++) {
+			void *fn = f == 0 || f == 3 ? (void *)p->enc :
+				   f == 1 || f == 4 ? (void *)p->dec :
+				   (void *)p->chk;
 			const u8 *vb = (const u8 *)&dump[16];
 
 			if (f == 2 && l)
@@ -392,12 +409,22 @@ static int test_registers(const struct path *p)
 			rnd_fill(iv, 16);
 			memcpy(tw, iv, 16);
 			memset(dump, 0xcc, sizeof(dump));
+			if (f >= 3)
+				xts_cur_check[f == 3 ? 3 : 29] ^= 0x10;
 			if (f == 2)
 				xts_call_dump(fn, out, NULL, 0, NULL, 0, dump);
 			else
 				xts_call_dump(fn, buf_dst, buf_src,
 					      l < sizeof(lens) / sizeof(lens[0]) ?
 					      lens[l] : 65536, tw, 1, dump);
+			if (f >= 3)
+				xts_cur_check[f == 3 ? 3 : 29] ^= 0x10;
+			if (f != 2 && (uint32_t)dump[0] !=
+			    (f >= 3 ? TRESOR_KEY_MISMATCH : 0)) {
+				FAIL("%s: fn %d len idx %zu returned %u",
+				     p->name, f, l, (uint32_t)dump[0]);
+				ok = 0;
+			}
 			for (int r = 0; r < nregs * width; r++)
 				if (vb[r]) {
 					FAIL("%s: fn %d len idx %zu: vector register %d not cleared",
@@ -421,10 +448,15 @@ static int test_registers(const struct path *p)
 	return ok;
 }
 
-/* Negative check: a flipped key bit must be detected by the comparisons. */
+/*
+ * Negative check: a flipped key bit must be detected by the comparisons,
+ * and by the XTS calls themselves given the right key's check values (the
+ * registers changed after the check values were made): they must return
+ * TRESOR_KEY_MISMATCH and leave dst and the tweak as they were.
+ */
 static int test_negative(const struct path *p)
 {
-	u8 key[32], bad[32], iv[16], tw[16];
+	u8 key[32], bad[32], iv[16], tw[16], good_check[32];
 	const size_t len = 4096;
 	int detected = 0;
 
@@ -435,9 +467,23 @@ static int test_negative(const struct path *p)
 	for (int half = 0; half < 2; half++) {
 		memcpy(bad, key, 32);
 		bad[half * 16 + rnd() % 16] ^= (u8)(1u << (rnd() % 8));
+		set_key(key);
+		memcpy(good_check, xts_cur_check, 32);
 		set_key(bad);
+		for (int dir = 0; dir < 2; dir++) {
+			int ret;
+
+			memset(buf_dst, 0xa5, len);
+			memcpy(tw, iv, 16);
+			ret = (dir ? p->dec : p->enc)(buf_dst, buf_pt, len, tw,
+						      dir, good_check);
+			if (ret == TRESOR_KEY_MISMATCH &&
+			    !memcmp(tw, iv, 16) && buf_dst[0] == 0xa5 &&
+			    !memcmp(buf_dst, buf_dst + 1, len - 1))
+				detected++;
+		}
 		memcpy(tw, iv, 16);
-		p->enc(buf_dst, buf_pt, len, tw, 1);
+		p->enc(buf_dst, buf_pt, len, tw, 1, xts_cur_check);
 		if (memcmp(buf_dst, buf_ref, len))
 			detected++;
 		{
@@ -450,7 +496,7 @@ static int test_negative(const struct path *p)
 				detected++;
 		}
 	}
-	return detected == 4;
+	return detected == 8;
 }
 
 int main(int argc, char **argv)

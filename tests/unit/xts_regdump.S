@@ -6,6 +6,7 @@
  *
  * void xts_call_dump(void *fn, u8 *dst, const u8 *src, unsigned int nbytes,
  *                    u8 *tweak, int first, u64 *dump);
+ * fn gets xts_cur_check[] as its check values (6th argument).
  * dump[0..8]   = rax, rcx, rdx, rsi, rdi, r8, r9, r10, r11 after the call
  * All vector registers of the class are zeroed before the call, so any
  * non-zero register afterwards was written by fn and not cleared.
@@ -27,6 +28,7 @@ xts_call_dump:
 	mov	%ecx, %edx
 	mov	%r8, %rcx
 	mov	%r9d, %r8d
+	lea	xts_cur_check(%rip), %r9	/* the key's check values */
 	/* start from all-zero vector registers: only what fn writes counts */
 	cmpl	$2, xts_dump_level(%rip)
 	je	5f
