@@ -654,6 +654,7 @@ static int cmd_libvirt_hook(char **argv)
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	bool teardown = strcmp(op, "stopped") == 0 || strcmp(op, "release") == 0;
 	sd_bus *bus = NULL;
+	sd_bus_message *call = NULL;
 	size_t len = 0, cap = 65536;
 	char *xml = malloc(cap);
 	ssize_t n;
@@ -665,7 +666,7 @@ static int cmd_libvirt_hook(char **argv)
 		if (len + 1 >= cap) {
 			char *x;
 
-			if (cap > LIBVIRT_XML_MAX) {
+			if (cap >= LIBVIRT_XML_MAX) {
 				fprintf(stderr, "RamCrypt: the XML of domain %s on stdin is larger than %u bytes.\n",
 					domain, LIBVIRT_XML_MAX);
 				free(xml);
@@ -693,7 +694,7 @@ static int cmd_libvirt_hook(char **argv)
 		len += (size_t)n;
 	}
 	xml[len] = 0;
-	if (!strstr(xml, LIBVIRT_NS) && !teardown) {
+	if (!strstr(xml, LIBVIRT_NS)) {
 		free(xml);
 		return EXIT_OK;
 	}
@@ -707,9 +708,16 @@ static int cmd_libvirt_hook(char **argv)
 	}
 	r = sd_bus_open_system(&bus);
 	if (r >= 0)
-		r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE,
-				       "LibvirtHook", &e, NULL, "ssss", domain, op,
-				       subop, xml);
+		r = sd_bus_message_new_method_call(bus, &call, BUS_NAME,
+						   MANAGER_PATH, MANAGER_IFACE,
+						   "LibvirtHook");
+	if (r >= 0)
+		r = sd_bus_message_append(call, "ssss", domain, op, subop, xml);
+	/* a stop must not wait long for a daemon that hangs */
+	if (r >= 0)
+		r = sd_bus_call(bus, call, teardown ? 10 * 1000000ULL : 0, &e,
+				NULL);
+	sd_bus_message_unref(call);
 	free(xml);
 	if (r < 0 && !teardown) {
 		/* not ramcryptd's answer: unreachable, not activatable (a

@@ -46,6 +46,8 @@
 #define SHORT_NAME_MAX 20	/* VIR_DOMAIN_SHORT_NAME_MAX */
 #define MACHINE_NAME_MAX 64	/* virDomainMachineNameAppendValid */
 #define XML_MAX (4U << 20)
+/* libvirt's QEMU passthrough namespace (<qemu:commandline> and the like) */
+#define QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
 
 struct lv_domain {
 	char *name;
@@ -249,6 +251,14 @@ static void XMLCALL on_start(void *data, const XML_Char *el,
 				sep + 1);
 		return parse_marker(ps, atts);
 	}
+	if (sep && ps->depth == 2 &&
+	    (size_t)(sep - el) == strlen(QEMU_NS) &&
+	    strncmp(el, QEMU_NS, sep - el) == 0 &&
+	    strcmp(sep + 1, "deprecation") != 0)
+		/* -object/-machine/-device of its own can put guest RAM on
+		 * an anonymous backend next to the files libvirt makes */
+		unprotectable(d, "<qemu:%s> passes QEMU options libvirt does not check, which can put guest RAM outside the memory directory",
+			      sep + 1);
 	if (sep)
 		return;
 	if (under(ps, "memoryBacking", NULL)) {
@@ -343,8 +353,10 @@ static int lv_domain_parse(const char *xml, struct lv_domain *d, char *err,
 		return -E2BIG;
 	}
 	ps.p = XML_ParserCreateNS("UTF-8", NS_SEP);
-	if (!ps.p)
+	if (!ps.p) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
 	XML_SetUserData(ps.p, &ps);
 	XML_SetElementHandler(ps.p, on_start, on_end);
 	XML_SetCharacterDataHandler(ps.p, on_text);
@@ -394,7 +406,7 @@ out:
 
 /*
  * memory_backing_dir from qemu.conf (libvirt's virconf syntax: `key =
- * "value"` or 'value', # comments; the last assignment wins), as libvirt
+ * "value"` or 'value', # comments; the first assignment wins), as libvirt
  * uses it: "<dir>/libvirt/qemu", or its default when unset.
  */
 int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen)
@@ -429,7 +441,8 @@ int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen)
 				 QEMU_CONF, line);
 			return -EINVAL;
 		}
-		free(val);
+		if (val)
+			continue;	/* libvirt's virConfGetValue: the first */
 		val = strndup(p + 1, end - p - 1);
 		if (!val)
 			return -ENOMEM;
@@ -602,7 +615,8 @@ static void state_file(struct manager *m, const char *machine, char *buf,
 
 static void save_state(struct manager *m, const struct unit *u)
 {
-	char path[4200];
+	char path[4200], tmp[4300];
+	_cleanup_close_ int fd = -1;
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "unit", json_object_new_string(u->name));
@@ -612,10 +626,15 @@ static void save_state(struct manager *m, const struct unit *u)
 	json_object_object_add(o, "memory_directory",
 			       json_object_new_string(u->memory_dir));
 	state_file(m, u->machine, path, sizeof(path));
-	if (mkdir_p(m->state_dir, 0755) < 0 ||
-	    json_object_to_file_ext(path, o, JSON_C_TO_STRING_PLAIN) < 0)
-		log_warning("%s: cannot save %s (a restart of ramcryptd will not list it): %s",
-			    u->name, path, json_util_get_last_err());
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = mkdir_p(m->state_dir, 0755) < 0 ? -1 :
+		open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || json_object_to_fd(fd, o, JSON_C_TO_STRING_PLAIN) < 0 ||
+	    fsync(fd) < 0 || rename(tmp, path) < 0) {
+		log_warning("%s: cannot save %s (a restart of ramcryptd will not list it): %m",
+			    u->name, path);
+		(void)unlink(tmp);
+	}
 	json_object_put(o);
 }
 
@@ -691,6 +710,38 @@ static int open_memory_dir(struct manager *m, const char *dir, int *ret)
 	return 0;
 }
 
+/* Nothing in it yet (QEMU does not exist at the start hook) */
+static bool dir_empty(int fd)
+{
+	_cleanup_closedir_ DIR *dir = NULL;
+	struct dirent *de;
+	int dfd = dup(fd);
+
+	if (dfd < 0)
+		return false;
+	dir = fdopendir(dfd);
+	if (!dir) {
+		close(dfd);
+		return false;
+	}
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			return false;
+	return true;
+}
+
+/* The directory the policy was set on: later checks look at that one,
+ * not at whatever has its name by then. */
+static void pin_dir(struct unit *u, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0) {
+		u->memory_dir_dev = st.st_dev;
+		u->memory_dir_ino = st.st_ino;
+	}
+}
+
 static int hook_start(struct manager *m, const struct lv_domain *d,
 		      const char *base, sd_bus_error *error)
 {
@@ -727,7 +778,7 @@ static int hook_start(struct manager *m, const struct lv_domain *d,
 		    cur.window_pages == pol.window_pages &&
 		    cur.max_plaintext_age_ms == pol.max_plaintext_age_ms &&
 		    cur.evict_ahead_pages == pol.evict_ahead_pages &&
-		    cur.crypto_cpu == pol.crypto_cpu)
+		    cur.crypto_cpu == pol.crypto_cpu && dir_empty(fd))
 			r = 0;	/* set by an earlier start hook: the same */
 		else if (r == -ENOTEMPTY)
 			return lv_refuse(error, d->name,
@@ -756,6 +807,7 @@ static int hook_start(struct manager *m, const struct lv_domain *d,
 	u->evict_ahead_pages = pol.evict_ahead_pages;
 	u->confinement = RC_CONFINE_OFF;
 	u->state = UNIT_ENROLLING;
+	pin_dir(u, fd);
 	unit_link(m, u);
 	save_state(m, u);
 	log_info("Enrolled libvirt domain %s as %s: memory directory %s, window %" PRIu32 " pages, max plaintext age %" PRIu32 " ms.",
@@ -783,9 +835,22 @@ int libvirt_unit_verify(struct unit *u, uint64_t *bytes, char *why,
 			 r == -EXDEV ? "is not on ramcryptfs" : strerror(-r));
 		return r;
 	}
+	if (u->memory_dir_ino) {
+		struct stat st;
+
+		if (fstat(fd, &st) < 0 || st.st_dev != u->memory_dir_dev ||
+		    st.st_ino != u->memory_dir_ino) {
+			snprintf(why, len, "its memory directory %s is not the one its policy was set on (replaced?)",
+				 u->memory_dir);
+			return -EPERM;
+		}
+	}
 	dir = fdopendir(fd);
-	if (!dir)
+	if (!dir) {
+		snprintf(why, len, "cannot read its memory directory %s: %m",
+			 u->memory_dir);
 		return rc_negative_errno();
+	}
 	fd = -1;
 	while ((de = readdir(dir))) {
 		_cleanup_close_ int f = -1;
@@ -811,6 +876,15 @@ int libvirt_unit_verify(struct unit *u, uint64_t *bytes, char *why,
 		snprintf(rel, sizeof(rel), "sys/kernel/ramcrypt/regions/%llu/policy_source",
 			 (unsigned long long)st.region_id);
 		r = rc_read_string(m->root, rel, &src);
+		if (r >= 0 && strcmp(src, "directory") == 0) {
+			_cleanup_free_ char *age = NULL;
+
+			snprintf(rel, sizeof(rel), "sys/kernel/ramcrypt/regions/%llu/max_plaintext_age_ms",
+				 (unsigned long long)st.region_id);
+			if (rc_read_string(m->root, rel, &age) < 0 ||
+			    strtoul(age, NULL, 10) != u->max_plaintext_age_ms)
+				r = -EPERM;
+		}
 		if (r < 0 || strcmp(src, "directory") != 0 ||
 		    st.window_pages != u->window_pages) {
 			snprintf(why, len, "%s/%s is region %llu with policy from '%s' and a window of %u pages, not the domain's (%u pages)",
@@ -892,6 +966,7 @@ static void resolve_scope(struct manager *m, struct unit *u)
 		goto out;
 	free(nu->name);
 	free(nu->path);
+	nu->path = NULL;
 	nu->name = scope;
 	scope = NULL;
 	if (sd_bus_path_encode(RC_UNIT_PREFIX, nu->name, &nu->path) < 0) {
@@ -899,6 +974,8 @@ static void resolve_scope(struct manager *m, struct unit *u)
 		goto out;
 	}
 	nu->window_pages = u->window_pages;
+	nu->memory_dir_dev = u->memory_dir_dev;
+	nu->memory_dir_ino = u->memory_dir_ino;
 	nu->max_plaintext_age_ms = u->max_plaintext_age_ms;
 	nu->evict_ahead_pages = u->evict_ahead_pages;
 	nu->state = u->state;
@@ -969,6 +1046,7 @@ static int hook_reconnect(struct manager *m, const struct lv_domain *d,
 	u->evict_ahead_pages = pol.evict_ahead_pages;
 	u->confinement = RC_CONFINE_OFF;
 	u->state = UNIT_ENROLLING;
+	pin_dir(u, fd);
 	unit_link(m, u);
 	save_state(m, u);
 	return hook_started(m, d, error);
@@ -999,6 +1077,11 @@ int libvirt_hook(struct manager *m, const char *domain, const char *op,
 		lv_domain_free(&d);
 		return r;
 	}
+	for (const char *c = d.name; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '/') {
+			r = lv_refuse(error, domain, "its name has a '/' or a control character");
+			goto out;
+		}
 	if (strcmp(d.name, domain) != 0) {
 		r = lv_refuse(error, domain, "the XML is of domain '%s'", d.name);
 		goto out;
@@ -1086,6 +1169,7 @@ int libvirt_rediscover(struct manager *m)
 			u->evict_ahead_pages = pol.evict_ahead_pages;
 			u->confinement = RC_CONFINE_OFF;
 			u->state = UNIT_ENROLLING;
+			pin_dir(u, fd);
 			unit_link(m, u);
 			if (libvirt_unit_verify(u, &bytes, why, sizeof(why)) < 0)
 				unit_set_state(u, UNIT_UNPROTECTED, why);

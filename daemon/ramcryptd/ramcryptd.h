@@ -108,6 +108,7 @@ struct unit {
 	char *domain;
 	char *uuid;
 	char *memory_dir;	/* on ramcryptfs, with the region policy */
+	uint64_t memory_dir_dev, memory_dir_ino;	/* the one it was set on */
 };
 
 struct host_saved;

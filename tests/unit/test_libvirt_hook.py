@@ -138,13 +138,21 @@ def test_ramcryptctl_libvirt_hook():
             "</devices>", "<memory model='nvdimm'><source><path>/x</path>"
             "</source></memory></devices>"), "<memory model='nvdimm'>")
         refused(b, domain_xml().replace("32768", "32x"), "is not a size")
+        # QEMU options of its own could add an anonymous RAM backend
+        refused(b, domain_xml(extra="<qemu:commandline xmlns:qemu='http://"
+                              "libvirt.org/schemas/domain/qemu/1.0'><qemu:arg"
+                              " value='-object'/></qemu:commandline>"),
+                "<qemu:commandline> passes QEMU options")
+        refused(b, domain_xml(name="a/b"), "control character", dom="a/b")
 
         # memory_backing_dir: libvirt's default, then a plain directory
         line = refused(b, domain_xml(), "/var/lib/libvirt/qemu/ram")
         assert "set memory_backing_dir to a ramcryptfs mount" in line, line
+        # as libvirt's virconf: the first assignment counts
         T.wfile(b.root / "etc/libvirt/qemu.conf",
                 "# memory_backing_dir = \"/nowhere\"\n"
-                "memory_backing_dir = \"/run/ramcryptfs\"\n")
+                "memory_backing_dir = \"/run/ramcryptfs\"\n"
+                "memory_backing_dir = \"/elsewhere\"\n")
         (b.root / "run/ramcryptfs/libvirt/qemu").mkdir(parents=True)
         refused(b, domain_xml(), "/run/ramcryptfs/libvirt/qemu, which is "
                 "not on ramcryptfs")
@@ -169,6 +177,18 @@ def test_ramcryptctl_libvirt_hook():
         assert b.call("LibvirtHook", "ssss", "rcvm", "start", "begin",
                       domain_xml(marker="")) is None
         assert b.call("ListUnits") == [[]], b.call("ListUnits")
+        # the hook script without ramcryptctl (ramcrypt-host removed, its
+        # configuration file kept): marked domains refused, others alone
+        assert not Path("/usr/bin/ramcryptctl").exists()
+        script = str(T.REPO / "etc/libvirt/hooks/qemu.d/50-ramcrypt")
+        for xml, op, rc, needle in (
+                (domain_xml(), "prepare", 1, "ramcrypt-host is not installed"),
+                (domain_xml(), "release", 0, ""),
+                (domain_xml(marker=""), "prepare", 0, "")):
+            r = T.subprocess.run([script, "rcvm", op, "begin", "-"],
+                                 input=xml, capture_output=True, text=True)
+            assert r.returncode == rc and needle in r.stderr and \
+                (needle or not r.stderr), (op, r.returncode, r.stderr)
         log = b.log()
         assert "Refusing to start libvirt domain rcvm: its RAM is " \
             "anonymous memory" in log, log[-3000:]
