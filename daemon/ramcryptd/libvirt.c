@@ -665,16 +665,35 @@ static void drop_domain(struct manager *m, struct unit *u, const char *why)
 	unit_free(u);
 }
 
-static struct unit *new_domain_unit(struct manager *m, const char *machine,
-				    const char *domain, const char *uuid,
-				    const char *dir)
+/* The directory the policy was set on: later checks look at that one,
+ * not at whatever has its name by then. */
+static void pin_dir(struct unit *u, int fd)
 {
-	_cleanup_free_ char *scope = machine_scope(machine);
+	struct stat st;
+
+	if (fstat(fd, &st) == 0) {
+		u->memory_dir_dev = st.st_dev;
+		u->memory_dir_ino = st.st_ino;
+	}
+}
+
+/*
+ * A domain's unit object (not linked yet), named @name or else after the
+ * machine's scope, with the policy of its memory directory, pinned to the
+ * inode of @fd (-1: the caller copies a pin).
+ */
+static struct unit *new_domain_unit(struct manager *m, const char *name,
+				    const char *machine, const char *domain,
+				    const char *uuid, const char *dir,
+				    const struct ramcrypt_dir_policy *pol,
+				    int fd)
+{
+	_cleanup_free_ char *scope = name ? NULL : machine_scope(machine);
 	struct unit *u;
 
-	if (!scope)
+	if (!name && !scope)
 		return NULL;
-	u = unit_new(m, scope, "", "");
+	u = unit_new(m, name ? name : scope, "", "");
 	if (!u)
 		return NULL;
 	u->kind = UNIT_KIND_LIBVIRT;
@@ -686,6 +705,13 @@ static struct unit *new_domain_unit(struct manager *m, const char *machine,
 		unit_free(u);
 		return NULL;
 	}
+	u->window_pages = pol->window_pages;
+	u->max_plaintext_age_ms = pol->max_plaintext_age_ms;
+	u->evict_ahead_pages = pol->evict_ahead_pages;
+	u->confinement = RC_CONFINE_OFF;
+	u->state = UNIT_ENROLLING;
+	if (fd >= 0)
+		pin_dir(u, fd);
 	return u;
 }
 
@@ -728,18 +754,6 @@ static bool dir_empty(int fd)
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			return false;
 	return true;
-}
-
-/* The directory the policy was set on: later checks look at that one,
- * not at whatever has its name by then. */
-static void pin_dir(struct unit *u, int fd)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) == 0) {
-		u->memory_dir_dev = st.st_dev;
-		u->memory_dir_ino = st.st_ino;
-	}
 }
 
 static int hook_start(struct manager *m, const struct lv_domain *d,
@@ -799,21 +813,30 @@ static int hook_start(struct manager *m, const struct lv_domain *d,
 	u = find_domain(m, d->name);
 	if (u)
 		drop_domain(m, u, ": started again");
-	u = new_domain_unit(m, machine, d->name, d->uuid, dir);
+	u = new_domain_unit(m, NULL, machine, d->name, d->uuid, dir, &pol, fd);
 	if (!u)
 		return -ENOMEM;
-	u->window_pages = pol.window_pages;
-	u->max_plaintext_age_ms = pol.max_plaintext_age_ms;
-	u->evict_ahead_pages = pol.evict_ahead_pages;
-	u->confinement = RC_CONFINE_OFF;
-	u->state = UNIT_ENROLLING;
-	pin_dir(u, fd);
 	unit_link(m, u);
 	save_state(m, u);
 	log_info("Enrolled libvirt domain %s as %s: memory directory %s, window %" PRIu32 " pages, max plaintext age %" PRIu32 " ms.",
 		 d->name, u->name, dir, u->window_pages, u->max_plaintext_age_ms);
 	(void)sd_bus_emit_signal(m->bus, RC_MANAGER_PATH, RC_MANAGER_IFACE,
 				 "UnitEnrolled", "so", u->name, u->path);
+	return 0;
+}
+
+/* The stats of the region a file of a memory directory is */
+static int region_file_stats(DIR *dir, const char *name,
+			     struct ramcrypt_stats *st)
+{
+	_cleanup_close_ int f = openat(dirfd(dir), name, O_RDONLY | O_NOFOLLOW |
+				       O_NONBLOCK | O_CLOEXEC);
+
+	if (f < 0)
+		return rc_negative_errno();
+	memset(st, 0, sizeof(*st));
+	if (ioctl(f, RAMCRYPT_IOC_STATS, st) < 0)
+		return rc_negative_errno();
 	return 0;
 }
 
@@ -853,25 +876,17 @@ int libvirt_unit_verify(struct unit *u, uint64_t *bytes, char *why,
 	}
 	fd = -1;
 	while ((de = readdir(dir))) {
-		_cleanup_close_ int f = -1;
 		_cleanup_free_ char *src = NULL;
 		struct ramcrypt_stats st;
 		char rel[128];
 
 		if (de->d_name[0] == '.')
 			continue;
-		f = openat(dirfd(dir), de->d_name,
-			   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (f < 0) {
-			snprintf(why, len, "cannot open %s/%s: %m", u->memory_dir,
-				 de->d_name);
-			return rc_negative_errno();
-		}
-		memset(&st, 0, sizeof(st));
-		if (ioctl(f, RAMCRYPT_IOC_STATS, &st) < 0) {
-			snprintf(why, len, "%s/%s is not a ramcrypt region: %m",
-				 u->memory_dir, de->d_name);
-			return rc_negative_errno();
+		r = region_file_stats(dir, de->d_name, &st);
+		if (r < 0) {
+			snprintf(why, len, "%s/%s is not a ramcrypt region one can read: %s",
+				 u->memory_dir, de->d_name, strerror(-r));
+			return r;
 		}
 		snprintf(rel, sizeof(rel), "sys/kernel/ramcrypt/regions/%llu/policy_source",
 			 (unsigned long long)st.region_id);
@@ -915,15 +930,10 @@ void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
 		return;
 	dir = opendir(abs);
 	while (dir && (de = readdir(dir))) {
-		_cleanup_close_ int f = -1;
 		struct ramcrypt_stats st;
 
-		if (de->d_name[0] == '.')
-			continue;
-		f = openat(dirfd(dir), de->d_name,
-			   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		memset(&st, 0, sizeof(st));
-		if (f < 0 || ioctl(f, RAMCRYPT_IOC_STATS, &st) < 0)
+		if (de->d_name[0] == '.' ||
+		    region_file_stats(dir, de->d_name, &st) < 0)
 			continue;
 		(*regions)++;
 		*bytes += st.size;
@@ -939,6 +949,12 @@ void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
 /* machined's name for the scope, if it differs from the prediction */
 static void resolve_scope(struct manager *m, struct unit *u)
 {
+	const struct ramcrypt_dir_policy pol = {
+		.window_pages = u->window_pages,
+		.max_plaintext_age_ms = u->max_plaintext_age_ms,
+		.evict_ahead_pages = u->evict_ahead_pages,
+		.crypto_cpu = -1,
+	};
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	sd_bus_message *reply = NULL;
 	const char *path;
@@ -961,23 +977,12 @@ static void resolve_scope(struct manager *m, struct unit *u)
 	}
 	if (strcmp(scope, u->name) == 0)
 		goto out;
-	nu = new_domain_unit(m, u->machine, u->domain, u->uuid, u->memory_dir);
+	nu = new_domain_unit(m, scope, u->machine, u->domain, u->uuid,
+			     u->memory_dir, &pol, -1);
 	if (!nu)
 		goto out;
-	free(nu->name);
-	free(nu->path);
-	nu->path = NULL;
-	nu->name = scope;
-	scope = NULL;
-	if (sd_bus_path_encode(RC_UNIT_PREFIX, nu->name, &nu->path) < 0) {
-		unit_free(nu);
-		goto out;
-	}
-	nu->window_pages = u->window_pages;
 	nu->memory_dir_dev = u->memory_dir_dev;
 	nu->memory_dir_ino = u->memory_dir_ino;
-	nu->max_plaintext_age_ms = u->max_plaintext_age_ms;
-	nu->evict_ahead_pages = u->evict_ahead_pages;
 	nu->state = u->state;
 	log_notice("%s: machined named its scope %s, not %s.", u->domain,
 		   nu->name, u->name);
@@ -1038,15 +1043,9 @@ static int hook_reconnect(struct manager *m, const struct lv_domain *d,
 	machine = libvirt_machine_name(d->id, d->name);
 	if (!machine)
 		return -ENOMEM;
-	u = new_domain_unit(m, machine, d->name, d->uuid, dir);
+	u = new_domain_unit(m, NULL, machine, d->name, d->uuid, dir, &pol, fd);
 	if (!u)
 		return -ENOMEM;
-	u->window_pages = pol.window_pages;
-	u->max_plaintext_age_ms = pol.max_plaintext_age_ms;
-	u->evict_ahead_pages = pol.evict_ahead_pages;
-	u->confinement = RC_CONFINE_OFF;
-	u->state = UNIT_ENROLLING;
-	pin_dir(u, fd);
 	unit_link(m, u);
 	save_state(m, u);
 	return hook_started(m, d, error);
@@ -1145,31 +1144,15 @@ int libvirt_rediscover(struct manager *m)
 			json_object_put(o);
 			continue;
 		}
-		u = new_domain_unit(m, json_object_get_string(v[1]),
+		u = new_domain_unit(m, json_object_get_string(v[0]),
+				    json_object_get_string(v[1]),
 				    json_object_get_string(v[2]),
 				    json_object_get_string(v[3]),
-				    json_object_get_string(v[4]));
-		if (u) {
-			free(u->name);
-			free(u->path);
-			u->path = NULL;
-			u->name = strdup(json_object_get_string(v[0]));
-			if (!u->name ||
-			    sd_bus_path_encode(RC_UNIT_PREFIX, u->name, &u->path) < 0) {
-				unit_free(u);
-				u = NULL;
-			}
-		}
+				    json_object_get_string(v[4]), &pol, fd);
 		if (u) {
 			char why[1024];
 			uint64_t bytes;
 
-			u->window_pages = pol.window_pages;
-			u->max_plaintext_age_ms = pol.max_plaintext_age_ms;
-			u->evict_ahead_pages = pol.evict_ahead_pages;
-			u->confinement = RC_CONFINE_OFF;
-			u->state = UNIT_ENROLLING;
-			pin_dir(u, fd);
 			unit_link(m, u);
 			if (libvirt_unit_verify(u, &bytes, why, sizeof(why)) < 0)
 				unit_set_state(u, UNIT_UNPROTECTED, why);
