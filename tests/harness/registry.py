@@ -1,5 +1,7 @@
 """Test registration: @unit_test and @vm_test decorators, Skip."""
+import importlib.util
 import os
+import sys
 
 UNIT_TESTS = []
 VM_TESTS = []
@@ -51,3 +53,23 @@ def bench(name=None, **opts):
 
 def selftest_enabled():
     return os.environ.get("RAMCRYPT_HARNESS_SELFTEST") == "1"
+
+
+def test_helpers(path, name):
+    """Another test file as a module, for its helpers. The runner loads
+    every test file once, under a name it does not put in sys.modules, so
+    a plain import would run that file again and register its tests a
+    second time: it is loaded here under `name` (once) and what that load
+    registered is dropped (the runner's own load registers it)."""
+    if name not in sys.modules:
+        lists = (UNIT_TESTS, VM_TESTS, BENCHES)
+        counts = [len(lst) for lst in lists]
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        finally:
+            for lst, n in zip(lists, counts):
+                del lst[n:]
+    return sys.modules[name]

@@ -10,33 +10,19 @@ the vfio-pci WBINVD warning; refusals: no CAT, resctrl not mounted, cdp,
 an exclusive group that leaves no ways, a CPU in another group, no CLOSID,
 an SMT sibling that is busy. The daemon runs under ASan+UBSan against a
 private dbus-daemon and the fake systemd of test_ramcryptd.py."""
-import importlib.util
 import json
 import os
 from pathlib import Path
 
-import harness.registry as registry
+from harness import registry
 from harness.registry import unit_test
 
 HERE = Path(__file__).resolve().parent
 
 
-def _helpers():
-    """test_ramcryptd.py's Bench and fixture builders, without registering
-    its tests a second time."""
-    saved = registry.unit_test
-    registry.unit_test = lambda *a, **k: (lambda f: f)
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "rc_confinement_ramcryptd_helpers", HERE / "test_ramcryptd.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        registry.unit_test = saved
-    return mod
-
-
-T = _helpers()
+# test_ramcryptd.py's Bench and fixture builders
+T = registry.test_helpers(HERE / "test_ramcryptd.py",
+                          "rc_ramcryptd_helpers")
 Bench, wfile, setup_roles, enroll_refused = (T.Bench, T.wfile, T.setup_roles,
                                              T.enroll_refused)
 

@@ -7,36 +7,27 @@ tests/vm/test_libvirt.py's; here: unmarked domains never touch the bus,
 marked ones fail closed with one sentence naming what is wrong (the XML,
 the marker's values, the RAM layout, the key, memory_backing_dir, the
 caller), teardown never fails."""
-import importlib.util
 import os
 from pathlib import Path
 
-import harness.registry as registry
+from harness import registry
 from harness.registry import unit_test
 
 HERE = Path(__file__).resolve().parent
 NS = "urn:ramcrypt-host:libvirt:1"
 
 
-def _helpers():
-    """test_ramcryptd.py's Bench, without registering its tests again."""
-    saved = registry.unit_test
-    registry.unit_test = lambda *a, **k: (lambda f: f)
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "rc_libvirt_ramcryptd_helpers", HERE / "test_ramcryptd.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        registry.unit_test = saved
-    return mod
+# test_ramcryptd.py's Bench and fixture builders
+T = registry.test_helpers(HERE / "test_ramcryptd.py",
+                          "rc_ramcryptd_helpers")
 
 
-T = _helpers()
+def marker_xml(attrs="window='1200K'"):
+    """The RamCrypt marker with these attributes."""
+    return f"<ramcrypt:ramcrypt xmlns:ramcrypt='{NS}' {attrs}/>"
 
 
-def domain_xml(marker=f"<ramcrypt:ramcrypt xmlns:ramcrypt='{NS}' "
-               "window='1200K'/>", backing="<source type='file'/>"
+def domain_xml(marker=marker_xml(), backing="<source type='file'/>"
                "<access mode='shared'/>", extra="", name="rcvm", dom_id=1):
     mb = f"<memoryBacking>{backing}</memoryBacking>" if backing is not None \
         else ""
@@ -100,22 +91,17 @@ def test_ramcryptctl_libvirt_hook():
         refused(b, "<!DOCTYPE domain [<!ENTITY x 'y'>]>" + domain_xml(),
                 "DOCTYPE")
         refused(b, domain_xml(name="other"), "the XML is of domain 'other'")
-        refused(b, domain_xml(marker=f"<ramcrypt:ramcrypt xmlns:ramcrypt="
-                              f"'{NS}' windwo='64M'/>"),
+        refused(b, domain_xml(marker=marker_xml("windwo='64M'")),
                 "unknown attribute 'windwo'")
-        refused(b, domain_xml(marker=f"<ramcrypt:ramcrypt xmlns:ramcrypt="
-                              f"'{NS}' window='banana'/>"),
+        refused(b, domain_xml(marker=marker_xml("window='banana'")),
                 "<ramcrypt:ramcrypt window='banana'>:")
-        refused(b, domain_xml(marker=f"<ramcrypt:ramcrypt xmlns:ramcrypt="
-                              f"'{NS}' max-plaintext-age='2h'/>"),
+        refused(b, domain_xml(marker=marker_xml("max-plaintext-age='2h'")),
                 "out of range (1ms to 1h)")
         refused(b, domain_xml(marker=f"<r:vault xmlns:r='{NS}'/>"),
                 "unknown element <vault>")
-        refused(b, domain_xml(marker=f"<ramcrypt:ramcrypt xmlns:ramcrypt="
-                              f"'{NS}' cpus='2'/>"),
+        refused(b, domain_xml(marker=marker_xml("cpus='2'")),
                 "does not assign VM cores to libvirt domains yet")
-        refused(b, domain_xml(marker=f"<ramcrypt:ramcrypt xmlns:ramcrypt="
-                              f"'{NS}' cache-confinement='required'/>"),
+        refused(b, domain_xml(marker=marker_xml("cache-confinement='required'")),
                 "does not confine libvirt domains yet")
         # the RAM layout: every way guest RAM stays plaintext
         refused(b, domain_xml(backing=None), "its RAM is anonymous memory")

@@ -234,15 +234,22 @@ done
 journalctl -q --no-pager -o cat -u {unit} | tr -d '\\r'
 echo "active=$(systemctl is-active {unit} || true)"
 """, timeout=timeout + 120)[1]
+    return check_passes(out, unit, passes, timeout, pages_min)
+
+
+def check_passes(out, what, passes, timeout, pages_min=GUEST_PAGES_MIN):
+    """mbguest's output `out` (of `what`): it wrote all its canaries and
+    reached pass `passes` with no mismatch. Returns (set id, pages, last
+    pass, out)."""
     m = re.search(r"mbguest: canary written set=0x([0-9a-f]+) "
                   r"start=0x([0-9a-f]+) pages=(\d+)", out)
-    assert m, f"{unit}: the guest never wrote its canaries:\n{out[-3000:]}"
+    assert m, f"{what}: the guest never wrote its canaries:\n{out[-3000:]}"
     pages = int(m[3])
-    assert pages >= pages_min, f"{unit}: guest tests only {pages} pages"
-    assert "FAIL" not in out, f"{unit}: the guest saw corrupt RAM:\n{out}"
+    assert pages >= pages_min, f"{what}: guest tests only {pages} pages"
+    assert "FAIL" not in out, f"{what}: the guest saw corrupt RAM:\n{out}"
     assert re.search(rf"canary pass={passes} ok pages={pages} "
                      r"mismatches=0", out), \
-        f"{unit}: no pass {passes} within {timeout}s:\n{out[-3000:]}"
+        f"{what}: no pass {passes} within {timeout}s:\n{out[-3000:]}"
     done = [int(p) for p in re.findall(r"canary pass=(\d+) ok", out)]
     return int(m[1], 16), pages, max(done), out
 

@@ -19,11 +19,9 @@ or balloon). One boot runs the steps in order, each a function:
 start_domain, check_ram_file, wait_serial_passes, check_dump,
 destroy_domain.
 """
-import importlib.util
 import json
 import re
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -32,35 +30,14 @@ from harness.debroot import DebianSystem
 from harness.registry import vm_test
 
 
-def _e2e_module():
-    """tests/vm/test_host_e2e.py as a module to import from. The runner
-    loads every test file once, under a name it does not put in
-    sys.modules, so a plain import would run that file again and register
-    its test a second time: it is loaded here under a private name and the
-    tests that load registered are dropped (the runner's own load
-    registers them)."""
-    name = "rc_vm_test_host_e2e_shared"
-    if name not in sys.modules:
-        lists = (registry.UNIT_TESTS, registry.VM_TESTS, registry.BENCHES)
-        counts = [len(lst) for lst in lists]
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_host_e2e.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        try:
-            spec.loader.exec_module(mod)
-        finally:
-            for lst, n in zip(lists, counts):
-                del lst[n:]
-    return sys.modules[name]
-
-
-_e2e = _e2e_module()
+_e2e = registry.test_helpers(Path(__file__).with_name("test_host_e2e.py"),
+                              "rc_vm_test_host_e2e_shared")
 E2E_PKGS, GUEST_MB, GUEST_PAGES_MIN = \
     _e2e.E2E_PKGS, _e2e.GUEST_MB, _e2e.GUEST_PAGES_MIN
 MBGUEST, MODULE_WINDOW, QEMU = _e2e.MBGUEST, _e2e.MODULE_WINDOW, _e2e.QEMU
 E2EHost, boot_host, check_dmesg = _e2e.E2EHost, _e2e.boot_host, \
     _e2e.check_dmesg
+check_passes = _e2e.check_passes
 dump_canaries, kv, load_kvm = _e2e.dump_canaries, _e2e.kv, _e2e.load_kvm
 regions, write_guest_file = _e2e.regions, _e2e.write_guest_file
 
@@ -281,17 +258,7 @@ until grep -q 'canary pass={passes} ok' {path}; do
 done
 tr -d '\\r' < {path}
 """, timeout=timeout + 120)[1]
-    m = re.search(r"mbguest: canary written set=0x([0-9a-f]+) "
-                  r"start=0x([0-9a-f]+) pages=(\d+)", out)
-    assert m, f"{path}: the guest never wrote its canaries:\n{out[-3000:]}"
-    pages = int(m[3])
-    assert pages >= pages_min, f"{path}: the guest tests only {pages} pages"
-    assert "FAIL" not in out, f"{path}: the guest saw corrupt RAM:\n{out}"
-    assert re.search(rf"canary pass={passes} ok pages={pages} "
-                     r"mismatches=0", out), \
-        f"{path}: no pass {passes} within {timeout}s:\n{out[-3000:]}"
-    done = [int(p) for p in re.findall(r"canary pass=(\d+) ok", out)]
-    return int(m[1], 16), pages, max(done), out
+    return check_passes(out, path, passes, timeout, pages_min)
 
 
 def check_dump(ctx, vm, host, rid, what):
