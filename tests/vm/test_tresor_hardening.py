@@ -2,6 +2,7 @@
 slots, CPU hotplug (issue: tresor hardening). Every scenario ends with a RAM
 dump that must hold no key."""
 import os
+import time
 
 from harness import memsearch
 from harness.dmcrypt import open_tresor, xts_decrypt_image
@@ -116,7 +117,9 @@ def test_tresor_forward_retry_other_holder(ctx):
     """Three CPUs, holders {1, 2}. A KVM guest on CPU 2 overwrites its key
     while CPU 2 still counts as valid. Requests issued on CPU 0 are
     forwarded; those sent to CPU 2 fail its check there and must be retried
-    on CPU 1, not on CPU 2 again: all succeed, one check failure."""
+    on CPU 1, not on CPU 2 again: all succeed, one check failure.
+    Then, in the same boot, requests whose holder fails in the middle
+    (check_resume)."""
     key = os.urandom(32)
     with ctx.boot(smp=3) as vm:
         vm.sh(LOAD_TRESOR)
@@ -132,6 +135,120 @@ def test_tresor_forward_retry_other_holder(ctx):
                  f"{st['check_failures']} forwarded="
                  f"{st['forwarded_requests']}")
         assert st["valid_holders"] == "1" and st["check_failures"] == "1", st
+        check_resume(ctx, vm, key)
+
+
+RESUME = "/sys/module/tresor_testresume/parameters"
+# tests/kmod/tresor_testresume.c: its request's scatterlist entries
+RESUME_SEG_LEN = (4096, 1024, 2048, 4096, 3072)
+# (issuing CPU, op, inplace (dst = src) or copy (dst on other pages), the
+# chunk calls that fail their check (1-based, over the whole request),
+# key holders), on 3 CPUs
+RESUME_CASES = (
+    # the issuing holder fails at its 3rd chunk: queued to another holder
+    # (tresor_xts_work), which resumes at that chunk
+    (0, "enc", "inplace", (3,), "0,1,2"),
+    (1, "dec", "copy", (3,), "0,1,2"),
+    # that holder fails too, at its 2nd chunk: tresor_forward() hands the
+    # request to the third (tresor_xts_here_cb), rctx->done accumulates
+    (0, "enc", "copy", (2, 4), "0,1,2"),
+    (2, "dec", "inplace", (2, 4), "0,1,2"),
+    # CPU 0 is no holder: queued at once, the holder fails at its 2nd
+    # chunk, forwarded to the other one
+    (0, "enc", "inplace", (2,), "1,2"),
+    (0, "dec", "copy", (2,), "1,2"),
+)
+
+
+def _resume_trace(text):
+    calls = []
+    for ln in text.splitlines():
+        n, *kv = ln.split()
+        calls.append(dict(kw.split("=") for kw in kv))
+        assert int(n) == len(calls), text
+    return calls
+
+
+def check_resume(ctx, vm, key):
+    """Issue 21 item 5: a holder's check fails in the middle of a request
+    of several chunks (five scatterlist entries, each on its own page),
+    after it did some (tresor_testresume.ko: a kprobe on the xts assembly
+    entry overwrites DR0 of the CPU at the chosen chunk calls). The request
+    must continue on another valid holder at the failed chunk, with the
+    running tweak (rctx->done / rctx->tweak), not start over: the output
+    must be xts(aes)'s (in place, starting over encrypts the done chunks
+    twice), the chunk calls must cover each entry once plus the failed
+    ones again, and the inverse request must give the input back."""
+    log_start = int(vm.sh("dmesg | wc -l"))
+    vm.sh(f"modprobe tresor_testresume && "
+          f"echo {masked_key_args(key)} > {RESUME}/key")
+    impl = vm.sh("cat /sys/kernel/tresor/implementation")
+    t0, done = time.monotonic(), []
+    for cpu, op, mode, fails, holders in RESUME_CASES:
+        assert vm.sh(f"rcprobe set-holders {holders}") == "ok"
+        before = status(vm)
+        assert cpulist(before["valid_holders"]) == cpulist(holders), before
+        label = f"CPU {cpu} {op} {mode} fail at call {fails}"
+        vm.sh(f"echo '{cpu} {op} {mode} "
+              f"{','.join(map(str, fails))}' > {RESUME}/run", timeout=120)
+        res = vm.sh(f"cat {RESUME}/result")
+        calls = _resume_trace(vm.sh(f"cat {RESUME}/trace"))
+        st = status(vm)
+        # chunk calls: entry by entry, a failed one again on another CPU
+        want, seg = [], 0
+        while seg < len(RESUME_SEG_LEN):
+            want.append(seg)
+            if len(want) not in fails:
+                seg += 1
+        assert res == f"err=0 match=1 roundtrip=1 calls={len(want)}", \
+            (label, res, calls)
+        assert [int(c["seg"]) for c in calls] == want, (label, calls)
+        lost = set()
+        for n, c in enumerate(calls, 1):
+            assert c["op"] == op and c["impl"] == impl, (label, c)
+            assert c["off"] == "0" and \
+                int(c["len"]) == RESUME_SEG_LEN[int(c["seg"])], (label, c)
+            # only the request's first call encrypts the IV (first != 0)
+            assert c["first"] == ("1" if n == 1 else "0"), (label, calls)
+            assert c["clobbered"] == ("1" if n in fails else "0"), \
+                (label, calls)
+            if n > 1:
+                prev = calls[n - 2]
+                # one FPU section per holder: a CPU change only after a
+                # failed check, and never back to a CPU that failed
+                assert (c["cpu"] != prev["cpu"]) == (n - 1 in fails), \
+                    (label, calls)
+            assert c["cpu"] not in lost, (label, calls)
+            if n in fails:
+                lost.add(c["cpu"])
+            assert int(c["cpu"]) in cpulist(holders), (label, calls)
+        if cpu in cpulist(holders):
+            assert calls[0]["cpu"] == str(cpu), (label, calls)
+        last = int(calls[-1]["cpu"])
+        assert int(st["check_failures"]) == \
+            int(before["check_failures"]) + len(fails), (label, st)
+        assert cpulist(st["valid_holders"]) == \
+            cpulist(holders) - {int(c) for c in lost}, (label, st)
+        assert int(st["forwarded_requests"]) > \
+            int(before["forwarded_requests"]), (label, st)
+        # completed requests, counted where they completed: this one and
+        # its inverse, not the holders' partial runs
+        per_cpu = [[int(x) for x in d["requests_per_cpu"].split()]
+                   for d in (st, before)]
+        assert per_cpu[0][last] > per_cpu[1][last], (label, st)
+        assert sum(per_cpu[0]) == sum(per_cpu[1]) + 2, (label, st, before)
+        done.append(f"{op} {mode} on {cpu}: "
+                    + " ".join(f"{c['cpu']}:{c['seg']}"
+                               + ("x" if c["clobbered"] == "1" else "")
+                               for c in calls))
+    ctx.note(f"resume ({impl}, {time.monotonic() - t0:.1f}s), cpu:entry "
+             f"per chunk call, x = check failed: " + "; ".join(done))
+    assert vm.sh("rcprobe set-holders 0,1,2") == "ok"
+    vm.sh("rmmod tresor_testresume")
+    log = vm.sh(f"dmesg | tail -n +{log_start + 1}")
+    bad = [ln for ln in log.splitlines() if any(
+        w in ln for w in ("WARNING:", "BUG:", "Oops", "Call Trace"))]
+    assert not bad, log
 
 
 @vm_test(timeout=900)
