@@ -41,6 +41,7 @@
 #include "tresor_asm.h"
 #include "tresor_cipher.h"
 #include "tresor_keystore.h"
+#include "tresor_poll.h"
 
 #define TRESOR_IMPL(sfx) {					\
 	.name = #sfx,						\
@@ -122,8 +123,9 @@ struct tresor_call {
 };
 
 /*
- * A forwarded page call goes by IPI (smp_call_function_single(), waiting)
- * when the key holder can use the FPU where the IPI interrupts it: a
+ * A forwarded page call goes to the key holder's polling thread if it is
+ * a polling crypto CPU (tresor_poll.c), else by IPI
+ * (smp_call_function_single(), waiting) when the key holder can use the FPU where the IPI interrupts it: a
  * crypto core that is idle, or running a task in user mode or outside an
  * FPU section. One page's cipher runs there with interrupts off. Else, and
  * for whole requests (unbounded, they may sleep between chunks), its
@@ -174,6 +176,8 @@ static int tresor_call_on(int cpu, int (*fn)(void *arg), void *arg,
 	 * Not on PREEMPT_RT: fpregs_lock() is preempt_disable() there, so
 	 * irq_fpu_usable() cannot see an interrupted fpregs_lock() section
 	 */
+	if (ipi && tresor_poll_call(cpu, fn, arg, &call.ret))
+		return call.ret;
 	if (ipi && !IS_ENABLED(CONFIG_PREEMPT_RT) &&
 	    READ_ONCE(tresor_ipi_forward)) {
 		call.ret = -EBUSY;

@@ -16,6 +16,7 @@
 #include "tresor_cipher.h"
 #include "tresor_dev.h"
 #include "tresor_keystore.h"
+#include "tresor_poll.h"
 
 static struct kobject *tresor_kobj;
 
@@ -39,6 +40,9 @@ static int __init tresor_init(void)
 	ret = sysfs_create_group(tresor_kobj, &tresor_status_group);
 	if (ret)
 		goto err_kobj;
+	ret = sysfs_create_group(tresor_kobj, &tresor_poll_group);
+	if (ret)
+		goto err_kobj;
 
 	ret = tresor_dev_init();
 	if (ret)
@@ -49,6 +53,7 @@ static int __init tresor_init(void)
 
 err_kobj:
 	kobject_put(tresor_kobj);
+	tresor_poll_exit();
 err_cipher:
 	tresor_cipher_exit();
 err_keystore:
@@ -60,6 +65,7 @@ static void __exit tresor_exit(void)
 {
 	tresor_dev_exit();
 	kobject_put(tresor_kobj);
+	tresor_poll_exit();
 	tresor_cipher_exit();
 	tresor_keystore_exit();
 }

@@ -326,6 +326,14 @@ int host_setup(struct manager *m, sd_bus_error *error)
 		goto done;
 	}
 
+	/* 4b. the crypto CPUs poll for forwarded page ciphers: a window
+	 * fault on a VM CPU then costs no IPI or wake-up (tresor.poll_us
+	 * bounds the spinning; poll_us=0 turns it off) */
+	r = rc_tresor_set_poll_cpus(m->root, &roles.crypto);
+	if (r < 0)
+		log_warning("Cannot make the crypto CPUs polling ones (tresor's poll_cpus): %s; forwarded page ciphers go by IPI.",
+			    strerror(-r));
+
 	/* 5. no deep C-states on crypto and VM CPUs: the sysfs value "n/a"
 	 * is a resume latency limit of 0 (only polling idle); "0" means no
 	 * limit (Documentation/ABI/testing/sysfs-devices-power). */
@@ -397,6 +405,14 @@ int host_restore(struct manager *m, sd_bus_error *error)
 		json_object_object_get_ex(st, "pm_qos_resume_latency_us", &qos);
 	}
 
+	{
+		struct rc_cpuset none;
+
+		rc_cpuset_zero(&none);
+		r = rc_tresor_set_poll_cpus(m->root, &none);
+		if (r < 0 && r != -ENOENT)
+			log_warning("Cannot stop the polling crypto CPUs: %s", strerror(-r));
+	}
 	r = rc_tresor_set_holders(m->root, &online);
 	if (r < 0) {
 		log_err("Cannot set the tresor key holders back to %s: %s", all,

@@ -314,6 +314,21 @@ int rc_tresor_set_holders(const char *root, const struct rc_cpuset *holders)
 	return rc_write_string(root, TRESOR_DIR "/holders", list);
 }
 
+int rc_tresor_set_poll_cpus(const char *root, const struct rc_cpuset *cpus)
+{
+	_cleanup_free_ char *list = NULL;
+	int r;
+
+	if (!dir_exists(root, TRESOR_DIR))
+		return -ENOENT;
+	if (rc_cpuset_empty(cpus))
+		return rc_write_string(root, TRESOR_DIR "/poll_cpus", "");
+	r = rc_cpuset_format(cpus, &list);
+	if (r < 0)
+		return r;
+	return rc_write_string(root, TRESOR_DIR "/poll_cpus", list);
+}
+
 static bool all_digits(const char *s);
 
 static int count_regions(const char *root, uint64_t *ret)

@@ -6,7 +6,8 @@
  * tree in the unit tests (ramcryptd --root DIR, or $RAMCRYPTD_ROOT). Nothing
  * here uses an ioctl, so a fixture directory behaves like the kernel:
  *
- *   sys/kernel/tresor/            tresor.ko status (read); holders (write: cpulist)
+ *   sys/kernel/tresor/            tresor.ko status (read); holders, poll_cpus
+ *                                 (write: cpulist)
  *   sys/kernel/ramcrypt/          totals (read); flush (write "1": every region)
  *   sys/kernel/ramcrypt/regions/<id>/  one directory per live region (read):
  *       cgroup_id cgroup pid size window_pages max_plaintext_age_ms crypto_cpu
@@ -79,6 +80,8 @@ struct rc_tresor_status {
 
 int rc_tresor_read_status(const char *root, struct rc_tresor_status *ret);
 int rc_tresor_set_holders(const char *root, const struct rc_cpuset *holders);
+/* The polling crypto CPUs (tresor's poll_cpus); an empty set: none */
+int rc_tresor_set_poll_cpus(const char *root, const struct rc_cpuset *cpus);
 
 struct rc_ramcrypt_totals {
 	bool module_loaded;		/* sys/kernel/ramcrypt exists */

@@ -78,6 +78,8 @@ static void test_status(void)
 		rc_cpuset_parse("0", &h);
 		CHECK(rc_tresor_set_holders(root, &h) == -ENOENT,
 		      "set holders without module");
+		CHECK(rc_tresor_set_poll_cpus(root, &h) == -ENOENT,
+		      "set poll cpus without module");
 	}
 
 	root = fixture("sysroot-2socket");
@@ -171,6 +173,13 @@ static void test_writes(void)
 	      rc_cpuset_equal(&st.holders, &h), "holders read back");
 	rc_cpuset_zero(&h);
 	CHECK(rc_tresor_set_holders(root, &h) == -EINVAL, "empty holders");
+	rc_cpuset_parse("1,3", &h);
+	CHECK(rc_tresor_set_poll_cpus(root, &h) == 0, "set poll cpus");
+	CHECK_STR(slurp(root, "sys/kernel/tresor/poll_cpus"), "1,3\n");
+	rc_cpuset_zero(&h);
+	/* none: a newline, since sysfs ignores an empty write */
+	CHECK(rc_tresor_set_poll_cpus(root, &h) == 0, "clear poll cpus");
+	CHECK_STR(slurp(root, "sys/kernel/tresor/poll_cpus"), "\n");
 	put(root, "sys/kernel/tresor/holders", "0-3,zz\n");
 	CHECK(rc_tresor_read_status(root, &st) == -EINVAL, "garbage holders");
 

@@ -975,7 +975,8 @@ def test_ramcryptd_setup_restore_host():
     """SetupHost: AllowedCPUs= of system.slice, user.slice, init.scope =
     housekeeping (runtime), IRQs and the unbound workqueue mask to
     housekeeping (the IRQ that refuses is reported), holders = housekeeping
-    + crypto, PM QoS on crypto and VM CPUs; recorded in the state dir.
+    + crypto, the crypto CPUs polling ones (poll_cpus), PM QoS on crypto
+    and VM CPUs; recorded in the state dir.
     RestoreHost is refused while a unit is enrolled, then undoes it all,
     also from a restarted daemon."""
     with Bench() as b:
@@ -994,6 +995,8 @@ def test_ramcryptd_setup_restore_host():
         assert b.mgr("IRQsNotMoved") == [2]
         assert rd("sys/devices/virtual/workqueue/cpumask") == "1"
         assert rd("sys/kernel/tresor/holders") == "0-1"
+        # the crypto CPU polls for forwarded page ciphers
+        assert rd("sys/kernel/tresor/poll_cpus") == "1"
         cpu = "sys/devices/system/cpu/cpu{}/power/pm_qos_resume_latency_us"
         assert rd(cpu.format(0)) == "0"
         for c in (1, 2, 3):
@@ -1016,6 +1019,7 @@ def test_ramcryptd_setup_restore_host():
         assert rd("proc/irq/0/smp_affinity_list") == "0-3"
         assert rd("sys/devices/virtual/workqueue/cpumask") == "f"
         assert rd("sys/kernel/tresor/holders") == "0-3"
+        assert rd("sys/kernel/tresor/poll_cpus") == ""
         for c in (1, 2, 3):
             assert rd(cpu.format(c)) == "0", c
         sp = {c["args"][0]: c["args"] for c in b.calls("SetUnitProperties")}
