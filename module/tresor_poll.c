@@ -7,7 +7,8 @@
  * a forwarded fault then costs neither an IPI nor a wake-up: the faulting
  * CPU posts the call and spins on its result, as a local cipher would
  * have kept it busy. After poll_us without work the thread sleeps; the
- * next call wakes it.
+ * next call goes by IPI and wakes it. poll_us=0 (the default): no
+ * polling, the threads are never used.
  *
  * A call is posted with cmpxchg() into a free slot and taken out by the
  * thread the same way, so exactly one side owns it: a caller that waited
@@ -38,10 +39,15 @@
 /* How long a caller spins before it takes a call back (ns) */
 #define TRESOR_POLL_WAIT_NS	(2 * NSEC_PER_MSEC)
 
-static unsigned int tresor_poll_us = 1000;
+/*
+ * Off by default, as net.core.busy_poll is: spinning pays only on a core
+ * that is really dedicated (on an oversubscribed host, or a VM, the
+ * spinning thread loses its CPU and every caller waits for it).
+ */
+static unsigned int tresor_poll_us;
 module_param_named(poll_us, tresor_poll_us, uint, 0644);
 MODULE_PARM_DESC(poll_us,
-		 "A polling crypto CPU spins this long (us) after its last page cipher before it sleeps; 0 disables polling (default: 1000)");
+		 "A polling crypto CPU (poll_cpus) spins this long (us) after its last page cipher before it sleeps; 0: no polling (default: 0)");
 
 struct tresor_poll_call {
 	int (*fn)(void *arg);
@@ -52,6 +58,7 @@ struct tresor_poll_call {
 
 struct tresor_poller {
 	struct tresor_poll_call *slot[TRESOR_POLL_SLOTS];
+	bool kick;		/* woken without a call: poll for the next */
 };
 
 static DEFINE_PER_CPU(struct tresor_poller, tresor_pollers);
@@ -93,7 +100,9 @@ static bool tresor_poll_serve(struct tresor_poller *p)
 
 static int tresor_poll_should_run(unsigned int cpu)
 {
-	return tresor_poll_pending(per_cpu_ptr(&tresor_pollers, cpu));
+	struct tresor_poller *p = per_cpu_ptr(&tresor_pollers, cpu);
+
+	return READ_ONCE(p->kick) || tresor_poll_pending(p);
 }
 
 /*
@@ -106,6 +115,7 @@ static void tresor_poll_fn(unsigned int cpu)
 	struct tresor_poller *p = per_cpu_ptr(&tresor_pollers, cpu);
 	u64 idle_from = local_clock();
 
+	WRITE_ONCE(p->kick, false);
 	for (;;) {
 		u64 limit = (u64)READ_ONCE(tresor_poll_us) * NSEC_PER_USEC;
 
@@ -150,15 +160,25 @@ bool tresor_poll_call(int cpu, int (*fn)(void *arg), void *arg, int *ret)
 	if (!task)
 		return false;
 	p = per_cpu_ptr(&tresor_pollers, cpu);
+	/*
+	 * Asleep: waking it costs what an IPI to the idle CPU costs, and the
+	 * IPI runs the cipher at once. So this call goes by IPI, and the
+	 * thread, woken beside it, polls for the next ones.
+	 */
+	if (!task_is_running(task)) {
+		WRITE_ONCE(p->kick, true);
+		wake_up_process(task);
+		return false;
+	}
 	for (i = 0; i < TRESOR_POLL_SLOTS; i++)
 		if (!cmpxchg(&p->slot[i], NULL, &call))
 			break;
 	if (i == TRESOR_POLL_SLOTS)
 		return false;
 	/*
-	 * cmpxchg() is a full barrier, as is set_current_state() before the
-	 * thread's last look at the slots: either it sees the call, or we see
-	 * it is no longer running and wake it.
+	 * It may have gone to sleep meanwhile. cmpxchg() is a full barrier,
+	 * as is set_current_state() before the thread's last look at the
+	 * slots: either it sees the call, or we see it sleeping and wake it.
 	 */
 	if (!task_is_running(task))
 		wake_up_process(task);

@@ -326,9 +326,9 @@ int host_setup(struct manager *m, sd_bus_error *error)
 		goto done;
 	}
 
-	/* 4b. the crypto CPUs poll for forwarded page ciphers: a window
-	 * fault on a VM CPU then costs no IPI or wake-up (tresor.poll_us
-	 * bounds the spinning; poll_us=0 turns it off) */
+	/* 4b. the crypto CPUs are tresor's polling CPUs: with the admin's
+	 * tresor.poll_us > 0 they spin for forwarded page ciphers, and a
+	 * window fault on a VM CPU costs no IPI or wake-up */
 	r = rc_tresor_set_poll_cpus(m->root, &roles.crypto);
 	if (r < 0)
 		log_warning("Cannot make the crypto CPUs polling ones (tresor's poll_cpus): %s; forwarded page ciphers go by IPI.",

@@ -334,8 +334,8 @@ def bench_ramcrypt_forwarded_fault(ctx):
     fault with every CPU a holder (the decrypt runs where it faults), in
     one VM: forwarded through the holder's worker (queued work and a
     completion), by a synchronous IPI (tresor.ipi_forward=1, the
-    default) and to a polling crypto CPU (poll_cpus=1: its thread spins
-    on a mailbox between calls). Multi-threaded TCG, so the crypto vCPU
+    default) and to a polling crypto CPU (poll_cpus=1, poll_us=1000: its
+    thread spins on a mailbox between calls). Multi-threaded TCG, so the crypto vCPU
     really runs beside the faulting one. Goal: a forwarded fault within
     1.3x a local one."""
     with ctx.boot(name="mttcg", mem_mb=512, smp=2, mttcg=True) as vm:
@@ -353,7 +353,9 @@ def bench_ramcrypt_forwarded_fault(ctx):
             for name, holders, use_ipi, poll in configs:
                 vm.sh(f"echo {holders} > {TRESOR_SYSFS}/holders; "
                       f"echo {use_ipi} > {ipi}; "
-                      f"echo '{poll}' > {TRESOR_SYSFS}/poll_cpus")
+                      f"echo '{poll}' > {TRESOR_SYSFS}/poll_cpus; "
+                      f"echo {1000 if poll else 0} > "
+                      f"/sys/module/tresor/parameters/poll_us")
                 before = vm.sh(f"cat {counters}").split()
                 res, out = rcbench(vm, f"window {FORWARD_PAGES} "
                                        f"{FORWARD_WINDOW} {FORWARD_ROUNDS}")

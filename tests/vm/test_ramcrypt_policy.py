@@ -299,7 +299,13 @@ def test_ramcrypt_crypto_cpu(ctx):
             vm.sh("dmesg")
         vm.sh(f"echo 2 > {TRESOR}/poll_cpus")
         assert vm.sh(f"cat {TRESOR}/poll_cpus") == "2"
+        # poll_us=0, the default: no polling
         polled = int(vm.sh(f"cat {TRESOR}/polled_requests"))
+        out = vm.sh(in_cgroup("vm", "rcpolicy region 16 --cpu 3 --verify"),
+                    timeout=300)
+        assert region_line(out)["mismatches"] == 0, out
+        assert int(vm.sh(f"cat {TRESOR}/polled_requests")) == polled
+        vm.sh("echo 1000 > /sys/module/tresor/parameters/poll_us")
         ipi = int(vm.sh(f"cat {TRESOR}/ipi_forwarded_requests"))
         a = per_cpu(vm)
         out = vm.sh(in_cgroup("vm", "rcpolicy region 128 --cpu 3 --verify"),
@@ -321,7 +327,8 @@ def test_ramcrypt_crypto_cpu(ctx):
                       "[ \"$(cat $p/comm)\" = tresor_poll/2 ] && "
                       "cut -d' ' -f3 $p/stat; done; true")
         assert state == "S", state
-        vm.sh(f"echo > {TRESOR}/poll_cpus")
+        vm.sh(f"echo > {TRESOR}/poll_cpus; "
+              "echo 0 > /sys/module/tresor/parameters/poll_us")
         assert vm.sh(f"cat {TRESOR}/poll_cpus") == ""
 
         # With crypto_cpu 2: only CPU 2 (by IPI, CPU 2 being idle)
