@@ -477,6 +477,107 @@ struct backend {
 	uint64_t size;
 };
 
+/*
+ * ramcryptfs mounts in the mount namespace of a checked process (from its
+ * mountinfo): a memory backend's mem-path under one of them, mapped
+ * shared, is guest RAM on ramcrypt regions, as /dev/ramcrypt is. Before
+ * the start (argv only) there is no namespace to look at, so only
+ * /dev/ramcrypt counts.
+ */
+#define MAX_RCFS 8
+struct rcfs_mounts {
+	char *dir[MAX_RCFS];
+	unsigned int major[MAX_RCFS], minor[MAX_RCFS];
+	size_t n;
+};
+
+static void rcfs_mounts_free(struct rcfs_mounts *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->dir[i]);
+	m->n = 0;
+}
+
+/* mountinfo escapes ' ', '\t', '\n' and '\\' as octal \ooo */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+static int read_rcfs_mounts(const char *root, pid_t pid,
+			    struct rcfs_mounts *m)
+{
+	_cleanup_free_ char *rel = NULL, *buf = NULL;
+	char *line, *save = NULL;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	if (asprintf(&rel, "proc/%d/mountinfo", (int)pid) < 0)
+		return -ENOMEM;
+	r = rc_read_full(root, rel, &buf, NULL);
+	if (r == -ENOENT)
+		return 0;	/* no namespace to look at: /dev/ramcrypt only */
+	if (r < 0)
+		return r;
+	for (line = strtok_r(buf, "\n", &save); line && m->n < MAX_RCFS;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned int maj, min;
+		char dir[4096], *sep;
+		int n = 0;
+
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE OPTS */
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s %n", &maj, &min, dir,
+			   &n) < 3)
+			continue;
+		sep = strstr(line + n, " - ");
+		if (!sep || strncmp(sep + 3, "ramcryptfs ", 11) != 0)
+			continue;
+		unescape_octal(dir);
+		m->dir[m->n] = strdup(dir);
+		if (!m->dir[m->n])
+			return -ENOMEM;
+		m->major[m->n] = maj;
+		m->minor[m->n] = min;
+		m->n++;
+	}
+	return 0;
+}
+
+/* @path is a ramcryptfs mount point of the process or lies below one */
+static bool on_rcfs(const struct rcfs_mounts *m, const char *path)
+{
+	for (size_t i = 0; m && i < m->n; i++) {
+		size_t l = strlen(m->dir[i]);
+
+		if (strcmp(m->dir[i], "/") == 0 ||
+		    (strncmp(path, m->dir[i], l) == 0 &&
+		     (path[l] == '/' || path[l] == '\0')))
+			return true;
+	}
+	return false;
+}
+
+static bool rcfs_dev(const struct rcfs_mounts *m, unsigned int maj,
+		     unsigned int min)
+{
+	for (size_t i = 0; m && i < m->n; i++)
+		if (m->major[i] == maj && m->minor[i] == min)
+			return true;
+	return false;
+}
+
 struct ctx {
 	struct rc_qemu_result *res;
 	unsigned int failures, ram_failures;
@@ -494,6 +595,7 @@ struct ctx {
 	char *vga;		/* an explicit display device or -vga model */
 	char *files[MAX_FILES];	/* disk image paths named on the command line */
 	size_t n_files;
+	const struct rcfs_mounts *rcfs;	/* process check: its ramcryptfs mounts */
 };
 
 static void fail(struct ctx *c, const char *fmt, ...)
@@ -830,14 +932,16 @@ static void check_backends(struct ctx *c)
 			     b->id, b->type);
 			continue;
 		}
-		if (!b->mem_path || strcmp(b->mem_path, RAMCRYPT_DEV) != 0) {
-			fail_ram(c, "memory backend '%s' maps '%s', not " RAMCRYPT_DEV,
-			     b->id, b->mem_path ? b->mem_path : "(no mem-path)");
+		if (!b->mem_path || (strcmp(b->mem_path, RAMCRYPT_DEV) != 0 &&
+				     !on_rcfs(c->rcfs, b->mem_path))) {
+			fail_ram(c, "memory backend '%s' maps '%s', not " RAMCRYPT_DEV "%s",
+			     b->id, b->mem_path ? b->mem_path : "(no mem-path)",
+			     c->rcfs ? " or a file on ramcryptfs" : "");
 			continue;
 		}
 		if (b->share != 1) {
-			fail_ram(c, "memory backend '%s' maps " RAMCRYPT_DEV " without share=on: its pages would be private anonymous copies",
-			     b->id);
+			fail_ram(c, "memory backend '%s' maps %s without share=on: its pages would be private anonymous copies",
+			     b->id, b->mem_path);
 			continue;
 		}
 		c->res->ramcrypt_bytes += b->size;
@@ -876,12 +980,14 @@ static void check_guest_ram(struct ctx *c)
 static int check_argv(char *const *argv, struct rc_qemu_result *ret,
 		      struct ctx *c, bool force_qemu)
 {
+	const struct rcfs_mounts *rcfs = c->rcfs;
 	enum kind k;
 	int argc;
 
 	memset(ret, 0, sizeof(*ret));
 	memset(c, 0, sizeof(*c));
 	c->res = ret;
+	c->rcfs = rcfs;
 	if (!argv || !argv[0] || !argv[0][0])
 		return -EINVAL;
 	k = force_qemu ? K_QEMU : classify_argv0(argv[0]);
@@ -1050,7 +1156,7 @@ struct maps_result {
 };
 
 static int read_maps(const char *root, pid_t pid, uint64_t threshold,
-		     struct maps_result *m)
+		     const struct rcfs_mounts *rcfs, struct maps_result *m)
 {
 	_cleanup_free_ char *rel = NULL, *buf = NULL;
 	char *line, *save = NULL;
@@ -1066,6 +1172,7 @@ static int read_maps(const char *root, pid_t pid, uint64_t threshold,
 	     line = strtok_r(NULL, "\n", &save)) {
 		unsigned long long lo, hi, off, ino;
 		char perms[8], dev[32];
+		unsigned int maj, min;
 		int n = 0;
 		const char *path;
 		uint64_t len;
@@ -1078,9 +1185,11 @@ static int read_maps(const char *root, pid_t pid, uint64_t threshold,
 		while (*path == ' ')
 			path++;
 		len = hi - lo;
-		if (strncmp(path, RAMCRYPT_DEV, strlen(RAMCRYPT_DEV)) == 0 &&
-		    (path[strlen(RAMCRYPT_DEV)] == '\0' ||
-		     path[strlen(RAMCRYPT_DEV)] == ' ')) {
+		if ((strncmp(path, RAMCRYPT_DEV, strlen(RAMCRYPT_DEV)) == 0 &&
+		     (path[strlen(RAMCRYPT_DEV)] == '\0' ||
+		      path[strlen(RAMCRYPT_DEV)] == ' ')) ||
+		    (sscanf(dev, "%x:%x", &maj, &min) == 2 &&
+		     rcfs_dev(rcfs, maj, min))) {
 			if (perms[3] == 's')
 				m->ramcrypt += len;
 			else
@@ -1209,6 +1318,7 @@ int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
 			    *exe_path = NULL;
 	_cleanup_free_ char **argv = NULL;
 	char exe[4096] = "", sz[32], sz2[32];
+	struct rcfs_mounts rcfs = { .n = 0 };
 	struct maps_result m;
 	struct ctx *c = NULL;
 	enum kind k0, ke;
@@ -1276,11 +1386,15 @@ int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	r = read_rcfs_mounts(root, pid, &rcfs);
+	if (r < 0)
+		goto out;
+	c->rcfs = &rcfs;
 	r = check_argv(argv, ret, c, true);
 	if (r < 0)
 		goto out;
 
-	r = read_maps(root, pid, threshold, &m);
+	r = read_maps(root, pid, threshold, &rcfs, &m);
 	if (r < 0)
 		goto out;
 	r = check_fds(root, pid, c, &bad_fd, bad_path, sizeof(bad_path),
@@ -1299,23 +1413,23 @@ int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
 	if (m.private_ramcrypt) {
 		ret->verdict = RC_QEMU_UNPROTECTED;
 		snprintf(ret->reason, sizeof(ret->reason),
-			 "process %d maps " RAMCRYPT_DEV " private (share=off): written guest pages become anonymous copies",
+			 "process %d maps its ramcrypt RAM private (share=off): written guest pages become anonymous copies",
 			 (int)pid);
 	} else if (m.ramcrypt == 0) {
 		ret->verdict = RC_QEMU_UNPROTECTED;
 		ret->ramcrypt_pending = m.largest < RC_QEMU_GUEST_RAM_MIN;
 		if (m.anon_blocks)
 			snprintf(ret->reason, sizeof(ret->reason),
-				 "process %d has no mapping of " RAMCRYPT_DEV ": its guest RAM is anonymous (largest block %s at 0x%" PRIx64 ")",
+				 "process %d has no mapping of " RAMCRYPT_DEV " or a ramcryptfs file: its guest RAM is anonymous (largest block %s at 0x%" PRIx64 ")",
 				 (int)pid, sz, m.largest_at);
 		else
 			snprintf(ret->reason, sizeof(ret->reason),
-				 "process %d has no mapping of " RAMCRYPT_DEV ": its guest RAM is not on ramcrypt",
+				 "process %d has no mapping of " RAMCRYPT_DEV " or a ramcryptfs file: its guest RAM is not on ramcrypt",
 				 (int)pid);
 	} else if (m.largest >= RC_QEMU_GUEST_RAM_MIN) {
 		ret->verdict = RC_QEMU_UNPROTECTED;
 		snprintf(ret->reason, sizeof(ret->reason),
-			 "process %d has an anonymous block of %s at 0x%" PRIx64 "%s%s%s: guest RAM outside " RAMCRYPT_DEV " (a memory backend added at runtime?)",
+			 "process %d has an anonymous block of %s at 0x%" PRIx64 "%s%s%s: guest RAM outside ramcrypt (a memory backend added at runtime?)",
 			 (int)pid, sz, m.largest_at,
 			 m.largest_path[0] ? " (" : "", m.largest_path,
 			 m.largest_path[0] ? ")" : "");
@@ -1330,7 +1444,7 @@ int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
 		ret->verdict = RC_QEMU_PROTECTED;
 		fmt_bytes(m.ramcrypt, sz2, sizeof(sz2));
 		l = (size_t)snprintf(ret->reason, sizeof(ret->reason),
-				     "guest RAM (%s) on " RAMCRYPT_DEV ", %u disk image%s open with O_DIRECT",
+				     "guest RAM (%s) on ramcrypt, %u disk image%s open with O_DIRECT",
 				     sz2, n_images, n_images == 1 ? "" : "s");
 		if (m.anon_blocks) {
 			fmt_bytes(m.anon, sz2, sizeof(sz2));
@@ -1345,6 +1459,7 @@ int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
 out:
 	ctx_free(c);
 	free(c);
+	rcfs_mounts_free(&rcfs);
 	return r;
 }
 

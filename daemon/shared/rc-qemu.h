@@ -55,10 +55,14 @@ int rc_qemu_check_argv(char *const *argv, struct rc_qemu_result *ret);
 #define RC_QEMU_GUEST_RAM_MIN (UINT64_C(128) << 20)
 
 /*
- * After the start, from root/proc/PID: cmdline (same rules), maps (every
- * shared mapping of /dev/ramcrypt is guest RAM on ramcrypt; anonymous private rw mappings of at least threshold bytes are
- * reported as anonymous RAM), fdinfo of every open regular file that is a
- * disk image (not a .so, not under /proc, /sys, /dev): O_DIRECT in flags.
+ * After the start, from root/proc/PID: cmdline (same rules, except that a
+ * mem-path on a ramcryptfs mount of the process, from its mountinfo, counts
+ * as /dev/ramcrypt does: libvirt puts guest RAM there), maps (every shared
+ * mapping of /dev/ramcrypt or of a file whose device is such a ramcryptfs
+ * mount is guest RAM on ramcrypt; anonymous private rw mappings of at least
+ * threshold bytes are reported as anonymous RAM), fdinfo of every open
+ * regular file that is a disk image (not a .so, not under /proc, /sys,
+ * /dev): O_DIRECT in flags.
  */
 int rc_qemu_check_process(const char *root, pid_t pid, uint64_t threshold,
 			  struct rc_qemu_result *ret);

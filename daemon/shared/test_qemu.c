@@ -248,7 +248,7 @@ static void test_process(void)
 	CHECK(res.ramcrypt_bytes == (UINT64_C(4) << 30), "4242 ramcrypt bytes");
 	CHECK(res.anonymous_bytes == 0, "4242 anon %llu",
 	      (unsigned long long)res.anonymous_bytes);
-	CHECK_CONTAINS(res.reason, "guest RAM (4.0 GiB) on /dev/ramcrypt, 1 disk image open with O_DIRECT");
+	CHECK_CONTAINS(res.reason, "guest RAM (4.0 GiB) on ramcrypt, 1 disk image open with O_DIRECT");
 	/* a smaller threshold reports the 8 MiB block, still protected */
 	CHECK(rc_qemu_check_process(root, 4242, 4 << 20, &res) == 0 &&
 	      res.verdict == RC_QEMU_PROTECTED &&
@@ -325,7 +325,7 @@ static void test_process_adhoc(void)
 	fd(root, 100, 5, "/vm/d.img", "02140002");
 	CHECK(rc_qemu_check_process(root, 100, 0, &res) == 0 &&
 	      res.verdict == RC_QEMU_UNPROTECTED, "hot-plug: %s", res.reason);
-	CHECK_CONTAINS(res.reason, "anonymous block of 512.0 MiB at 0x7f1000000000: guest RAM outside /dev/ramcrypt");
+	CHECK_CONTAINS(res.reason, "anonymous block of 512.0 MiB at 0x7f1000000000: guest RAM outside ramcrypt");
 	CHECK(res.anonymous_bytes == (UINT64_C(512) << 20), "hot-plug bytes");
 
 	/* a memfd block counts as anonymous too */
@@ -351,13 +351,81 @@ static void test_process_adhoc(void)
 	     "7f0000000000-7f0040000000 rw-p 00000000 00:05 412    /dev/ramcrypt\n");
 	CHECK(rc_qemu_check_process(root, 103, 0, &res) == 0 &&
 	      res.verdict == RC_QEMU_UNPROTECTED, "private ramcrypt");
-	CHECK_CONTAINS(res.reason, "maps /dev/ramcrypt private");
+	CHECK_CONTAINS(res.reason, "maps its ramcrypt RAM private");
 
 	/* no mapping at all (the backend was not on ramcrypt after all) */
 	proc(root, 104, GOOD_CMD, "7f2000000000-7f2000100000 rw-p 00000000 00:00 0 \n");
 	CHECK(rc_qemu_check_process(root, 104, 0, &res) == 0 &&
 	      res.verdict == RC_QEMU_UNPROTECTED, "no ramcrypt mapping");
 	CHECK_CONTAINS(res.reason, "process 104 has no mapping of /dev/ramcrypt");
+
+	/* libvirt's QEMU: RAM in a file on ramcryptfs (the process's
+	 * mountinfo names the mount; maps shows the file by its device) */
+	{
+#define RCFS_CMD CMD(Q "\0-machine\0pc,memory-backend=pc.ram\0-object\0{\"qom-type\":\"memory-backend-file\",\"id\":\"pc.ram\",\"mem-path\":\"/run/ramcryptfs/libvirt/qemu/1-rcvm\",\"share\":true,\"x-use-canonical-path-for-ramblock-id\":false,\"size\":33554432}\0-vga\0none\0")
+#define RCFS_MOUNTINFO "22 1 0:21 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n" \
+		"40 22 0:45 / /run/ramcryptfs rw,nosuid,nodev shared:20 - ramcryptfs ramcryptfs rw\n"
+#define RCFS_MAP "7f0000000000-7f0002000000 rw-s 00000000 00:2d 17   /run/ramcryptfs/libvirt/qemu/1-rcvm/qemu_back_mem.pc.ram.XYZ (deleted)\n"
+		char rel[64];
+
+		proc(root, 120, RCFS_CMD, RCFS_MAP);
+		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 120);
+		put(root, rel, RCFS_MOUNTINFO);
+		CHECK(rc_qemu_check_process(root, 120, 0, &res) == 0 &&
+		      res.verdict == RC_QEMU_PROTECTED, "ramcryptfs: %s",
+		      res.reason);
+		CHECK(res.ramcrypt_bytes == (UINT64_C(32) << 20),
+		      "ramcryptfs bytes %llu",
+		      (unsigned long long)res.ramcrypt_bytes);
+		CHECK_CONTAINS(res.reason, "guest RAM (32.0 MiB) on ramcrypt");
+
+		/* same mem-path, but the mapping is on another device (the
+		 * file system there is not ramcryptfs after all) */
+		proc(root, 121, RCFS_CMD,
+		     "7f0000000000-7f0002000000 rw-s 00000000 00:2e 17   /run/ramcryptfs/libvirt/qemu/1-rcvm/x (deleted)\n");
+		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 121);
+		put(root, rel, RCFS_MOUNTINFO);
+		CHECK(rc_qemu_check_process(root, 121, 0, &res) == 0 &&
+		      res.verdict == RC_QEMU_UNPROTECTED, "rcfs other dev");
+		CHECK_CONTAINS(res.reason, "has no mapping of /dev/ramcrypt or a ramcryptfs file");
+
+		/* mountinfo without ramcryptfs: the mem-path is refused */
+		proc(root, 122, RCFS_CMD, RCFS_MAP);
+		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 122);
+		put(root, rel, "22 1 0:21 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n");
+		CHECK(rc_qemu_check_process(root, 122, 0, &res) == 0 &&
+		      res.verdict == RC_QEMU_UNPROTECTED, "no rcfs mount");
+		CHECK_CONTAINS(res.reason, "memory backend 'pc.ram' maps '/run/ramcryptfs/libvirt/qemu/1-rcvm', not /dev/ramcrypt or a file on ramcryptfs");
+
+		/* a path that only starts like the mount point */
+		proc(root, 123, CMD(Q "\0-machine\0pc,memory-backend=m\0-object\0memory-backend-file,id=m,size=32M,mem-path=/run/ramcryptfsX/m,share=on\0-vga\0none\0"), RCFS_MAP);
+		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 123);
+		put(root, rel, RCFS_MOUNTINFO);
+		CHECK(rc_qemu_check_process(root, 123, 0, &res) == 0 &&
+		      res.verdict == RC_QEMU_UNPROTECTED, "prefix only");
+		CHECK_CONTAINS(res.reason, "maps '/run/ramcryptfsX/m'");
+
+		/* hot-plugged anonymous RAM beside it, as for /dev/ramcrypt */
+		proc(root, 124, RCFS_CMD, RCFS_MAP
+		     "7f1000000000-7f1020000000 rw-p 00000000 00:00 0 \n");
+		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 124);
+		put(root, rel, RCFS_MOUNTINFO);
+		CHECK(rc_qemu_check_process(root, 124, 0, &res) == 0 &&
+		      res.verdict == RC_QEMU_UNPROTECTED, "rcfs hot-plug");
+		CHECK_CONTAINS(res.reason, "guest RAM outside ramcrypt (a memory backend added at runtime?)");
+
+		/* argv alone (before a start): only /dev/ramcrypt counts */
+		{
+			char *argv[] = { "qemu-system-x86_64", "-machine",
+				"pc,memory-backend=m", "-object",
+				"memory-backend-file,id=m,size=32M,mem-path=/run/ramcryptfs/m,share=on",
+				"-vga", "none", NULL };
+
+			CHECK(rc_qemu_check_argv(argv, &res) == 0 &&
+			      res.verdict == RC_QEMU_UNPROTECTED, "argv rcfs");
+			CHECK_CONTAINS(res.reason, "maps '/run/ramcryptfs/m', not /dev/ramcrypt");
+		}
+	}
 
 	/* the argv said cache=none, but the image is open without O_DIRECT
 	 * (a wrapper changed it, or a drive added over QMP) */
