@@ -91,6 +91,10 @@ install:
 		$(DESTDIR)$(UNITDIR)/libvirtd.service.d/ramcrypt.conf
 	install -D -m 0644 systemd/libvirtd.service.d/ramcrypt.conf \
 		$(DESTDIR)$(UNITDIR)/virtqemud.service.d/ramcrypt.conf
+	install -D -m 0644 'systemd/user-runtime-dir@.service.d/ramcrypt.conf' \
+		'$(DESTDIR)$(UNITDIR)/user-runtime-dir@.service.d/ramcrypt.conf'
+	install -D -m 0755 systemd/ramcrypt-session-dir \
+		$(DESTDIR)$(LIBDIR)/ramcrypt/ramcrypt-session-dir
 	install -D -m 0755 etc/libvirt/hooks/qemu.d/50-ramcrypt \
 		$(DESTDIR)/etc/libvirt/hooks/qemu.d/50-ramcrypt
 	install -D -m 0644 etc/ramcrypt/ramcryptd.json \

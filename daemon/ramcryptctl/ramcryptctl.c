@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <pwd.h>
+
 #include <json-c/json.h>
 #include <systemd/sd-bus.h>
 
@@ -25,6 +28,7 @@
 /* ramcryptd.h's RC_LIBVIRT_NS: a domain XML without it is not marked */
 #define LIBVIRT_NS "urn:ramcrypt-host:libvirt:1"
 #define LIBVIRT_XML_MAX (4U << 20)
+#define QEMU_CONF_MAX (1U << 20)
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOBUS = 3,
        EXIT_NOUNIT = 4 };
@@ -642,17 +646,88 @@ static int cmd_qemu_args(void)
 }
 
 /*
+ * The qemu.conf of this user's session libvirtd, as libvirt finds it
+ * ($XDG_CONFIG_HOME/libvirt/qemu.conf, default $HOME/.config; libvirt
+ * passes HOME, not XDG_CONFIG_HOME, to hooks) and its text ("" if there
+ * is none), read as the user: ramcryptd never opens a user's files.
+ */
+static int session_qemu_conf(const char *domain, char **ret_path,
+			     char **ret_text)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	char *path = NULL, *text = NULL;
+	size_t len = 0, l;
+	ssize_t n = 0;
+	int fd, e = 0;
+
+	if (!home || home[0] != '/') {
+		struct passwd *pw = getpwuid(geteuid());
+
+		home = pw ? pw->pw_dir : NULL;
+	}
+	if (!(xdg && xdg[0] == '/') && !home) {
+		fprintf(stderr, "RamCrypt: domain %s is marked for RamCrypt, and the qemu.conf of your session libvirt cannot be found (no HOME).\n",
+			domain);
+		return -ENOENT;
+	}
+	l = strlen(xdg && xdg[0] == '/' ? xdg : home) + 32;
+	path = malloc(l);
+	text = malloc(QEMU_CONF_MAX + 1);
+	if (!path || !text) {
+		free(path);
+		free(text);
+		return -ENOMEM;
+	}
+	if (xdg && xdg[0] == '/')
+		snprintf(path, l, "%s/libvirt/qemu.conf", xdg);
+	else
+		snprintf(path, l, "%s/.config/libvirt/qemu.conf", home);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 && errno != ENOENT)
+		e = errno;
+	while (fd >= 0 && len < QEMU_CONF_MAX) {
+		n = read(fd, text + len, QEMU_CONF_MAX - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			e = errno;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!e && len >= QEMU_CONF_MAX)
+		e = EFBIG;
+	if (e) {
+		fprintf(stderr, "RamCrypt: domain %s is marked for RamCrypt, and %s cannot be read: %s\n",
+			domain, path, strerror(e));
+		free(path);
+		free(text);
+		return -e;
+	}
+	text[len] = 0;
+	*ret_path = path;
+	*ret_text = text;
+	return 0;
+}
+
+/*
  * libvirt's qemu hook: argv DOMAIN OP SUBOP EXTRA, the domain XML on stdin.
  * A domain without the marker's namespace is not ours: exit 0 without
  * touching the bus, so unmarked domains start when ramcryptd is down. A
  * marked one fails closed: exit 1 with one sentence on stderr, which
- * libvirt appends to its "Hook script execution failed" error.
+ * libvirt appends to its "Hook script execution failed" error. Run by a
+ * user (a session libvirtd, qemu:///session), it calls
+ * LibvirtSessionHook with that user's qemu.conf.
  */
 static int cmd_libvirt_hook(char **argv)
 {
 	const char *domain = argv[0], *op = argv[1], *subop = argv[2];
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	bool teardown = strcmp(op, "stopped") == 0 || strcmp(op, "release") == 0;
+	bool session = geteuid() != 0;	/* the hook runs as the daemon's user */
+	char *conf = NULL, *conf_text = NULL;
 	sd_bus *bus = NULL;
 	sd_bus_message *call = NULL;
 	size_t len = 0, cap = 65536;
@@ -698,27 +773,30 @@ static int cmd_libvirt_hook(char **argv)
 		free(xml);
 		return EXIT_OK;
 	}
-	if (geteuid() != 0) {
+	if (session && !teardown &&
+	    session_qemu_conf(domain, &conf, &conf_text) < 0) {
 		free(xml);
-		if (teardown)
-			return EXIT_OK;
-		fprintf(stderr, "RamCrypt: domain %s is marked for RamCrypt, and domains of a session libvirt (qemu:///session) are not supported yet: define it in qemu:///system.\n",
-			domain);
 		return EXIT_FAIL;
 	}
 	r = sd_bus_open_system(&bus);
 	if (r >= 0)
 		r = sd_bus_message_new_method_call(bus, &call, BUS_NAME,
 						   MANAGER_PATH, MANAGER_IFACE,
+						   session ? "LibvirtSessionHook" :
 						   "LibvirtHook");
 	if (r >= 0)
 		r = sd_bus_message_append(call, "ssss", domain, op, subop, xml);
+	if (r >= 0 && session)	/* teardown needs no qemu.conf */
+		r = sd_bus_message_append(call, "ss", conf ? conf : "",
+					  conf_text ? conf_text : "");
 	/* a stop must not wait long for a daemon that hangs */
 	if (r >= 0)
 		r = sd_bus_call(bus, call, teardown ? 10 * 1000000ULL : 0, &e,
 				NULL);
 	sd_bus_message_unref(call);
 	free(xml);
+	free(conf);
+	free(conf_text);
 	if (r < 0 && !teardown) {
 		/* not ramcryptd's answer: unreachable, not activatable (a
 		 * masked unit), timed out */

@@ -12,13 +12,13 @@
 #include "rc-kernel.h"
 #include "ramcryptd.h"
 
-/* Changing methods: the sender's EUID must be 0, from credentials the bus
- * vouches for (never ones sd-bus augmented from /proc, which a sender can
- * race), as systemd's bus-polkit.c does. */
-int check_root(sd_bus_message *msg, const char *what, sd_bus_error *error)
+/* The sender's EUID, from credentials the bus vouches for (never ones
+ * sd-bus augmented from /proc, which a sender can race), as systemd's
+ * bus-polkit.c does. */
+int bus_caller_euid(sd_bus_message *msg, const char *what, uid_t *ret,
+		    sd_bus_error *error)
 {
 	sd_bus_creds *creds = NULL;
-	uid_t euid;
 	int r;
 
 	r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
@@ -29,15 +29,26 @@ int check_root(sd_bus_message *msg, const char *what, sd_bus_error *error)
 	if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID) {
 		sd_bus_creds_unref(creds);
 		return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-			"%s requires root, and the caller's EUID is not vouched for by the bus.",
+			"%s needs the caller's EUID, which the bus does not vouch for.",
 			what);
 	}
-	r = sd_bus_creds_get_euid(creds, &euid);
+	r = sd_bus_creds_get_euid(creds, ret);
 	sd_bus_creds_unref(creds);
 	if (r < 0)
 		return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-			"%s requires root, and the caller's EUID is unknown.",
-			what);
+			"%s needs the caller's EUID, which is unknown.", what);
+	return 0;
+}
+
+/* Changing methods: the sender's EUID must be 0. */
+int check_root(sd_bus_message *msg, const char *what, sd_bus_error *error)
+{
+	uid_t euid;
+	int r;
+
+	r = bus_caller_euid(msg, what, &euid, error);
+	if (r < 0)
+		return r;
 	if (euid != 0)
 		return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
 			"%s requires root (caller has EUID %u).", what,
@@ -287,7 +298,35 @@ static int method_libvirt_hook(sd_bus_message *msg, void *userdata,
 	r = check_root(msg, what, error);
 	if (r < 0)
 		return r;
-	r = libvirt_hook(userdata, domain, op, subop, xml, error);
+	r = libvirt_hook(userdata, &(struct lv_caller){ .uid = 0 }, domain,
+			 op, subop, xml, error);
+	if (r < 0)
+		return r;
+	return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* A user's session libvirtd: anyone, for their own directory only
+ * (libvirt.c decides, from the EUID the bus vouches for). */
+static int method_libvirt_session_hook(sd_bus_message *msg, void *userdata,
+				       sd_bus_error *error)
+{
+	const char *domain, *op, *subop, *xml, *conf, *text;
+	struct lv_caller c = { .session = true };
+	char what[512];
+	int r;
+
+	r = sd_bus_message_read(msg, "ssssss", &domain, &op, &subop, &xml,
+				&conf, &text);
+	if (r < 0)
+		return r;
+	snprintf(what, sizeof(what), "The session libvirt hook (%s %s)", op,
+		 domain);
+	r = bus_caller_euid(msg, what, &c.uid, error);
+	if (r < 0)
+		return r;
+	c.qemu_conf = conf;
+	c.qemu_conf_text = text;
+	r = libvirt_hook(userdata, &c, domain, op, subop, xml, error);
 	if (r < 0)
 		return r;
 	return sd_bus_reply_method_return(msg, NULL);
@@ -400,6 +439,11 @@ const sd_bus_vtable manager_vtable[] = {
 		SD_BUS_ARGS("s", domain, "s", operation, "s", suboperation,
 			    "s", xml),
 		SD_BUS_NO_RESULT, method_libvirt_hook,
+		SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("LibvirtSessionHook",
+		SD_BUS_ARGS("s", domain, "s", operation, "s", suboperation,
+			    "s", xml, "s", qemu_conf, "s", qemu_conf_text),
+		SD_BUS_NO_RESULT, method_libvirt_session_hook,
 		SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("Flush", "", "", method_flush, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("Reload", "", "", method_reload, SD_BUS_VTABLE_UNPRIVILEGED),

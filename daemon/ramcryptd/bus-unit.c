@@ -166,6 +166,13 @@ static int prop_unit(sd_bus *bus, const char *path, const char *iface,
 		return sd_bus_message_append(reply, "s", u->domain ? u->domain : "");
 	if (strcmp(prop, "DomainUUID") == 0)
 		return sd_bus_message_append(reply, "s", u->uuid ? u->uuid : "");
+	if (strcmp(prop, "DomainURI") == 0)
+		return sd_bus_message_append(reply, "s",
+			u->kind != UNIT_KIND_LIBVIRT ? "" :
+			u->session ? "qemu:///session" : "qemu:///system");
+	if (strcmp(prop, "Scope") == 0)	/* a session's domain has none */
+		return sd_bus_message_append(reply, "s",
+			u->kind == UNIT_KIND_LIBVIRT && !u->session ? u->name : "");
 	if (strcmp(prop, "MemoryDirectory") == 0)
 		return sd_bus_message_append(reply, "s",
 					     u->memory_dir ? u->memory_dir : "");
@@ -212,6 +219,8 @@ const sd_bus_vtable unit_vtable[] = {
 	SD_BUS_PROPERTY("Kind", "s", prop_unit, 0, CONST),
 	SD_BUS_PROPERTY("Domain", "s", prop_unit, 0, CONST),
 	SD_BUS_PROPERTY("DomainUUID", "s", prop_unit, 0, CONST),
+	SD_BUS_PROPERTY("DomainURI", "s", prop_unit, 0, CONST),
+	SD_BUS_PROPERTY("Scope", "s", prop_unit, 0, CONST),
 	SD_BUS_PROPERTY("MemoryDirectory", "s", prop_unit, 0, CONST),
 	SD_BUS_PROPERTY("ControlGroup", "s", prop_unit, 0, CONST),
 	SD_BUS_PROPERTY("MainPID", "u", prop_unit, 0, EC),

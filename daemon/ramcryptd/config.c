@@ -273,6 +273,19 @@ int config_load(const char *path, bool must_exist, struct rc_config *c,
 					 "not a size string or page count: %s",
 					 json_object_to_json_string(val));
 			}
+		} else if (strcmp(key, "libvirt_session_max_window") == 0) {
+			if (json_object_is_type(val, json_type_int))
+				r = get_u32(val, path, key, 1, UINT32_MAX,
+					    &n.session_max_window_pages, err, errlen);
+			else if (!json_object_is_type(val, json_type_string) ||
+				 parse_size_pages(json_object_get_string(val),
+						  &n.session_max_window_pages) < 0)
+				r = fail(err, errlen, path, key,
+					 "not a window size (bytes with K/M/G, a multiple of 4K, or a page count): %s",
+					 json_object_to_json_string(val));
+		} else if (strcmp(key, "libvirt_session_max_plaintext_age_ms") == 0) {
+			r = get_u32(val, path, key, 1, 3600000,
+				    &n.session_max_plaintext_age_ms, err, errlen);
 		} else if (strcmp(key, "max_plaintext_age_ms") == 0) {
 			r = get_u32(val, path, key, 1, 3600000,
 				    &n.max_plaintext_age_ms, err, errlen);

@@ -17,12 +17,18 @@
  *   started  backstop: the directory holds the RAM files, each a region
  *            whose policy came from the directory; else libvirt kills it;
  *   release  the object goes (libvirt has deleted the directory).
+ * A user's session libvirtd (qemu:///session) runs the same hook as that
+ * user (Manager.LibvirtSessionHook, with the user's qemu.conf as text):
+ * its domains' directories must be under RC_SESSION_DIR/<uid>/ and owned
+ * by the caller all the way down, its markers within the session limits
+ * of ramcryptd.json; ramcryptd sets the policy on the user's behalf.
  * See docs/libvirt-design.md for libvirt's side (v9.0.0 line numbers).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,27 +411,21 @@ out:
 
 
 /*
- * memory_backing_dir from qemu.conf (libvirt's virconf syntax: `key =
- * "value"` or 'value', # comments; the first assignment wins), as libvirt
- * uses it: "<dir>/libvirt/qemu", or its default when unset.
+ * memory_backing_dir from the text of a qemu.conf (libvirt's virconf
+ * syntax: `key = "value"` or 'value', # comments; the first assignment
+ * wins), as libvirt uses it: "<dir>/libvirt/qemu", or @dflt when unset.
+ * @buf is cut up.
  */
-int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen)
+static int parse_ram_dir(const char *conf, char *buf, const char *dflt,
+			 char **ret, char *err, size_t errlen)
 {
-	_cleanup_free_ char *buf = NULL, *val = NULL;
+	_cleanup_free_ char *val = NULL;
 	char *line, *save = NULL;
-	unsigned int n = 0;
-	int r;
 
-	r = rc_read_full(root, QEMU_CONF, &buf, NULL);
-	if (r < 0 && r != -ENOENT) {
-		snprintf(err, errlen, "cannot read %s: %s", QEMU_CONF, strerror(-r));
-		return r;
-	}
 	for (line = buf ? strtok_r(buf, "\n", &save) : NULL; line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *p = line + strspn(line, " \t"), q, *end;
 
-		n++;
 		if (strncmp(p, "memory_backing_dir", 18) != 0)
 			continue;
 		p += 18;
@@ -437,8 +437,8 @@ int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen)
 		q = *p;
 		end = (q == '"' || q == '\'') ? strchr(p + 1, q) : NULL;
 		if (!end) {
-			snprintf(err, errlen, "%s: memory_backing_dir is not a quoted string: %s",
-				 QEMU_CONF, line);
+			snprintf(err, errlen, "%s: memory_backing_dir is not a quoted string: %.200s",
+				 conf, line);
 			return -EINVAL;
 		}
 		if (val)
@@ -454,20 +454,66 @@ int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen)
 			val[--l] = 0;
 		if (asprintf(ret, "%s/libvirt/qemu", val) < 0)
 			return -ENOMEM;
-	} else if (!(*ret = strdup(LIBVIRT_DEFAULT_RAM_DIR))) {
+	} else if (!(*ret = strdup(dflt))) {
 		return -ENOMEM;
 	}
 	return 0;
 }
 
-/* virDomainDriverGenerateMachineName (privileged daemon) */
-char *libvirt_machine_name(int id, const char *name)
+/* The system libvirtd's: /etc/libvirt/qemu.conf */
+int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen)
 {
-	char buf[MACHINE_NAME_MAX + 32];
-	bool skip = true;
-	size_t l;
+	_cleanup_free_ char *buf = NULL;
+	int r;
 
-	l = (size_t)snprintf(buf, sizeof(buf), "qemu-%d-", id);
+	r = rc_read_full(root, QEMU_CONF, &buf, NULL);
+	if (r < 0 && r != -ENOENT) {
+		snprintf(err, errlen, "cannot read %s: %s", QEMU_CONF, strerror(-r));
+		return r;
+	}
+	return parse_ram_dir(QEMU_CONF, buf, LIBVIRT_DEFAULT_RAM_DIR, ret, err,
+			     errlen);
+}
+
+/*
+ * A session libvirtd's, from the text of its qemu.conf, which is
+ * $XDG_CONFIG_HOME/libvirt/qemu.conf: unset, libvirt uses
+ * $XDG_CONFIG_HOME/libvirt/qemu/ram (qemu_conf.c), next to it.
+ */
+static int session_ram_dir(const struct lv_caller *c, char **ret, char *err,
+			   size_t errlen)
+{
+	_cleanup_free_ char *buf = strdup(c->qemu_conf_text);
+	_cleanup_free_ char *dflt = NULL;
+	const char *slash = strrchr(c->qemu_conf, '/');
+
+	if (!buf)
+		return -ENOMEM;
+	if (c->qemu_conf[0] != '/' || !slash) {
+		snprintf(err, errlen, "the hook names no absolute qemu.conf of the session libvirt ('%s')",
+			 c->qemu_conf);
+		return -EINVAL;
+	}
+	if (asprintf(&dflt, "%.*s/qemu/ram", (int)(slash - c->qemu_conf),
+		     c->qemu_conf) < 0)
+		return -ENOMEM;
+	return parse_ram_dir(c->qemu_conf, buf, dflt, ret, err, errlen);
+}
+
+/* virDomainDriverGenerateMachineName: "qemu-<id>-<name>", a session
+ * daemon's "qemu-<user>-<id>-<name>" (@user non-NULL); 64 characters */
+char *libvirt_machine_name(int id, const char *user, const char *name)
+{
+	size_t l, cap = (user ? strlen(user) : 0) + MACHINE_NAME_MAX + 32;
+	char *buf = malloc(cap);
+	bool skip = true;
+
+	if (!buf)
+		return NULL;
+	if (user)
+		l = (size_t)snprintf(buf, cap, "qemu-%s-%d-", user, id);
+	else
+		l = (size_t)snprintf(buf, cap, "qemu-%d-", id);
 	for (const char *c = name; *c && l < MACHINE_NAME_MAX; c++) {
 		if (*c == '.' || *c == '-') {
 			if (!skip)
@@ -483,7 +529,7 @@ char *libvirt_machine_name(int id, const char *name)
 	while (l && (buf[l - 1] == '-' || buf[l - 1] == '.'))
 		l--;
 	buf[l] = 0;
-	return strdup(buf);
+	return buf;
 }
 
 /* machined's scope: "machine-" + unit_name_escape(machine) + ".scope" */
@@ -509,16 +555,19 @@ static char *machine_scope(const char *machine)
 
 /* "<id>-<first 20 characters of the name>" (virDomainDefGetShortName):
  * bytes for an ASCII name; otherwise the one entry "<id>-..." in dir. */
-static int memory_dir(const char *root, const char *base,
-		      const struct lv_domain *d, char **ret)
+static int open_session_dir(struct manager *m, const struct lv_caller *c,
+			    const char *dir, int *ret, char *why, size_t len);
+
+static int memory_dir(struct manager *m, const struct lv_caller *c,
+		      const char *base, const struct lv_domain *d, char **ret)
 {
 	_cleanup_free_ char *abs = NULL;
 	_cleanup_closedir_ DIR *dir = NULL;
-	char prefix[32];
+	char prefix[32], why[1024];
 	struct dirent *de;
 	bool ascii = true;
 	char *found = NULL;
-	int r;
+	int r, fd;
 
 	for (const char *c = d->name; *c; c++)
 		if ((unsigned char)*c >= 0x80)
@@ -526,12 +575,25 @@ static int memory_dir(const char *root, const char *base,
 	if (ascii)
 		return asprintf(ret, "%s/%d-%.*s", base, d->id, SHORT_NAME_MAX,
 				d->name) < 0 ? -ENOMEM : 0;
-	r = rc_path(root, base, &abs);
-	if (r < 0)
-		return r;
-	dir = opendir(abs);
-	if (!dir)
-		return rc_negative_errno();
+	if (c->session) {
+		/* listed as the user may: no symlink out of their directory */
+		r = open_session_dir(m, c, base, &fd, why, sizeof(why));
+		if (r < 0)
+			return r;
+		dir = fdopendir(fd);
+		if (!dir) {
+			r = rc_negative_errno();
+			close(fd);
+			return r;
+		}
+	} else {
+		r = rc_path(m->root, base, &abs);
+		if (r < 0)
+			return r;
+		dir = opendir(abs);
+		if (!dir)
+			return rc_negative_errno();
+	}
 	snprintf(prefix, sizeof(prefix), "%d-", d->id);
 	while ((de = readdir(dir))) {
 		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
@@ -549,6 +611,10 @@ static int memory_dir(const char *root, const char *base,
 	return 0;
 }
 
+/* " of the session libvirt of uid N" while a session hook runs (the
+ * daemon handles one call at a time), for the log */
+static char lv_whose[64];
+
 static int lv_refuse(sd_bus_error *error, const char *domain,
 		     const char *fmt, ...)
 {
@@ -558,16 +624,92 @@ static int lv_refuse(sd_bus_error *error, const char *domain,
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	log_err("Refusing to start libvirt domain %s: %s", domain, buf);
+	log_err("Refusing to start libvirt domain %s%s: %s", domain, lv_whose,
+		buf);
 	return sd_bus_error_setf(error, RC_ERROR_ENROLL_REFUSED, "%s", buf);
 }
 
-/* What prepare and start both check: marker values, RAM layout, key,
- * modules, a ramcryptfs memory_backing_dir. */
-static int check_domain(struct manager *m, const struct lv_domain *d,
-			const char *base, sd_bus_error *error)
+/* "/run/ramcryptfs/session/<uid>" */
+static char *session_root(uid_t uid)
 {
-	_cleanup_free_ char *abs = NULL;
+	char *p;
+
+	return asprintf(&p, RC_SESSION_DIR "/%u", (unsigned int)uid) < 0 ?
+		NULL : p;
+}
+
+/* @path is @sroot or below it, with no "", "." or ".." component */
+static bool below(const char *sroot, const char *path)
+{
+	size_t l = strlen(sroot);
+	const char *p;
+
+	if (strncmp(path, sroot, l) != 0 || (path[l] && path[l] != '/'))
+		return false;
+	for (p = path + l; *p; ) {
+		size_t n;
+
+		p++;		/* the '/' */
+		n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+/*
+ * The region policy of a domain: the marker's values, else ramcryptd's
+ * defaults. A session domain may not ask for a looser window or age than
+ * the session limits (libvirt_session_max_*, by default the defaults),
+ * and gets the limit where the default is looser.
+ */
+static int domain_policy(struct manager *m, const struct lv_caller *c,
+			 const struct lv_domain *d,
+			 struct ramcrypt_dir_policy *pol, sd_bus_error *error)
+{
+	uint32_t max_w = m->cfg.session_max_window_pages ?
+		m->cfg.session_max_window_pages : m->cfg.window_pages;
+	uint32_t max_a = m->cfg.session_max_plaintext_age_ms ?
+		m->cfg.session_max_plaintext_age_ms : m->cfg.max_plaintext_age_ms;
+
+	memset(pol, 0, sizeof(*pol));
+	pol->window_pages = d->mk.window_pages ? d->mk.window_pages :
+		m->cfg.window_pages;
+	pol->max_plaintext_age_ms = d->mk.max_plaintext_age_ms ?
+		d->mk.max_plaintext_age_ms : m->cfg.max_plaintext_age_ms;
+	pol->evict_ahead_pages = m->cfg.evict_ahead_pages;
+	pol->crypto_cpu = -1;
+	if (!c->session)
+		return 0;
+	if (d->mk.window_pages > max_w)
+		return lv_refuse(error, d->name,
+				 "window='%" PRIu32 "K' is larger than this host allows domains of a session libvirt (%" PRIu32 "K: libvirt_session_max_window in %s)",
+				 d->mk.window_pages * 4, max_w * 4, m->config_path);
+	if (d->mk.max_plaintext_age_ms > max_a)
+		return lv_refuse(error, d->name,
+				 "max-plaintext-age='%" PRIu32 "ms' is longer than this host allows domains of a session libvirt (%" PRIu32 "ms: libvirt_session_max_plaintext_age_ms in %s)",
+				 d->mk.max_plaintext_age_ms, max_a, m->config_path);
+	if (pol->window_pages > max_w)
+		pol->window_pages = max_w;
+	if (pol->max_plaintext_age_ms > max_a)
+		pol->max_plaintext_age_ms = max_a;
+	return 0;
+}
+
+/* What prepare and start both check: marker values, RAM layout, key,
+ * modules, a ramcryptfs memory_backing_dir (a session's: in the caller's
+ * directory, which prepare checks; start checks the domain's directory,
+ * from the caller's down). */
+static int check_domain(struct manager *m, const struct lv_caller *c,
+			const struct lv_domain *d, const char *base,
+			bool prepare, sd_bus_error *error)
+{
+	_cleanup_free_ char *abs = NULL, *sroot = NULL;
+	_cleanup_close_ int fd = -1;
+	char why[1024];
+	struct ramcrypt_dir_policy pol;
 	struct rc_tresor_status ts;
 	struct rc_ramcrypt_totals tot;
 	struct statfs sfs;
@@ -583,6 +725,18 @@ static int check_domain(struct manager *m, const struct lv_domain *d,
 	    m->cfg.cache_confinement == RC_CONFINE_REQUIRED)
 		return lv_refuse(error, d->name,
 				 "cache confinement is required, and ramcryptd does not confine libvirt domains yet");
+	r = domain_policy(m, c, d, &pol, error);
+	if (r < 0)
+		return r;
+	if (c->session) {
+		sroot = session_root(c->uid);
+		if (!sroot)
+			return -ENOMEM;
+		if (!below(sroot, base))
+			return lv_refuse(error, d->name,
+					 "its RAM would be in %s, not in your directory %s: set memory_backing_dir = \"%s\" in %s and restart your session libvirtd",
+					 base, sroot, sroot, c->qemu_conf);
+	}
 	memset(&ts, 0, sizeof(ts));
 	r = rc_tresor_read_status(m->root, &ts);
 	if (r < 0 || !ts.module_loaded)
@@ -593,6 +747,18 @@ static int check_domain(struct manager *m, const struct lv_domain *d,
 	r = rc_ramcrypt_read_totals(m->root, &tot);
 	if (r < 0 || !tot.module_loaded)
 		return lv_refuse(error, d->name, "ramcrypt.ko is not loaded.");
+	if (c->session && !prepare)
+		return 0;
+	if (c->session) {
+		r = open_session_dir(m, c, sroot, &fd, why, sizeof(why));
+		if (r == -ENOENT)
+			return lv_refuse(error, d->name,
+					 "your directory %s does not exist: it is made when your user manager starts (a login, or loginctl enable-linger) with ramcryptfs mounted on /run/ramcryptfs",
+					 sroot);
+		if (r < 0 && r != -ENOMEM)
+			return lv_refuse(error, d->name, "%s", why);
+		return r;
+	}
 	r = rc_path(m->root, base, &abs);
 	if (r < 0)
 		return r;
@@ -607,10 +773,16 @@ static int check_domain(struct manager *m, const struct lv_domain *d,
 	return 0;
 }
 
-static void state_file(struct manager *m, const char *machine, char *buf,
+/* libvirt-<machine>.json; a session's libvirt-session-<uid>-<machine>.json
+ * (machine names of different users can coincide) */
+static void state_file(struct manager *m, const struct unit *u, char *buf,
 		       size_t len)
 {
-	snprintf(buf, len, "%s/libvirt-%s.json", m->state_dir, machine);
+	if (u->session)
+		snprintf(buf, len, "%s/libvirt-session-%u-%s.json", m->state_dir,
+			 (unsigned int)u->session_uid, u->machine);
+	else
+		snprintf(buf, len, "%s/libvirt-%s.json", m->state_dir, u->machine);
 }
 
 static void save_state(struct manager *m, const struct unit *u)
@@ -625,7 +797,10 @@ static void save_state(struct manager *m, const struct unit *u)
 	json_object_object_add(o, "uuid", json_object_new_string(u->uuid));
 	json_object_object_add(o, "memory_directory",
 			       json_object_new_string(u->memory_dir));
-	state_file(m, u->machine, path, sizeof(path));
+	if (u->session)
+		json_object_object_add(o, "session_uid",
+				       json_object_new_int64(u->session_uid));
+	state_file(m, u, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = mkdir_p(m->state_dir, 0755) < 0 ? -1 :
 		open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -638,18 +813,22 @@ static void save_state(struct manager *m, const struct unit *u)
 	json_object_put(o);
 }
 
-static void drop_state(struct manager *m, const char *machine)
+static void drop_state(struct manager *m, const struct unit *u)
 {
 	char path[4200];
 
-	state_file(m, machine, path, sizeof(path));
+	state_file(m, u, path, sizeof(path));
 	(void)unlink(path);
 }
 
-static struct unit *find_domain(struct manager *m, const char *domain)
+/* The caller's domain of that name: the system's, or that user's session */
+static struct unit *find_domain(struct manager *m, const struct lv_caller *c,
+				const char *domain)
 {
 	for (struct unit *u = m->units; u; u = u->next)
-		if (u->kind == UNIT_KIND_LIBVIRT && strcmp(u->domain, domain) == 0)
+		if (u->kind == UNIT_KIND_LIBVIRT && u->session == c->session &&
+		    (!c->session || u->session_uid == c->uid) &&
+		    strcmp(u->domain, domain) == 0)
 			return u;
 	return NULL;
 }
@@ -657,7 +836,7 @@ static struct unit *find_domain(struct manager *m, const char *domain)
 static void drop_domain(struct manager *m, struct unit *u, const char *why)
 {
 	log_info("Released libvirt domain %s (%s)%s.", u->domain, u->name, why);
-	drop_state(m, u->machine);
+	drop_state(m, u);
 	unit_set_state(u, UNIT_RELEASED, "");
 	(void)sd_bus_emit_signal(m->bus, RC_MANAGER_PATH, RC_MANAGER_IFACE,
 				 "UnitReleased", "so", u->name, u->path);
@@ -682,13 +861,19 @@ static void pin_dir(struct unit *u, int fd)
  * machine's scope, with the policy of its memory directory, pinned to the
  * inode of @fd (-1: the caller copies a pin).
  */
-static struct unit *new_domain_unit(struct manager *m, const char *name,
+static struct unit *new_domain_unit(struct manager *m,
+				    const struct lv_caller *c, const char *name,
 				    const char *machine, const char *domain,
 				    const char *uuid, const char *dir,
 				    const struct ramcrypt_dir_policy *pol,
 				    int fd)
 {
-	_cleanup_free_ char *scope = name ? NULL : machine_scope(machine);
+	/* a session's domain has no scope: named after its machine */
+	_cleanup_free_ char *scope = name || c->session ? NULL :
+		machine_scope(machine);
+
+	if (c->session && !name)
+		name = machine;
 	struct unit *u;
 
 	if (!name && !scope)
@@ -710,6 +895,8 @@ static struct unit *new_domain_unit(struct manager *m, const char *name,
 	u->evict_ahead_pages = pol->evict_ahead_pages;
 	u->confinement = RC_CONFINE_OFF;
 	u->state = UNIT_ENROLLING;
+	u->session = c->session;
+	u->session_uid = c->session ? c->uid : 0;
 	if (fd >= 0)
 		pin_dir(u, fd);
 	return u;
@@ -736,6 +923,102 @@ static int open_memory_dir(struct manager *m, const char *dir, int *ret)
 	return 0;
 }
 
+/*
+ * A directory of a session domain, as its user's: @dir is below
+ * RC_SESSION_DIR/<uid>, which and every directory down to @dir is owned
+ * by that uid, on the same ramcryptfs, and opened without following a
+ * symlink (the user can make any below their directory). The refusal
+ * names the problem (in @why); -EACCES: not the caller's.
+ */
+static int open_session_dir(struct manager *m, const struct lv_caller *c,
+			    const char *dir, int *ret, char *why, size_t len)
+{
+	_cleanup_free_ char *sroot = session_root(c->uid), *abs = NULL;
+	_cleanup_close_ int fd = -1;
+	struct statfs sfs;
+	struct stat st, st0;
+	const char *p;
+	int r;
+
+	if (!sroot)
+		return -ENOMEM;
+	if (!below(sroot, dir)) {
+		snprintf(why, len, "%s is not in your directory %s", dir, sroot);
+		return -EACCES;
+	}
+	r = rc_path(m->root, sroot, &abs);
+	if (r < 0)
+		return r;
+	fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st0) < 0) {
+		r = rc_negative_errno();
+		snprintf(why, len, "cannot open your directory %s: %s", sroot,
+			 strerror(-r));
+		return r;
+	}
+	if (st0.st_uid != c->uid) {
+		snprintf(why, len, "%s is owned by uid %u, not by you (uid %u)",
+			 sroot, (unsigned int)st0.st_uid, (unsigned int)c->uid);
+		return -EACCES;
+	}
+	for (p = dir + strlen(sroot); *p; ) {
+		size_t n = strcspn(++p, "/");
+		_cleanup_free_ char *comp = strndup(p, n);
+		int nfd;
+
+		if (!comp)
+			return -ENOMEM;
+		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			     O_CLOEXEC);
+		if (nfd < 0 || fstat(nfd, &st) < 0) {
+			r = rc_negative_errno();
+			if (nfd >= 0)
+				close(nfd);
+			snprintf(why, len, "cannot open %.*s: %s",
+				 (int)(p + n - dir), dir,
+				 r == -ELOOP || r == -ENOTDIR ?
+				 "not a directory (a symlink?)" : strerror(-r));
+			return r;
+		}
+		close(fd);
+		fd = nfd;
+		p += n;
+		if (st.st_uid != c->uid || st.st_dev != st0.st_dev) {
+			snprintf(why, len, "%.*s is %s",
+				 (int)(p - dir), dir,
+				 st.st_dev != st0.st_dev ? "on another file system than your directory" :
+				 "not owned by you");
+			return -EACCES;
+		}
+	}
+	if (fstatfs(fd, &sfs) < 0)
+		return rc_negative_errno();
+	if ((unsigned long)sfs.f_type != RAMCRYPTFS_MAGIC) {
+		snprintf(why, len, "%s is not on ramcryptfs (is run-ramcryptfs.mount active?)",
+			 dir);
+		return -EXDEV;
+	}
+	*ret = TAKE_FD(fd);
+	return 0;
+}
+
+/* The domain's memory directory, opened as its caller may */
+static int open_domain_dir(struct manager *m, const struct lv_caller *c,
+			   const char *dir, int *ret, char *why, size_t len)
+{
+	int r;
+
+	if (c->session)
+		return open_session_dir(m, c, dir, ret, why, len);
+	r = open_memory_dir(m, dir, ret);
+	if (r == -EXDEV)
+		snprintf(why, len, "its memory directory %s is not on ramcryptfs", dir);
+	else if (r < 0)
+		snprintf(why, len, "cannot open its memory directory %s: %s", dir,
+			 strerror(-r));
+	return r;
+}
+
 /* Nothing in it yet (QEMU does not exist at the start hook) */
 static bool dir_empty(int fd)
 {
@@ -756,36 +1039,37 @@ static bool dir_empty(int fd)
 	return true;
 }
 
-static int hook_start(struct manager *m, const struct lv_domain *d,
+static int hook_start(struct manager *m, const struct lv_caller *c,
+		      const char *user, const struct lv_domain *d,
 		      const char *base, sd_bus_error *error)
 {
 	struct ramcrypt_dir_policy pol, cur;
 	_cleanup_free_ char *dir = NULL, *machine = NULL;
 	_cleanup_close_ int fd = -1;
+	char why[1024];
 	struct unit *u;
 	int r;
 
-	r = check_domain(m, d, base, error);
+	r = check_domain(m, c, d, base, false, error);
 	if (r < 0)
 		return r;
 	if (d->id < 0)
 		return lv_refuse(error, d->name, "the hook's XML has no domain id (not a live definition)");
-	r = memory_dir(m->root, base, d, &dir);
+	r = memory_dir(m, c, base, d, &dir);
+	if (r == -ENOMEM)
+		return r;
 	if (r < 0)
 		return lv_refuse(error, d->name, "cannot find its memory directory under %s: %s",
-				 base, strerror(-r));
-	r = open_memory_dir(m, dir, &fd);
-	if (r == -EXDEV)
-		return lv_refuse(error, d->name, "its memory directory %s is not on ramcryptfs", dir);
+				 base, r == -EXDEV ? "not on ramcryptfs" :
+				 r == -EACCES ? "not yours" : strerror(-r));
+	r = open_domain_dir(m, c, dir, &fd, why, sizeof(why));
+	if (r == -ENOMEM)
+		return r;
 	if (r < 0)
-		return lv_refuse(error, d->name, "cannot open its memory directory %s: %s",
-				 dir, strerror(-r));
-	memset(&pol, 0, sizeof(pol));
-	pol.window_pages = d->mk.window_pages ? d->mk.window_pages : m->cfg.window_pages;
-	pol.max_plaintext_age_ms = d->mk.max_plaintext_age_ms ?
-		d->mk.max_plaintext_age_ms : m->cfg.max_plaintext_age_ms;
-	pol.evict_ahead_pages = m->cfg.evict_ahead_pages;
-	pol.crypto_cpu = -1;
+		return lv_refuse(error, d->name, "%s", why);
+	r = domain_policy(m, c, d, &pol, error);
+	if (r < 0)
+		return r;
 	if (ioctl(fd, RAMCRYPT_IOC_SET_DIR_POLICY, &pol) < 0) {
 		r = -errno;
 		if (r == -EBUSY && ioctl(fd, RAMCRYPT_IOC_GET_DIR_POLICY, &cur) == 0 &&
@@ -807,19 +1091,26 @@ static int hook_start(struct manager *m, const struct lv_domain *d,
 					 dir, strerror(-r));
 	}
 
-	machine = libvirt_machine_name(d->id, d->name);
+	machine = libvirt_machine_name(d->id, user, d->name);
 	if (!machine)
 		return -ENOMEM;
-	u = find_domain(m, d->name);
+	u = find_domain(m, c, d->name);
 	if (u)
 		drop_domain(m, u, ": started again");
-	u = new_domain_unit(m, NULL, machine, d->name, d->uuid, dir, &pol, fd);
+	if (c->session && manager_find_unit(m, machine))
+		/* libvirt's names are ambiguous: user "a-1", domain 2 "x"
+		 * and user "a", domain 1 "2-x" are both qemu-a-1-2-x */
+		return lv_refuse(error, d->name,
+				 "another enrolled domain is already named %s",
+				 machine);
+	u = new_domain_unit(m, c, NULL, machine, d->name, d->uuid, dir, &pol, fd);
 	if (!u)
 		return -ENOMEM;
 	unit_link(m, u);
 	save_state(m, u);
-	log_info("Enrolled libvirt domain %s as %s: memory directory %s, window %" PRIu32 " pages, max plaintext age %" PRIu32 " ms.",
-		 d->name, u->name, dir, u->window_pages, u->max_plaintext_age_ms);
+	log_info("Enrolled libvirt domain %s%s as %s: memory directory %s, window %" PRIu32 " pages, max plaintext age %" PRIu32 " ms.",
+		 d->name, lv_whose, u->name, dir, u->window_pages,
+		 u->max_plaintext_age_ms);
 	(void)sd_bus_emit_signal(m->bus, RC_MANAGER_PATH, RC_MANAGER_IFACE,
 				 "UnitEnrolled", "so", u->name, u->path);
 	return 0;
@@ -923,12 +1214,18 @@ void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
 			uint64_t *evictions, uint64_t *oldest)
 {
 	_cleanup_closedir_ DIR *dir = NULL;
-	_cleanup_free_ char *abs = NULL;
+	_cleanup_close_ int fd = -1;
 	struct dirent *de;
+	struct stat st;
 
-	if (rc_path(u->m->root, u->memory_dir, &abs) < 0)
+	/* the directory the policy was set on, not whatever has its name */
+	if (open_memory_dir(u->m, u->memory_dir, &fd) < 0 ||
+	    fstat(fd, &st) < 0 || (u->memory_dir_ino &&
+	    (st.st_dev != u->memory_dir_dev || st.st_ino != u->memory_dir_ino)))
 		return;
-	dir = opendir(abs);
+	dir = fdopendir(fd);
+	if (dir)
+		fd = -1;
 	while (dir && (de = readdir(dir))) {
 		struct ramcrypt_stats st;
 
@@ -947,7 +1244,8 @@ void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
 }
 
 /* machined's name for the scope, if it differs from the prediction */
-static void resolve_scope(struct manager *m, struct unit *u)
+static void resolve_scope(struct manager *m, const struct lv_caller *c,
+			  struct unit *u)
 {
 	const struct ramcrypt_dir_policy pol = {
 		.window_pages = u->window_pages,
@@ -977,7 +1275,7 @@ static void resolve_scope(struct manager *m, struct unit *u)
 	}
 	if (strcmp(scope, u->name) == 0)
 		goto out;
-	nu = new_domain_unit(m, scope, u->machine, u->domain, u->uuid,
+	nu = new_domain_unit(m, c, scope, u->machine, u->domain, u->uuid,
 			     u->memory_dir, &pol, -1);
 	if (!nu)
 		goto out;
@@ -997,10 +1295,10 @@ out:
 	sd_bus_message_unref(reply);
 }
 
-static int hook_started(struct manager *m, const struct lv_domain *d,
-			sd_bus_error *error)
+static int hook_started(struct manager *m, const struct lv_caller *c,
+			const struct lv_domain *d, sd_bus_error *error)
 {
-	struct unit *u = find_domain(m, d->name);
+	struct unit *u = find_domain(m, c, d->name);
 	char why[1024];
 	uint64_t bytes;
 	int r;
@@ -1021,49 +1319,57 @@ static int hook_started(struct manager *m, const struct lv_domain *d,
 	unit_set_state(u, UNIT_PROTECTED, "");
 	log_info("%s: protected: %" PRIu64 " MiB of guest RAM on ramcryptfs in %s.",
 		 u->name, bytes >> 20, u->memory_dir);
-	resolve_scope(m, u);
+	if (!u->session)	/* no machined, no scope for a session's */
+		resolve_scope(m, c, u);
 	return 0;
 }
 
-static int hook_reconnect(struct manager *m, const struct lv_domain *d,
+static int hook_reconnect(struct manager *m, const struct lv_caller *c,
+			  const char *user, const struct lv_domain *d,
 			  const char *base, sd_bus_error *error)
 {
 	_cleanup_free_ char *dir = NULL, *machine = NULL;
 	_cleanup_close_ int fd = -1;
 	struct ramcrypt_dir_policy pol;
-	struct unit *u = find_domain(m, d->name);
+	struct unit *u = find_domain(m, c, d->name);
+	char why[1024];
 
 	if (u)
-		return hook_started(m, d, error);
-	if (d->id < 0 || memory_dir(m->root, base, d, &dir) < 0 ||
-	    open_memory_dir(m, dir, &fd) < 0 ||
+		return hook_started(m, c, d, error);
+	if (d->id < 0 || memory_dir(m, c, base, d, &dir) < 0 ||
+	    open_domain_dir(m, c, dir, &fd, why, sizeof(why)) < 0 ||
 	    ioctl(fd, RAMCRYPT_IOC_GET_DIR_POLICY, &pol) < 0)
 		return lv_refuse(error, d->name,
 				 "it runs without a ramcrypt region policy on its memory directory");
-	machine = libvirt_machine_name(d->id, d->name);
+	machine = libvirt_machine_name(d->id, user, d->name);
 	if (!machine)
 		return -ENOMEM;
-	u = new_domain_unit(m, NULL, machine, d->name, d->uuid, dir, &pol, fd);
+	u = new_domain_unit(m, c, NULL, machine, d->name, d->uuid, dir, &pol, fd);
 	if (!u)
 		return -ENOMEM;
 	unit_link(m, u);
 	save_state(m, u);
-	return hook_started(m, d, error);
+	return hook_started(m, c, d, error);
 }
 
-int libvirt_hook(struct manager *m, const char *domain, const char *op,
-		 const char *subop, const char *xml, sd_bus_error *error)
+int libvirt_hook(struct manager *m, const struct lv_caller *c,
+		 const char *domain, const char *op, const char *subop,
+		 const char *xml, sd_bus_error *error)
 {
-	_cleanup_free_ char *base = NULL;
+	_cleanup_free_ char *base = NULL, *user = NULL;
 	struct lv_domain d;
 	char err[1024];
 	struct unit *u;
 	int r;
 
 	(void)subop;
+	lv_whose[0] = 0;
+	if (c->session)
+		snprintf(lv_whose, sizeof(lv_whose),
+			 " of the session libvirt of uid %u", (unsigned int)c->uid);
 	if (strcmp(op, "release") == 0 || strcmp(op, "stopped") == 0) {
 		/* results ignored by libvirt; the XML is not needed */
-		u = find_domain(m, domain);
+		u = find_domain(m, c, domain);
 		if (u && strcmp(op, "release") == 0)
 			drop_domain(m, u, "");
 		else if (u)
@@ -1089,19 +1395,38 @@ int libvirt_hook(struct manager *m, const char *domain, const char *op,
 		r = 0;		/* not ours */
 		goto out;
 	}
-	r = libvirt_ram_dir(m->root, &base, err, sizeof(err));
+	if (c->session) {
+		/* libvirt's machine name has the session's user name */
+		struct passwd pw, *res = NULL;
+		char pwbuf[4096];
+
+		if (getpwuid_r(c->uid, &pw, pwbuf, sizeof(pwbuf), &res) != 0 ||
+		    !res) {
+			r = lv_refuse(error, domain, "your uid %u has no user name",
+				      (unsigned int)c->uid);
+			goto out;
+		}
+		user = strdup(pw.pw_name);
+		if (!user) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = session_ram_dir(c, &base, err, sizeof(err));
+	} else {
+		r = libvirt_ram_dir(m->root, &base, err, sizeof(err));
+	}
 	if (r < 0) {
-		r = lv_refuse(error, domain, "%s", err);
+		r = r == -ENOMEM ? r : lv_refuse(error, domain, "%s", err);
 		goto out;
 	}
 	if (strcmp(op, "prepare") == 0)
-		r = check_domain(m, &d, base, error);
+		r = check_domain(m, c, &d, base, true, error);
 	else if (strcmp(op, "start") == 0)
-		r = hook_start(m, &d, base, error);
+		r = hook_start(m, c, user, &d, base, error);
 	else if (strcmp(op, "started") == 0)
-		r = hook_started(m, &d, error);
+		r = hook_started(m, c, &d, error);
 	else if (strcmp(op, "reconnect") == 0)
-		r = hook_reconnect(m, &d, base, error);
+		r = hook_reconnect(m, c, user, &d, base, error);
 	else if (strcmp(op, "migrate") == 0)
 		r = lv_refuse(error, domain, "migration of a RamCrypt domain is not supported (its RAM would cross the network in plaintext)");
 	else
@@ -1124,11 +1449,13 @@ int libvirt_rediscover(struct manager *m)
 		_cleanup_free_ char *path = NULL;
 		_cleanup_close_ int fd = -1;
 		struct ramcrypt_dir_policy pol;
-		json_object *o, *v[5];
+		json_object *o, *v[5], *suid;
 		const char *keys[] = { "unit", "machine", "domain", "uuid",
 				       "memory_directory" };
+		struct lv_caller c = { .uid = 0 };
 		struct unit *u;
 		bool ok = true;
+		char why[1024];
 
 		if (strncmp(de->d_name, "libvirt-", 8) != 0 ||
 		    asprintf(&path, "%s/%s", abs, de->d_name) < 0)
@@ -1137,14 +1464,23 @@ int libvirt_rediscover(struct manager *m)
 		for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 			ok = ok && o && json_object_object_get_ex(o, keys[i], &v[i]) &&
 			     json_object_is_type(v[i], json_type_string);
-		if (!ok || open_memory_dir(m, json_object_get_string(v[4]), &fd) < 0 ||
+		/* a session's: its directory must still be its user's */
+		if (ok && json_object_object_get_ex(o, "session_uid", &suid)) {
+			c.session = true;
+			c.uid = (uid_t)json_object_get_int64(suid);
+			ok = json_object_is_type(suid, json_type_int) &&
+			     json_object_get_int64(suid) >= 0 &&
+			     json_object_get_int64(suid) < UINT32_MAX;
+		}
+		if (!ok || open_domain_dir(m, &c, json_object_get_string(v[4]), &fd,
+					   why, sizeof(why)) < 0 ||
 		    ioctl(fd, RAMCRYPT_IOC_GET_DIR_POLICY, &pol) < 0) {
 			log_notice("Removing %s: its domain is gone.", path);
 			(void)unlink(path);
 			json_object_put(o);
 			continue;
 		}
-		u = new_domain_unit(m, json_object_get_string(v[0]),
+		u = new_domain_unit(m, &c, json_object_get_string(v[0]),
 				    json_object_get_string(v[1]),
 				    json_object_get_string(v[2]),
 				    json_object_get_string(v[3]),

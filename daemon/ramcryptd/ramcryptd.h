@@ -31,6 +31,8 @@
 #define RC_DEFAULT_STATE_DIR "/run/ramcrypt"
 /* the XML namespace of the libvirt domain marker (<metadata>) */
 #define RC_LIBVIRT_NS "urn:ramcrypt-host:libvirt:1"
+/* the per-user directories of session libvirt domains (on ramcryptfs) */
+#define RC_SESSION_DIR "/run/ramcryptfs/session"
 
 /* systemd's log levels as <N> prefixes on stderr (journald parses them). */
 #define log_full(lvl, fmt, ...) fprintf(stderr, "<%d>" fmt "\n", lvl, ##__VA_ARGS__)
@@ -53,6 +55,10 @@ struct rc_config {
 	uint32_t verify_interval_ms;
 	uint32_t verify_grace_ms;
 	enum rc_confinement cache_confinement;
+	/* session libvirt domains (qemu:///session): the loosest values a
+	 * user's marker may ask for; 0 = window_pages, max_plaintext_age_ms */
+	uint32_t session_max_window_pages;
+	uint32_t session_max_plaintext_age_ms;
 };
 
 void config_defaults(struct rc_config *c);
@@ -109,6 +115,8 @@ struct unit {
 	char *uuid;
 	char *memory_dir;	/* on ramcryptfs, with the region policy */
 	uint64_t memory_dir_dev, memory_dir_ino;	/* the one it was set on */
+	bool session;		/* of a session libvirt (qemu:///session) */
+	uid_t session_uid;	/* whose */
 };
 
 struct host_saved;
@@ -139,6 +147,8 @@ struct manager {
 /* bus-manager.c */
 extern const sd_bus_vtable manager_vtable[];
 int check_root(sd_bus_message *msg, const char *what, sd_bus_error *error);
+int bus_caller_euid(sd_bus_message *msg, const char *what, uid_t *ret,
+		    sd_bus_error *error);
 void manager_emit(struct manager *m, const char *prop, ...);
 
 /* bus-unit.c */
@@ -167,8 +177,18 @@ char *policy_name_escape(const char *unit);
 char *policy_name_unescape(const char *item);
 
 /* libvirt.c */
-int libvirt_hook(struct manager *m, const char *domain, const char *op,
-		 const char *subop, const char *xml, sd_bus_error *error);
+/* Who runs the hook: the system libvirtd (root), or a user's session
+ * libvirtd, with the text of that user's qemu.conf as the hook read it
+ * (ramcryptd never opens files in a home directory). */
+struct lv_caller {
+	bool session;
+	uid_t uid;
+	const char *qemu_conf;		/* session: its path, for messages */
+	const char *qemu_conf_text;	/* session: its content ("" if none) */
+};
+int libvirt_hook(struct manager *m, const struct lv_caller *c,
+		 const char *domain, const char *op, const char *subop,
+		 const char *xml, sd_bus_error *error);
 int libvirt_rediscover(struct manager *m);
 int libvirt_unit_verify(struct unit *u, uint64_t *bytes, char *why,
 			size_t len);
@@ -176,7 +196,7 @@ void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
 			uint64_t *bytes, uint64_t *plaintext, uint64_t *faults,
 			uint64_t *evictions, uint64_t *oldest);
 int libvirt_ram_dir(const char *root, char **ret, char *err, size_t errlen);
-char *libvirt_machine_name(int id, const char *name);
+char *libvirt_machine_name(int id, const char *user, const char *name);
 
 /* host.c */
 int host_setup(struct manager *m, sd_bus_error *error);

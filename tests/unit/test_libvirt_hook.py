@@ -6,7 +6,10 @@ and a fixture root, as in test_ramcryptd.py. What needs a real ramcryptfs
 tests/vm/test_libvirt.py's; here: unmarked domains never touch the bus,
 marked ones fail closed with one sentence naming what is wrong (the XML,
 the marker's values, the RAM layout, the key, memory_backing_dir, the
-caller), teardown never fails."""
+caller), teardown never fails. A session libvirt's hook (run as the user,
+here nobody) reaches ramcryptd only for a directory below
+/run/ramcryptfs/session/<its uid>/ that it owns all the way down, with
+marker values within the session limits."""
 import os
 from pathlib import Path
 
@@ -58,6 +61,104 @@ def refused(b, xml, needle, op="prepare", **kw):
     return lines[0]
 
 
+NOBODY_UID = 65534
+SESSION = f"/run/ramcryptfs/session/{NOBODY_UID}"
+
+
+def session_cases(b):
+    """The hook of nobody's session libvirtd: its qemu.conf (read by the
+    hook as nobody, from $XDG_CONFIG_HOME) must put the RAM in nobody's own
+    directory; every directory down to the domain's must be nobody's and
+    no symlink; marker values within the session limits."""
+    cfg = b.tmp / "xdg"
+    env = dict(b.env, XDG_CONFIG_HOME=str(cfg), HOME="/nonexistent")
+
+    def s_refused(xml, needle, op="prepare"):
+        return refused(b, xml, needle, op=op, env=env, nobody=True)
+
+    def conf(value):
+        T.wfile(cfg / "libvirt/qemu.conf",
+                f'memory_backing_dir = "{value}"\n' if value else "")
+
+    # no qemu.conf: libvirt's session default, in the home directory
+    conf(None)
+    line = s_refused(domain_xml(), f"its RAM would be in {cfg}/libvirt/qemu/"
+                     f"ram, not in your directory {SESSION}")
+    assert f'set memory_backing_dir = "{SESSION}" in {cfg}/libvirt/qemu.conf' \
+        in line, line
+    # another user's directory, or a way out of one's own
+    for other in ("/run/ramcryptfs/session/1234", f"{SESSION}/../1234",
+                  f"{SESSION}x", "/etc", "/run/ramcryptfs"):
+        conf(other)
+        s_refused(domain_xml(), "not in your directory", op="start")
+    conf(SESSION)
+    T.wfile(cfg / "libvirt/qemu.conf",
+            f'memory_backing_dir = {SESSION}\n')
+    s_refused(domain_xml(), f"{cfg}/libvirt/qemu.conf: memory_backing_dir "
+              "is not a quoted string")
+    conf(SESSION)
+    # the limits: the session's are the host's defaults (64M, 100 ms)
+    s_refused(domain_xml(marker=marker_xml("window='128M'")),
+              "window='131072K' is larger than this host allows domains of "
+              "a session libvirt (65536K: libvirt_session_max_window in")
+    s_refused(domain_xml(marker=marker_xml("max-plaintext-age='1s'")),
+              "max-plaintext-age='1000ms' is longer than this host allows")
+    s_refused(domain_xml(marker=marker_xml("cpus='1'")),
+              "does not assign VM cores to libvirt domains yet")
+    s_refused(domain_xml(marker=marker_xml("cache-confinement='required'")),
+              "does not confine libvirt domains yet")
+    # within the limits: the directory is checked next
+    s_refused(domain_xml(), f"your directory {SESSION} does not exist: it "
+              "is made when your user manager starts")
+    top = b.root / SESSION.lstrip("/")
+    dom = top / "libvirt/qemu/1-rcvm"
+    dom.mkdir(parents=True)
+    # owned by root (not made by the user-runtime-dir@ drop-in)
+    for op in ("prepare", "start"):
+        s_refused(domain_xml(), f"{SESSION} is owned by uid 0, not by you "
+                  f"(uid {NOBODY_UID})", op=op)
+    for d in (top, top / "libvirt", top / "libvirt/qemu", dom):
+        os.chown(d, NOBODY_UID, NOBODY_UID)
+    # nobody's own, all the way down: authorized; only the file system
+    # (a plain directory here, ramcryptfs on a host) is left to refuse
+    s_refused(domain_xml(), f"{SESSION} is not on ramcryptfs")
+    s_refused(domain_xml(), f"{SESSION}/libvirt/qemu/1-rcvm is not on "
+              "ramcryptfs", op="start")
+    # a directory in it owned by someone else, or a symlink
+    os.chown(dom, 1234, 1234)
+    s_refused(domain_xml(), f"{SESSION}/libvirt/qemu/1-rcvm is not owned "
+              "by you", op="start")
+    dom.rmdir()
+    (b.root / "elsewhere").mkdir()
+    os.chown(b.root / "elsewhere", NOBODY_UID, NOBODY_UID)
+    dom.symlink_to(b.root / "elsewhere")
+    s_refused(domain_xml(), "1-rcvm: not a directory (a symlink?)",
+              op="start")
+    dom.unlink()
+    # a looser window once the admin allows it
+    b.config.write_text('{"libvirt_session_max_window": "256M", '
+                        '"libvirt_session_max_plaintext_age_ms": 1000}')
+    assert b.call("Reload") is None
+    s_refused(domain_xml(marker=marker_xml("window='128M' "
+                                           "max-plaintext-age='1s'")),
+              "is not on ramcryptfs")
+    b.config.write_text('{"libvirt_session_max_window": "1G3"}')
+    r = b.call("Reload", check=False)
+    assert r.returncode != 0 and "key 'libvirt_session_max_window': not " \
+        "a window size" in r.stderr, r.stderr
+    # teardown of a domain never enrolled; the system's method stays root's
+    for op in ("stopped", "release"):
+        r = hook(b, domain_xml(), op=op, env=env, nobody=True)
+        assert r.returncode == 0 and not r.stderr, (op, r.stderr)
+    # a session hook without the user's qemu.conf readable
+    os.chmod(cfg / "libvirt", 0o700)
+    s_refused(domain_xml(), f"{cfg}/libvirt/qemu.conf cannot be read: "
+              "Permission denied")
+    os.chmod(cfg / "libvirt", 0o755)
+    assert "Refusing to start libvirt domain rcvm of the session libvirt " \
+        f"of uid {NOBODY_UID}: window=" in b.log(), b.log()[-3000:]
+
+
 @unit_test()
 def test_ramcryptctl_libvirt_hook():
     with T.Bench() as b:
@@ -77,10 +178,10 @@ def test_ramcryptctl_libvirt_hook():
         assert r.returncode == 2 and "four arguments" in r.stderr, r.stderr
 
         b.start()
-        # session libvirt (hook as the user): not supported, said so
         os.chmod(b.tmp, 0o755)
-        refused(b, domain_xml(), "qemu:///session", nobody=True)
-        # the method itself is root's
+        # session libvirt (the hook as the user)
+        session_cases(b)
+        # the system's method itself is root's
         r = b.call("LibvirtHook", "ssss", "rcvm", "prepare", "begin",
                    domain_xml(), nobody=True, check=False)
         assert r.returncode != 0 and "Access denied" in r.stderr, r.stderr

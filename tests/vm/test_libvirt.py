@@ -17,7 +17,9 @@ The domain is tests/guest/mbguest as a libvirt `<kernel>` in canary mode
 in the domain's memory directory, serial to a file, no disk, network, USB
 or balloon). One boot runs the steps in order, each a function:
 start_domain, check_ram_file, wait_serial_passes, check_dump,
-destroy_domain.
+destroy_domain; then marked domains of the system libvirtd
+(marked_domain), of a user's session libvirtd (session_domain) and the
+refusals (marked_domains_refused).
 """
 import json
 import re
@@ -140,10 +142,11 @@ echo "kvm_caps=$(grep -c "domain type='kvm'" /tmp/caps.xml)"
     return vm, f
 
 
-def domain_xml(name, set_id, metadata=""):
+def domain_xml(name, set_id, metadata="", serial=None):
     """docs/libvirt-design.md §5's domain: mbguest in canary mode, RAM a
     shared file in the domain's memory directory. metadata: the inside of
-    <metadata> (the ramcrypt marker), empty for an unmarked domain."""
+    <metadata> (the ramcrypt marker), empty for an unmarked domain;
+    serial: its serial log (default SERIAL)."""
     meta = f"<metadata>{metadata}</metadata>" if metadata else ""
     return f"""\
 <domain type='kvm'>
@@ -168,7 +171,7 @@ def domain_xml(name, set_id, metadata=""):
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
     <serial type='file'>
-      <source path='{SERIAL.format(name=name)}'/>
+      <source path='{serial or SERIAL.format(name=name)}'/>
     </serial>
   </devices>
 </domain>
@@ -244,11 +247,11 @@ def check_ram_file(ctx, vm, dom, source="default"):
 
 
 def wait_serial_passes(vm, passes, timeout, name=DOMAIN,
-                       pages_min=GUEST_PAGES_MIN):
+                       pages_min=GUEST_PAGES_MIN, path=None):
     """Wait for mbguest's pass `passes` in domain `name`'s serial log (a
-    file); it must have written all its canaries and report no mismatch.
-    Returns (set id, pages, last pass, log)."""
-    path = SERIAL.format(name=name)
+    file, default SERIAL); it must have written all its canaries and
+    report no mismatch. Returns (set id, pages, last pass, log)."""
+    path = path or SERIAL.format(name=name)
     out = vm.run(f"""
 t=0
 until grep -q 'canary pass={passes} ok' {path}; do
@@ -391,6 +394,141 @@ def marked_domain(ctx, vm, host):
     assert not vm.sh("ls /run/ramcrypt/ | grep '^libvirt-' || true").strip()
 
 
+SESSION_USER = "rctester"
+SESSION_DOMAIN = "rc-sess"
+# within the session limits (by default ramcryptd's window 64M, 100 ms)
+SESSION_MARKER = (f"<ramcrypt:ramcrypt xmlns:ramcrypt='{NS}' window='1200K' "
+                  "max-plaintext-age='80ms'/>")
+
+
+def session_domain(ctx, vm, host):
+    """A user's session libvirtd (qemu:///session, as Whonix-KVM uses it):
+    lingering makes the user's directory on ramcryptfs (the
+    user-runtime-dir@ drop-in); the hook runs as the user; a marked domain
+    whose RAM is not in that directory, or whose marker is looser than the
+    session limits, does not start; one in it is enrolled (its region's
+    policy from the directory), listed under libvirt's session machine
+    name, rediscovered by a restarted ramcryptd and released at destroy."""
+    user = SESSION_USER
+    uid = int(vm.sh(f"useradd -m -G kvm {user} && id -u {user}").strip())
+    sdir = f"{RAM_DIR}/session/{uid}"
+    home = f"/home/{user}"
+    t0 = time.monotonic()
+    st = kv(vm.sh(f"""
+loginctl enable-linger {user}
+for i in $(seq 300); do [ -d {sdir} ] && break; sleep 0.1; done
+echo "user=$(systemctl is-active user@{uid}.service)"
+echo "dir=$(stat -c '%u %a' {sdir})"
+echo "dropins=$(systemctl show -P DropInPaths user-runtime-dir@{uid}.service)"
+""", timeout=120))
+    ctx.note(f"enable-linger {user} (uid {uid}): {st}, "
+             f"{time.monotonic() - t0:.1f}s")
+    assert st["dir"] == f"{uid} 700", st
+    assert "user-runtime-dir@.service.d/ramcrypt.conf" in st["dropins"], st
+
+    def virsh(args, check=True, timeout=900):
+        env = (f"HOME={home} USER={user} LOGNAME={user} "
+               f"XDG_RUNTIME_DIR=/run/user/{uid} PATH=/usr/bin:/bin")
+        cmd = (f"runuser -u {user} -- env -i {env} "
+               f"virsh -c qemu:///session {args} 2>&1")
+        rc, out = vm.run(cmd, timeout=timeout)
+        assert rc == 0 or not check, f"virsh {args}: {out}"
+        return rc, out
+
+    def start_refused(xml, needle):
+        write_guest_file(vm, f"/tmp/{SESSION_DOMAIN}.xml", xml)
+        virsh(f"define /tmp/{SESSION_DOMAIN}.xml")
+        rc, out = virsh(f"start {SESSION_DOMAIN}", check=False)
+        state = virsh(f"domstate {SESSION_DOMAIN}")[1].strip()
+        virsh(f"undefine {SESSION_DOMAIN}")
+        msg = " ".join(out.split())
+        ctx.note(f"session: refused: {msg[-300:]}")
+        assert rc == 1 and "Hook script execution failed" in out and \
+            needle in out, (needle, rc, out)
+        assert state == "shut off" and not regions(vm), state
+
+    serial = f"{home}/{SESSION_DOMAIN}.serial"
+    xml = domain_xml(SESSION_DOMAIN, host.set_id, SESSION_MARKER,
+                     serial=serial)
+    # no ~/.config/libvirt/qemu.conf: libvirt's default, in the home
+    t0 = time.monotonic()
+    start_refused(xml, f"its RAM would be in {home}/.config/libvirt/qemu/"
+                  f"ram, not in your directory {sdir}")
+    ctx.note(f"session: first define + start (QEMU probe as {user}) "
+             f"{time.monotonic() - t0:.1f}s")
+    # the documented qemu.conf; the session libvirtd reads it at its start
+    conf = f"{home}/.config/libvirt/qemu.conf"   # made by its first run
+    write_guest_file(vm, conf, f'memory_backing_dir = "{sdir}"\n')
+    vm.sh(f"""
+chown {user}: {conf}
+pid=$(cat /run/user/{uid}/libvirt/libvirtd.pid)
+kill $pid
+for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+! kill -0 $pid 2>/dev/null
+""")
+    # a marker looser than the session limits
+    start_refused(domain_xml(SESSION_DOMAIN, host.set_id, MARKER,
+                             serial=serial),
+                  "max-plaintext-age='250ms' is longer than this host allows "
+                  "domains of a session libvirt (100ms")
+    since = vm.sh("date +%s").strip()
+    write_guest_file(vm, f"/tmp/{SESSION_DOMAIN}.xml", xml)
+    virsh(f"define /tmp/{SESSION_DOMAIN}.xml")
+    t0 = time.monotonic()
+    virsh(f"start {SESSION_DOMAIN}")
+    secs = time.monotonic() - t0
+    dom_id = int(virsh(f"domid {SESSION_DOMAIN}")[1].strip())
+    dom = {"name": SESSION_DOMAIN, "id": dom_id,
+           "dir": f"{sdir}/libvirt/qemu/{dom_id}-{SESSION_DOMAIN}"}
+    files = ram_files(vm, dom)
+    reg = regions(vm)
+    ctx.note(f"session: virsh start {secs:.1f}s: id {dom_id}; {dom['dir']}: "
+             f"{files}; regions {reg}")
+    assert list(files) == ["pc.ram"] and \
+        files["pc.ram"] == (user, GUEST_MB << 20), files
+    assert len(reg) == 1, reg
+    rid, r = next(iter(reg.items()))
+    want = {"policy_source": "directory", "window_pages": MARKED_WINDOW,
+            "max_plaintext_age_ms": 80, "size": GUEST_MB << 20}
+    assert {k: r[k] for k in want} == want, r
+    assert vm.sh(f"stat -c %u /proc/{r['pid']}").strip() == str(uid), r
+    machine = f"qemu-{user}-{dom_id}-{SESSION_DOMAIN}"
+    tree = vm.sh(f"busctl tree --list {BUS}")
+    units = bus_units(vm)
+    ctx.note(f"session: bus: {sorted(units)}")
+    assert list(units) == [machine], (units, tree)
+    u = units[machine]
+    want = {"Kind": "libvirt-domain", "Domain": SESSION_DOMAIN,
+            "State": "protected", "WindowPages": MARKED_WINDOW,
+            "MaxPlaintextAgeMs": 80, "Regions": 1,
+            "RegionBytes": GUEST_MB << 20, "MemoryDirectory": dom["dir"],
+            "Scope": "", "DomainURI": "qemu:///session"}
+    assert {k: u[k] for k in want} == want, u
+    assert u["Path"] in tree.split(), (u["Path"], tree)
+    wait_serial_passes(vm, 1, 900, name=SESSION_DOMAIN, path=serial)
+    vm.sh("systemctl restart ramcryptd")
+    again = bus_units(vm)
+    assert list(again) == [machine] and \
+        again[machine]["State"] == "protected", again
+    log = vm.sh(f"journalctl -q --no-pager -o cat -u ramcryptd "
+                f"--since=@{since}")
+    for line in (f"Enrolled libvirt domain {SESSION_DOMAIN} of the session "
+                 f"libvirt of uid {uid} as {machine}",
+                 f"{machine}: protected: {GUEST_MB} MiB of guest RAM",
+                 f"Rediscovered libvirt domain {SESSION_DOMAIN}"):
+        assert line in log, f"{line!r} not in ramcryptd's log:\n{log}"
+    virsh(f"destroy {SESSION_DOMAIN}", timeout=300)
+    left = kv(vm.sh(f"""
+for i in $(seq 100); do kill -0 {r['pid']} 2>/dev/null || break; sleep 0.2; done
+echo "alive=$(kill -0 {r['pid']} 2>/dev/null && echo yes || echo no)"
+echo "dir=$(test -e {dom['dir']} && echo yes || echo no)"
+echo "state=$(ls /run/ramcrypt/ | grep -c '^libvirt-' || true)"
+"""))
+    ctx.note(f"session: virsh destroy: {left}")
+    assert left == {"alive": "no", "dir": "no", "state": "0"}, left
+    assert not regions(vm) and bus_units(vm) == {}
+
+
 def marked_domains_refused(ctx, vm, host):
     """Acceptance 3, fail closed: a marked domain whose RAM would not be
     encrypted, or that ramcryptd cannot enroll, does not start."""
@@ -454,6 +592,7 @@ def test_libvirt_domains(ctx):
     # --- marked domains ----------------------------------------------------
     assert vm.sh(f"stat -c %a {HOOK}").strip() == "755"
     marked_domain(ctx, vm, host)
+    session_domain(ctx, vm, host)
     marked_domains_refused(ctx, vm, host)
 
     check_dmesg(vm)
