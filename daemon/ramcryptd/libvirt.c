@@ -289,6 +289,14 @@ static void XMLCALL on_start(void *data, const XML_Char *el,
 				      ps->cells - 1);
 		else if (!(v && strcmp(v, "shared") == 0))
 			ps->cells_unshared++;	/* <access> decides, at the end */
+	} else if (under(ps, "devices", NULL) &&
+		   (strcmp(el, "hostdev") == 0 ||
+		    (strcmp(el, "interface") == 0 &&
+		     (v = get_attr(atts, "type")) && strcmp(v, "hostdev") == 0))) {
+		/* VFIO pins all guest RAM for the device's DMA: every page
+		 * stays plaintext, whatever the window */
+		unprotectable(d, "<%s> assigns a host device, and VFIO pins all guest RAM for its DMA, every page in plaintext",
+			      el);
 	} else if (under(ps, "devices", NULL) && strcmp(el, "memory") == 0) {
 		v = get_attr(atts, "model");
 		if (!v || (strcmp(v, "dimm") != 0 && strcmp(v, "virtio-mem") != 0))

@@ -225,6 +225,16 @@ def test_ramcryptctl_libvirt_hook():
             "</devices>", "<memory model='nvdimm'><source><path>/x</path>"
             "</source></memory></devices>"), "<memory model='nvdimm'>")
         refused(b, domain_xml().replace("32768", "32x"), "is not a size")
+        # VFIO pins all guest RAM: a host device, or a hostdev interface
+        refused(b, domain_xml().replace(
+            "</devices>", "<hostdev mode='subsystem' type='pci' managed="
+            "'yes'><source><address domain='0' bus='1' slot='0' function="
+            "'0'/></source></hostdev></devices>"),
+            "<hostdev> assigns a host device, and VFIO pins all guest RAM")
+        refused(b, domain_xml().replace(
+            "</devices>", "<interface type='hostdev'><source><address "
+            "type='pci' domain='0' bus='2' slot='0' function='0'/></source>"
+            "</interface></devices>"), "<interface> assigns a host device")
         # QEMU options of its own could add an anonymous RAM backend
         refused(b, domain_xml(extra="<qemu:commandline xmlns:qemu='http://"
                               "libvirt.org/schemas/domain/qemu/1.0'><qemu:arg"
