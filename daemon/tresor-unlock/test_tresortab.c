@@ -133,6 +133,51 @@ static void test_bad(void)
 	bad("ro/ot /dev/vda", "invalid volume name", "ro/ot");
 	bad(".. /dev/vda", "invalid volume name", NULL);
 	bad("root /dev/vda none keyfile-size=32", "no key file", NULL);
+	bad("root /dev/vda none headless=maybe", "invalid value 'maybe'",
+	    "'headless'");
+	bad("root /dev/vda none tpm2-device=/dev/tpmrm0",
+	    "supports only the value 'auto'", "'/dev/tpmrm0'");
+	bad("root /dev/vda none fido2-device=", "supports only the value "
+	    "'auto'", "'fido2-device'");
+	bad("root /dev/vda none tpm2-device", "needs a value", "tpm2-device");
+	bad("root /dev/vda none token-timeout=soon", "invalid value 'soon'",
+	    "'token-timeout'");
+	bad("root /dev/vda none tpm2-pcrs=7", "unknown option", "tpm2-pcrs");
+	bad("root /dev/vda none tpm2-pin=yes", "unknown option", "tpm2-pin");
+}
+
+static void test_tokens(void)
+{
+	struct tresor_entry e;
+	char err[300];
+	int r;
+
+	r = parse("root /dev/vda none headless,tpm2-device=auto,"
+		  "token-timeout=30s", &e, err);
+	CHECK(r == 1, "token options: '%s'", err);
+	CHECK((e.flags & (TT_HEADLESS | TT_TPM2_DEVICE)) ==
+	      (TT_HEADLESS | TT_TPM2_DEVICE) && !(e.flags & TT_FIDO2_DEVICE) &&
+	      e.token_timeout_ms == 30000, "headless, tpm2: %x %u", e.flags,
+	      e.token_timeout_ms);
+	CHECK(tt_token_type(&e) && !strcmp(tt_token_type(&e), "systemd-tpm2"),
+	      "tpm2 token type");
+	tresor_entry_free(&e);
+	r = parse("root /dev/vda none headless=yes,headless=no,"
+		  "fido2-device=auto", &e, err);
+	CHECK(r == 1 && !(e.flags & TT_HEADLESS) && e.token_timeout_ms == 0,
+	      "headless=no: '%s' %x", err, e.flags);
+	CHECK(tt_token_type(&e) && !strcmp(tt_token_type(&e), "systemd-fido2"),
+	      "fido2 token type");
+	tresor_entry_free(&e);
+	r = parse("root /dev/vda none headless=true,fido2-device=auto,"
+		  "tpm2-device=auto", &e, err);
+	CHECK(r == 1 && (e.flags & TT_HEADLESS) && !tt_token_type(&e),
+	      "both devices: any token type '%s'", err);
+	tresor_entry_free(&e);
+	r = parse("root /dev/vda", &e, err);
+	CHECK(r == 1 && !tt_token_type(&e) && !(e.flags & TT_HEADLESS),
+	      "defaults: any token, not headless");
+	tresor_entry_free(&e);
 }
 
 static void test_file(void)
@@ -193,6 +238,7 @@ int main(void)
 {
 	test_good();
 	test_bad();
+	test_tokens();
 	test_file();
 	test_timespan();
 	if (failures) {

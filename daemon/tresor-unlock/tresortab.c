@@ -74,15 +74,22 @@ int tt_parse_timespan(const char *s, unsigned int *ms)
 /* Options; a trailing '=' means the option takes a value. */
 enum opt_id {
 	O_FLAG, O_TRIES, O_KEYFILE_TIMEOUT, O_KEYFILE_OFFSET, O_KEYFILE_SIZE,
-	O_TIMEOUT, O_DEVICE_TIMEOUT,
+	O_TIMEOUT, O_DEVICE_TIMEOUT, O_BOOL, O_AUTO_DEVICE, O_TOKEN_TIMEOUT,
 };
 
-/* O_FLAG options set .flag in the entry (0: accepted, nothing to set). */
+/* O_FLAG options set .flag in the entry (0: accepted, nothing to set);
+ * O_BOOL ones set it alone or with =yes/true/1/on, clear it with
+ * =no/false/0/off; O_AUTO_DEVICE ones take "auto" only (a device path is
+ * not supported: the token plugin finds the device). */
 static const struct {
 	const char *name;
 	enum opt_id id;
 	unsigned int flag;
 } options[] = {
+	{ "headless=", O_BOOL, TT_HEADLESS },
+	{ "tpm2-device=", O_AUTO_DEVICE, TT_TPM2_DEVICE },
+	{ "fido2-device=", O_AUTO_DEVICE, TT_FIDO2_DEVICE },
+	{ "token-timeout=", O_TOKEN_TIMEOUT, 0 },
 	{ "discard", O_FLAG, TT_DISCARD },
 	{ "readonly", O_FLAG, TT_READONLY },
 	{ "read-only", O_FLAG, TT_READONLY },
@@ -117,6 +124,10 @@ static int parse_option(char *opt, struct tresor_entry *e, const char *fname,
 			nl--;
 		if (nl != keylen || strncmp(n, opt, nl) != 0)
 			continue;
+		if (options[i].id == O_BOOL && !val) {
+			e->flags |= options[i].flag;
+			return 0;
+		}
 		if (wants_val && !val) {
 			seterr(err, errlen, fname, lineno,
 			       "option '%.*s' needs a value (%s...)",
@@ -148,6 +159,33 @@ static int parse_option(char *opt, struct tresor_entry *e, const char *fname,
 		case O_DEVICE_TIMEOUT:
 			if (tt_parse_timespan(val, &e->device_timeout_ms))
 				break;
+			return 0;
+		case O_TOKEN_TIMEOUT:
+			if (tt_parse_timespan(val, &e->token_timeout_ms))
+				break;
+			return 0;
+		case O_BOOL:
+			if (!strcmp(val, "yes") || !strcmp(val, "true") ||
+			    !strcmp(val, "1") || !strcmp(val, "on")) {
+				e->flags |= options[i].flag;
+				return 0;
+			}
+			if (!strcmp(val, "no") || !strcmp(val, "false") ||
+			    !strcmp(val, "0") || !strcmp(val, "off")) {
+				e->flags &= ~options[i].flag;
+				return 0;
+			}
+			break;
+		case O_AUTO_DEVICE:
+			if (strcmp(val, "auto")) {
+				seterr(err, errlen, fname, lineno,
+				       "option '%.*s' supports only the value "
+				       "'auto' (the token plugin finds the "
+				       "device), not '%s'", (int)keylen, opt,
+				       val);
+				return -1;
+			}
+			e->flags |= options[i].flag;
 			return 0;
 		case O_KEYFILE_OFFSET:
 			if (parse_u64(val, UINT64_MAX >> 1, &v))
@@ -411,4 +449,15 @@ void tresortab_free(struct tresortab *tab)
 	free(tab->entries);
 	tab->entries = NULL;
 	tab->n = 0;
+}
+
+const char *tt_token_type(const struct tresor_entry *e)
+{
+	unsigned int f = e->flags & (TT_TPM2_DEVICE | TT_FIDO2_DEVICE);
+
+	if (f == TT_TPM2_DEVICE)
+		return "systemd-tpm2";
+	if (f == TT_FIDO2_DEVICE)
+		return "systemd-fido2";
+	return NULL;
 }

@@ -28,6 +28,9 @@ enum tt_dev_kind { TT_DEV_PATH, TT_DEV_UUID, TT_DEV_PARTUUID };
 #define TT_NOAUTO		(1U << 3)
 #define TT_NO_READ_WQ		(1U << 4)
 #define TT_NO_WRITE_WQ		(1U << 5)
+#define TT_HEADLESS		(1U << 6)	/* never ask (passphrase, PIN) */
+#define TT_TPM2_DEVICE		(1U << 7)	/* tpm2-device=auto */
+#define TT_FIDO2_DEVICE		(1U << 8)	/* fido2-device=auto */
 
 #define TT_DEFAULT_TRIES		3
 #define TT_DEFAULT_DEVICE_TIMEOUT_MS	90000U
@@ -43,6 +46,7 @@ struct tresor_entry {
 	unsigned int keyfile_timeout_ms; /* wait for the key file; 0 = don't */
 	unsigned int device_timeout_ms;	/* wait for the device */
 	unsigned int timeout_ms;	/* passphrase prompt timeout, 0 = none */
+	unsigned int token_timeout_ms;	/* wait for a token's device; 0 = don't */
 	uint64_t keyfile_offset;
 	size_t keyfile_size;		/* 0 = whole file */
 };
@@ -70,6 +74,11 @@ int tresortab_load(const char *path, struct tresortab *tab,
 const struct tresor_entry *tresortab_find(const struct tresortab *tab,
 					  const char *name);
 void tresor_entry_free(struct tresor_entry *e);
+
+/* The LUKS2 token type the entry restricts tokens to ("systemd-tpm2" for
+ * tpm2-device=auto alone, "systemd-fido2" for fido2-device=auto alone),
+ * or NULL: any token. */
+const char *tt_token_type(const struct tresor_entry *e);
 void tresortab_free(struct tresortab *tab);
 
 /* "10s", "500ms", "2min", "1h", "5" (seconds) -> ms; -1 if invalid. */

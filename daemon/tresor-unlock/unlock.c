@@ -62,10 +62,86 @@ static char *run_vk;
 static char run_vk_name[TT_NAME_MAX + 1];
 static int vk_from_run;		/* the last get_volume_key() used run_vk */
 
+/*
+ * Overwrite the vector registers with a non-zero pattern. memcpy and
+ * libcryptsetup move the key through XMM/YMM registers and leave it there;
+ * the kernel saves them into the task's FPU state in RAM when it switches
+ * the task out (XSAVES), and a component in its init state (all zero) is
+ * not written: zeroed registers would leave an older saved copy in place.
+ * Every vector register is call-clobbered (x86-64 ABI); noipa keeps the
+ * compiler from assuming otherwise.
+ */
+static __attribute__((noipa)) void clobber_vector_regs(void)
+{
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx"))
+		__asm__ __volatile__(
+			"vpcmpeqd %%ymm0, %%ymm0, %%ymm0\n\t"
+			"vmovdqa %%ymm0, %%ymm1\n\tvmovdqa %%ymm0, %%ymm2\n\t"
+			"vmovdqa %%ymm0, %%ymm3\n\tvmovdqa %%ymm0, %%ymm4\n\t"
+			"vmovdqa %%ymm0, %%ymm5\n\tvmovdqa %%ymm0, %%ymm6\n\t"
+			"vmovdqa %%ymm0, %%ymm7\n\tvmovdqa %%ymm0, %%ymm8\n\t"
+			"vmovdqa %%ymm0, %%ymm9\n\tvmovdqa %%ymm0, %%ymm10\n\t"
+			"vmovdqa %%ymm0, %%ymm11\n\tvmovdqa %%ymm0, %%ymm12\n\t"
+			"vmovdqa %%ymm0, %%ymm13\n\tvmovdqa %%ymm0, %%ymm14\n\t"
+			"vmovdqa %%ymm0, %%ymm15" : : : "memory");
+	else
+		__asm__ __volatile__(
+			"pcmpeqd %%xmm0, %%xmm0\n\t"
+			"movdqa %%xmm0, %%xmm1\n\tmovdqa %%xmm0, %%xmm2\n\t"
+			"movdqa %%xmm0, %%xmm3\n\tmovdqa %%xmm0, %%xmm4\n\t"
+			"movdqa %%xmm0, %%xmm5\n\tmovdqa %%xmm0, %%xmm6\n\t"
+			"movdqa %%xmm0, %%xmm7\n\tmovdqa %%xmm0, %%xmm8\n\t"
+			"movdqa %%xmm0, %%xmm9\n\tmovdqa %%xmm0, %%xmm10\n\t"
+			"movdqa %%xmm0, %%xmm11\n\tmovdqa %%xmm0, %%xmm12\n\t"
+			"movdqa %%xmm0, %%xmm13\n\tmovdqa %%xmm0, %%xmm14\n\t"
+			"movdqa %%xmm0, %%xmm15" : : : "memory");
+	if (__builtin_cpu_supports("avx512f"))
+		__asm__ __volatile__(
+			"vpternlogd $0xff, %%zmm0, %%zmm0, %%zmm0\n\t"
+			"vmovdqa64 %%zmm0, %%zmm1\n\tvmovdqa64 %%zmm0, %%zmm2\n\t"
+			"vmovdqa64 %%zmm0, %%zmm3\n\tvmovdqa64 %%zmm0, %%zmm4\n\t"
+			"vmovdqa64 %%zmm0, %%zmm5\n\tvmovdqa64 %%zmm0, %%zmm6\n\t"
+			"vmovdqa64 %%zmm0, %%zmm7\n\tvmovdqa64 %%zmm0, %%zmm8\n\t"
+			"vmovdqa64 %%zmm0, %%zmm9\n\tvmovdqa64 %%zmm0, %%zmm10\n\t"
+			"vmovdqa64 %%zmm0, %%zmm11\n\tvmovdqa64 %%zmm0, %%zmm12\n\t"
+			"vmovdqa64 %%zmm0, %%zmm13\n\tvmovdqa64 %%zmm0, %%zmm14\n\t"
+			"vmovdqa64 %%zmm0, %%zmm15\n\tvmovdqa64 %%zmm0, %%zmm16\n\t"
+			"vmovdqa64 %%zmm0, %%zmm17\n\tvmovdqa64 %%zmm0, %%zmm18\n\t"
+			"vmovdqa64 %%zmm0, %%zmm19\n\tvmovdqa64 %%zmm0, %%zmm20\n\t"
+			"vmovdqa64 %%zmm0, %%zmm21\n\tvmovdqa64 %%zmm0, %%zmm22\n\t"
+			"vmovdqa64 %%zmm0, %%zmm23\n\tvmovdqa64 %%zmm0, %%zmm24\n\t"
+			"vmovdqa64 %%zmm0, %%zmm25\n\tvmovdqa64 %%zmm0, %%zmm26\n\t"
+			"vmovdqa64 %%zmm0, %%zmm27\n\tvmovdqa64 %%zmm0, %%zmm28\n\t"
+			"vmovdqa64 %%zmm0, %%zmm29\n\tvmovdqa64 %%zmm0, %%zmm30\n\t"
+			"vmovdqa64 %%zmm0, %%zmm31" : : : "memory");
+#endif
+}
+
+/*
+ * Wipe the stack below the caller: libcryptsetup (keyslot and digest
+ * code, its crypto backend), token plugins and glibc leave copies of the
+ * volume key in stack frames they return from, and they stay in this
+ * process's stack pages until overwritten. Then the vector registers
+ * (above). Found by tresor-unlock-open's RAM dump of a stopped
+ * tresor-unlock: with one stack layout a K2 copy in a stack page, with
+ * the stack wiped and the registers zeroed K1 and K2 in the XSAVE area;
+ * with both done, none (256 KiB: far below the deepest library frame).
+ */
+static __attribute__((noipa)) void scrub_stack(void)
+{
+	char buf[256 << 10];
+
+	explicit_bzero(buf, sizeof(buf));
+	__asm__ __volatile__("" : : "r"(buf) : "memory");
+	clobber_vector_regs();
+}
+
 void unlock_done(void)
 {
 	crypt_safe_free(run_vk);
 	run_vk = NULL;
+	scrub_stack();
 }
 
 static void vmsg(int level, const char *name, const char *fmt, va_list ap)
@@ -461,6 +537,170 @@ static void check_keyfile_mode(const struct tresor_entry *e)
 		    (unsigned int)(st.st_mode & 07777), e->keyfile);
 }
 
+/* ---- LUKS2 tokens ------------------------------------------------------ */
+
+/* The header's active tokens as "0 systemd-tpm2, 1 systemd-fido2 (no
+ * plugin)" in buf; returns how many there are. */
+static int token_list(struct crypt_device *cd, char *buf, size_t len)
+{
+	const char *type;
+	size_t used = 0;
+	int i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < 32; i++) {	/* LUKS2 has at most 32 tokens */
+		crypt_token_info ti = crypt_token_status(cd, i, &type);
+
+		if (ti == CRYPT_TOKEN_INVALID || ti == CRYPT_TOKEN_INACTIVE)
+			continue;
+		if (used < len)
+			used += (size_t)snprintf(buf + used, len - used,
+				"%s%d %s%s", n ? ", " : "", i,
+				type ? type : "?",
+				ti == CRYPT_TOKEN_EXTERNAL_UNKNOWN ?
+				" (no plugin)" : "");
+		n++;
+	}
+	return n;
+}
+
+/* One try of the tokens (CRYPT_ANY_TOKEN, of this type or any): the
+ * volume key into vk (locked memory); 0 or a negative errno. The plugin
+ * gets the PIN (or NULL) and hands libcryptsetup the keyslot's secret,
+ * which it wipes when done (the plugin's buffer_free). */
+static int token_once(struct crypt_device *cd, const char *type,
+		      const char *pin, size_t pin_len, char *vk)
+{
+	struct crypt_keyslot_context *kc = NULL;
+	size_t vk_size = 32;
+	int r;
+
+	r = crypt_keyslot_context_init_by_token(cd, CRYPT_ANY_TOKEN, type,
+						pin, pin_len, NULL, &kc);
+	if (r < 0)
+		return r;
+	r = crypt_volume_key_get_by_keyslot_context(cd, CRYPT_ANY_SLOT, vk,
+						    &vk_size, kc);
+	crypt_keyslot_context_free(kc);
+	if (r >= 0 && vk_size != 32) {
+		crypt_safe_memzero(vk, 32);
+		r = -EINVAL;
+	}
+	return r < 0 ? r : 0;
+}
+
+/*
+ * Open the volume with its LUKS2 tokens (systemd-cryptenroll's TPM2,
+ * FIDO2, PKCS#11 through libcryptsetup's token plugins): 0 with the key in
+ * vk; 1 when no token opened it (one line says why, if the header has
+ * tokens or the entry is headless: the passphrase is asked next unless
+ * headless); -1 when asking for the PIN failed. A token that needs a PIN
+ * (-ENOANO) gets one asked like a passphrase (tries= attempts; none when
+ * headless). A token whose device is missing (-EAGAIN) is tried again
+ * for token-timeout=.
+ */
+static int open_by_token(struct crypt_device *cd,
+			 const struct tresor_entry *e,
+			 const struct ask_opts *ask0, const char *path,
+			 char *vk)
+{
+	const char *type = tt_token_type(e);
+	int headless = !!(e->flags & TT_HEADLESS);
+	const char *then = headless ? "headless: no passphrase is asked" :
+		"asking for the passphrase";
+	long long end = now_ms() + e->token_timeout_ms;
+	char list[400], prompt[1024], id[200], why[400];
+	struct ask_opts ask = *ask0;
+	int r, told = 0, attempt, n;
+	char *pin;
+	size_t len;
+
+	n = token_list(cd, list, sizeof(list));
+	if (!n) {
+		if (headless)
+			msg(e->name, "%s has no LUKS2 token and the entry is "
+			    "headless: no passphrase is asked", path);
+		return 1;
+	}
+	for (;;) {
+		r = token_once(cd, type, NULL, 0, vk);
+		if (r != -EAGAIN || now_ms() >= end)
+			break;
+		if (!told) {
+			lmsg(LOG_INFO, e->name, "waiting up to %s for the "
+			     "device of LUKS2 token %s (token-timeout=)",
+			     secs(e->token_timeout_ms), list);
+			told = 1;
+		}
+		sleep_ms(500);
+	}
+	if (r == -ENOANO && !headless) {
+		snprintf(prompt, sizeof(prompt), "Please enter the LUKS2 token "
+			 "PIN (token %s) for disk %s (%s): ", list, path,
+			 e->name);
+		snprintf(id, sizeof(id), "tresor-unlock-pin:%s", e->name);
+		ask.id = id;
+		for (attempt = 1; !e->tries || attempt <= e->tries;
+		     attempt++) {
+			ask.attempt = attempt;
+			if (ask_passphrase(prompt, &ask, &pin, &len))
+				return -1;
+			r = token_once(cd, type, pin, len, vk);
+			crypt_safe_free(pin);
+			/* the TPM2 plugin of systemd 252 reports a wrong
+			 * PIN as -ENOTRECOVERABLE (the TPM's HMAC check
+			 * failed), not -ENOANO: after a PIN, every failure
+			 * but a missing device or token is a wrong PIN */
+			if (r == 0 || r == -EAGAIN || r == -ENOENT)
+				break;
+			if (e->tries)
+				lmsg(LOG_WARNING, e->name, "wrong token PIN "
+				     "(attempt %d of %d)", attempt, e->tries);
+			else
+				lmsg(LOG_WARNING, e->name, "wrong token PIN "
+				     "(attempt %d)", attempt);
+		}
+		if (r && r != -EAGAIN && r != -ENOENT) {
+			lmsg(LOG_WARNING, e->name, "no valid token PIN after "
+			     "%d attempt%s; %s", e->tries,
+			     e->tries == 1 ? "" : "s", then);
+			return 1;
+		}
+	}
+	if (r == 0) {
+		lmsg(LOG_INFO, e->name, "volume key from LUKS2 token %s",
+		     list);
+		return 0;
+	}
+	crypt_safe_memzero(vk, 32);
+	if (r == -ENOANO)
+		snprintf(why, sizeof(why), "needs a PIN");
+	else if (r == -EAGAIN)
+		snprintf(why, sizeof(why), "needs a device that is not here "
+			 "(no TPM2 chip or FIDO2 key found)");
+	else if (r == -EPERM)
+		snprintf(why, sizeof(why), "gave a secret that opens no "
+			 "keyslot");
+	else if (r == -ENOENT && type && !strstr(list, type))
+		snprintf(why, sizeof(why), "is not of the type %s that the "
+			 "entry's tpm2-device=/fido2-device= asks for", type);
+	else if (r == -ENOENT && strstr(list, "(no plugin)"))
+		snprintf(why, sizeof(why), "could not be used: libcryptsetup "
+			 "has no plugin for its type in %s "
+			 "(libcryptsetup-token-TYPE.so)",
+			 crypt_token_external_path() ?
+			 crypt_token_external_path() : "its token directory");
+	else
+		/* systemd 252's TPM2 plugin says -ENOTRECOVERABLE for a
+		 * missing TPM, -ENOENT for a PCR policy that fails */
+		snprintf(why, sizeof(why), "failed to unlock the volume (%s: "
+			 "no TPM2 device, PCR values that changed since "
+			 "enrollment, or a token device error)", strerror(-r));
+	lmsg(headless ? LOG_ERR : LOG_WARNING, e->name, "LUKS2 token %s %s; "
+	     "%s", list, why, then);
+	return 1;
+}
+
 /* Volume key into *vk (crypt_safe_alloc'd, 32 bytes). */
 static int get_volume_key(struct crypt_device *cd,
 			  const struct tresor_entry *e,
@@ -537,14 +777,22 @@ static int get_volume_key(struct crypt_device *cd,
 			return 0;
 		}
 	}
-	snprintf(prompt, sizeof(prompt), "Please enter passphrase for disk "
-		 "%s (%s): ", path, e->name);
-	snprintf(id, sizeof(id), "tresor-unlock:%s", e->name);
-	ask.id = id;
 	ask.name = e->name;
 	ask.tries = e->tries;
 	if (e->timeout_ms && !ask.timeout_ms)
 		ask.timeout_ms = e->timeout_ms;
+	/* the header's LUKS2 tokens (TPM2, FIDO2, ...) before any prompt */
+	r = open_by_token(cd, e, &ask, path, vk);
+	if (r == 0) {
+		*vkp = vk;
+		return 0;
+	}
+	if (r < 0 || (e->flags & TT_HEADLESS))
+		goto fail;	/* said why */
+	snprintf(prompt, sizeof(prompt), "Please enter passphrase for disk "
+		 "%s (%s): ", path, e->name);
+	snprintf(id, sizeof(id), "tresor-unlock:%s", e->name);
+	ask.id = id;
 	for (attempt = 1; !e->tries || attempt <= e->tries; attempt++) {
 		ask.attempt = attempt;
 		if (ask_passphrase(prompt, &ask, &pass, &len))
@@ -1239,6 +1487,7 @@ out:
 	if (lock >= 0)
 		close(lock);	/* releases the lock */
 	crypt_free(cd);
+	scrub_stack();	/* what libcryptsetup, a token plugin, glibc left */
 	return r;
 }
 

@@ -54,6 +54,25 @@ installkernel() {
     return 0
 }
 
+# libcryptsetup's token plugins (its compiled-in directory, beside the
+# libcryptsetup that tresor-unlock links) and the libraries they dlopen()
+# (ldd does not see those: libtss2-* for systemd-tpm2, libfido2 for
+# systemd-fido2), those present on this host, one path a line.
+_tresor_token_files() {
+    local lib f
+    lib=$(ldd "$TRESOR_UNLOCK" 2>/dev/null |
+        awk '$1 ~ /^libcryptsetup\.so/ { print $3; exit }')
+    [[ $lib == /* ]] || return 0
+    lib=${lib%/*}
+    for f in "$lib"/cryptsetup/libcryptsetup-token-*.so \
+        "$lib"/libtss2-esys.so.0 "$lib"/libtss2-rc.so.0 \
+        "$lib"/libtss2-mu.so.0 "$lib"/libtss2-tcti-device.so.0 \
+        "$lib"/libfido2.so.1; do
+        [[ -e $f ]] && echo "$f"
+    done
+    return 0
+}
+
 # The tresortab name of the root volume (/ on /dev/mapper/NAME), if any.
 _tresor_root_name() {
     local dev name
@@ -140,6 +159,11 @@ install() {
     fi
     inst_binary "$TRESOR_UNLOCK"
     [[ -f /etc/tresortab ]] && inst_simple /etc/tresortab
+    # LUKS2 tokens (systemd-cryptenroll's TPM2, FIDO2, PKCS#11): the
+    # token plugins present here and what systemd's TPM2 code dlopen()s
+    local tok
+    tok=$(_tresor_token_files)
+    [[ $tok ]] && inst_multiple -o $tok
     inst_multiple -o plymouth systemd-ask-password
 
     if dracut_module_included "systemd"; then

@@ -18,6 +18,8 @@ SRC = REPO / "daemon" / "tresor-unlock"
 BIN = SRC / "bin" / "tresor-unlock"
 HINT = "cryptsetup reencrypt --key-size 256 --cipher aes-xts-plain64"
 TRY = "Try 'tresor-unlock --help' for more information."
+TPM2_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/cryptsetup/"
+                   "libcryptsetup-token-systemd-tpm2.so")
 
 
 def build():
@@ -90,7 +92,8 @@ def dracut_install(d, tab_text, fstab, cmdline, crypttab_text):
 dinfo() {{ echo "INFO: $*"; }}
 derror() {{ echo "ERROR: $*"; }}
 dfatal() {{ echo "FATAL: $*"; }}
-inst_binary() {{ :; }}; inst_simple() {{ :; }}; inst_multiple() {{ :; }}
+inst_binary() {{ :; }}; inst_simple() {{ :; }}
+inst_multiple() {{ echo "INST_MULTIPLE $*"; }}
 inst_hook() {{ :; }}; dracut_need_initqueue() {{ :; }}
 dracut_module_included() {{ return 1; }}
 . {REPO}/dracut/90tresor/module-setup.sh
@@ -122,6 +125,12 @@ def test_dracut_keeps_tresor_from_90crypt():
             f" rd.luks.uuid=luks-{ug.upper()} rd.luks.uuid=luks-{other}\n",
             f"data UUID={other} none luks\n")
         assert rc == 0 and "INSTALL-DONE" in out, out
+        if TPM2_PLUGIN.exists():    # LUKS2 tokens: plugins, tss2 libs
+            inst = " ".join(ln for ln in out.splitlines()
+                            if ln.startswith("INST_MULTIPLE -o /"))
+            for want in (f"cryptsetup/{TPM2_PLUGIN.name}",
+                         "/libtss2-esys.so.0", "/libtss2-tcti-device.so.0"):
+                assert want in inst, f"{want} not installed: {out}"
         conf = (initdir / "etc/cmdline.d/90crypt.conf").read_text()
         assert ug.upper() not in conf and f"luks-{other}" in conf and \
             "rd.luks=0" not in conf, conf
@@ -197,6 +206,15 @@ def test_initramfs_requires_showregs():
                 assert (dest / "usr/lib/ramcrypt/tresor-unlock").exists()
                 assert (dest / "etc/tresortab").read_text() == \
                     tab.read_text()
+                # LUKS2 tokens: the installed plugins and what the TPM2
+                # one dlopen()s (tresor-unlock-tpm2 runs them in a VM)
+                if TPM2_PLUGIN.exists():
+                    got = {p.name for p in dest.rglob("*.so*")}
+                    for want in (TPM2_PLUGIN.name, "libtss2-esys.so.0",
+                                 "libtss2-rc.so.0", "libtss2-mu.so.0",
+                                 "libtss2-tcti-device.so.0",
+                                 "libsystemd-shared-252.so"):
+                        assert want in got, f"{want} not in the image"
             else:
                 assert r.returncode == 1, (have, r.returncode, r.stderr)
                 assert f"E: tresor: {missing}.ko is not available for " \

@@ -20,7 +20,7 @@ from harness import luks, memsearch
 from harness.guest import (LIVEPATCH, LOAD_TRESOR, load_showregs_livepatch,
                            masked_key_args)
 from harness.initramfs import _ldd_libs
-from harness.registry import vm_test
+from harness.registry import Skip, vm_test
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "daemon" / "tresor-unlock"
@@ -830,3 +830,244 @@ ls -d /lib/cryptsetup/passfifo /run/tresor-unlock/asking 2>&1
              "detach + foreign refusal + generated ExecStop=; passfifo via "
              "cryptroot-unlock (wrong, then right); one passphrase for two "
              "volumes, other key refused unasked")
+
+
+# ---- LUKS2 tokens: systemd-cryptenroll's TPM2 on a software TPM ----------
+
+# libcryptsetup 2.6.1's token directory (crypt_token_external_path();
+# /usr/lib/... on the merged-/usr host, not in the busybox guest)
+TOKEN_DIR = "/lib/x86_64-linux-gnu/cryptsetup"
+TPM2_PLUGIN = f"{TOKEN_DIR}/libcryptsetup-token-systemd-tpm2.so"
+CRYPTENROLL = "/usr/bin/systemd-cryptenroll"
+# dlopen()ed by libsystemd-shared's TPM2 code (systemd 252), not in ldd
+TSS2_LIBS = ["libtss2-esys.so.0", "libtss2-rc.so.0", "libtss2-mu.so.0",
+             "libtss2-tcti-device.so.0"]
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+
+def tpm2_guest_files():
+    """extra_files for systemd-cryptenroll, the libcryptsetup TPM2 token
+    plugin and the tss2 libraries, at the host's paths; a list of what is
+    missing on the host instead (the test is skipped then)."""
+    want = [CRYPTENROLL, TPM2_PLUGIN] + [f"{LIBDIR}/{n}" for n in TSS2_LIBS]
+    missing = [p for p in want if not Path(p).exists()]
+    if missing:
+        return None, missing
+    files = {}
+    for p in want:
+        files[p] = Path(p).resolve()
+        for lib in _ldd_libs(p):
+            files[lib] = Path(lib).resolve()
+    return files, []
+
+
+def pcr16_extend_cmd():
+    """A raw TPM2_PCR_Extend of PCR 16 (the debug PCR, empty password
+    authorisation) in the SHA-1 and SHA-256 banks (an unallocated bank's
+    digest is ignored)."""
+    body = (0x10).to_bytes(4, "big") + (9).to_bytes(4, "big") + \
+        (0x40000009).to_bytes(4, "big") + b"\0\0" + b"\0" + b"\0\0" + \
+        (2).to_bytes(4, "big") + b"\x00\x04" + b"\x11" * 20 + \
+        b"\x00\x0b" + b"\x22" * 32
+    return b"\x80\x02" + (10 + len(body)).to_bytes(4, "big") + \
+        (0x182).to_bytes(4, "big") + body
+
+
+class SoftTPM:
+    """swtpm on the host, for one VM: qemu_args attach it as a TPM TIS
+    device (a fresh TPM2 state in the work dir)."""
+
+    def __init__(self, ctx):
+        self.state = ctx.workdir / "tpm-state"
+        self.state.mkdir(exist_ok=True)
+        self.sock = ctx.workdir / "swtpm.sock"
+        self.proc = subprocess.Popen(
+            ["swtpm", "socket", "--tpm2", "--tpmstate",
+             f"dir={self.state}", "--ctrl",
+             f"type=unixio,path={self.sock}",
+             "--log", f"file={ctx.workdir / 'swtpm.log'},level=1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while not self.sock.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("swtpm did not start: " +
+                                   (ctx.workdir / "swtpm.log").read_text(
+                                       errors="replace")[-500:]
+                                   if (ctx.workdir / "swtpm.log").exists()
+                                   else "no log")
+            time.sleep(0.05)
+
+    def qemu_args(self):
+        return ["-chardev", f"socket,id=chrtpm,path={self.sock}",
+                "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+                "-device", "tpm-tis,tpmdev=tpm0"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@vm_test(timeout=900)
+def test_tresor_unlock_tpm2(ctx):
+    """Issue 15, tokens: a LUKS2 volume enrolled in the guest with
+    `systemd-cryptenroll --tpm2-device=auto --tpm2-pcrs=16` on a software
+    TPM (swtpm on the host, QEMU tpm-tis) opens with no passphrase input
+    (the passphrase fd is empty), reads back right, and its table is
+    capi:xts(tresor) with the zero key. The TPM hidden: one line, then the
+    passphrase is asked; headless: the line, and it fails without reading
+    the passphrase. PCR 16 extended (the PCR policy no longer holds): the
+    same. TPM2+PIN (`--tpm2-with-pin=yes`): the PIN asked through the
+    password agent (prompt names the token PIN), a wrong PIN counted,
+    the right one opens."""
+    guest, missing = tpm2_guest_files()
+    if missing:
+        raise Skip("not on the host: " + ", ".join(missing) +
+                   " (tests/install-deps installs them)")
+    if subprocess.run(["sh", "-c", "command -v swtpm"],
+                      capture_output=True).returncode:
+        raise Skip("swtpm is not installed (tests/install-deps installs "
+                   "it)")
+    key = os.urandom(32)
+    pw = b"tpm-" + os.urandom(6).hex().encode()
+    pin = "4711" + os.urandom(2).hex()
+    img, _, off = luks_format(ctx, "tpm.img", pw, key)
+    data = os.urandom(payload_bytes(off))
+    luks.encrypt_payload(img, key, off, 512, data)
+    want = hashlib.sha256(data).hexdigest()
+    files = unlock_files()
+    files.update(guest)
+    files[AGENT] = SRC / "bin" / "test-ask-agent"
+    files["/etc/pcr16.bin"] = pcr16_extend_cmd()
+    files["/etc/v.tab"] = b"v /dev/vda none tries=2\n"
+    files["/etc/h.tab"] = b"v /dev/vda none headless,tpm2-device=auto\n"
+    tpm = SoftTPM(ctx)
+    try:
+        with ctx.boot(disks=[img], extra_files=files,
+                      qemu_args=tpm.qemu_args()) as vm:
+            vm.secrets += [key.hex(), pw.decode(), pin]
+            guest_setup(vm)
+            vm.sh("mkdir -p /run")
+
+            def attach(tab, stdin="", extra=""):
+                """attach v; the passphrase fd is stdin (printf'd)."""
+                return vm.run(f"printf '{stdin}' | {BIN} --tresortab "
+                              f"{tab} --passphrase-fd 0 {extra} attach v "
+                              "2>&1", timeout=300)
+
+            def opened_right():
+                assert vm.sh("sha256sum /dev/mapper/v").split()[0] == \
+                    want, "content differs from the host's"
+                table = vm.sh("dmsetup table --showkeys v")
+                assert f"crypt capi:xts(tresor)-plain64 {'0' * 64} 0 " \
+                    in table, table
+                vm.sh(f"{BIN} detach v")
+
+            def not_mapped():
+                assert "No devices found" in vm.sh("dmsetup ls"), \
+                    vm.sh("dmsetup ls")
+
+            out = vm.sh(f"ls /dev/tpm0 /dev/tpmrm0 && "
+                        f"PASSWORD='{pw.decode()}' {CRYPTENROLL} "
+                        "--tpm2-device=auto --tpm2-pcrs=16 /dev/vda 2>&1 && "
+                        "cryptsetup luksDump /dev/vda | sed -n "
+                        "'/^Tokens:/,/^Digests:/p'", timeout=300)
+            assert "systemd-tpm2" in out, out
+
+            # 1. the TPM opens it: nothing is read from the passphrase fd
+            rc, out = attach("/etc/v.tab")
+            assert rc == 0, out
+            assert "v: volume key from LUKS2 token 0 systemd-tpm2" in out \
+                and "v: /dev/vda opened on xts(tresor)" in out, out
+            assert "passphrase" not in out, out
+            opened_right()
+
+            # 2. the TPM gone: one line, then the passphrase; headless
+            # fails with the line and reads no passphrase
+            vm.sh("mkdir -p /dev/gone && mv /dev/tpm0 /dev/tpmrm0 /dev/gone/")
+            rc, out = attach("/etc/v.tab", pw.decode() + "\\n")
+            assert rc == 0, out
+            gone = [ln for ln in out.splitlines()
+                    if "v: LUKS2 token 0 systemd-tpm2" in ln]
+            assert len(gone) == 1 and gone[0].endswith(
+                "; asking for the passphrase"), out
+            assert "v: /dev/vda opened on xts(tresor)" in out, out
+            opened_right()
+            rc, out = attach("/etc/h.tab", pw.decode() + "\\n")
+            assert rc == 1 and "; headless: no passphrase is asked" in out \
+                and "opened" not in out, out
+            not_mapped()
+            vm.sh("mv /dev/gone/tpm0 /dev/gone/tpmrm0 /dev/")
+            tpm_gone = gone[0]
+
+            # 3. PCR 16 changed: the policy fails, the passphrase opens it
+            rsp = vm.sh("exec 3<>/dev/tpmrm0; dd if=/etc/pcr16.bin bs=87 "
+                        "count=1 >&3 2>/dev/null; dd bs=64 count=1 <&3 "
+                        "2>/dev/null | od -An -tx1")
+            assert rsp.split()[:10] == ["80", "02", "00", "00", "00", "13",
+                                        "00", "00", "00", "00"], rsp
+            rc, out = attach("/etc/v.tab", pw.decode() + "\\n")
+            assert rc == 0, out
+            pcr = [ln for ln in out.splitlines()
+                   if "v: LUKS2 token 0 systemd-tpm2" in ln]
+            assert len(pcr) == 1 and pcr[0].endswith(
+                "; asking for the passphrase"), out
+            opened_right()
+            rc, out = attach("/etc/h.tab", pw.decode() + "\\n")
+            assert rc == 1 and "; headless: no passphrase is asked" in out, \
+                out
+            not_mapped()
+            pcr_line = pcr[0]
+            # no plugin for the token's type: said so (headless: fails)
+            vm.sh(f"mv {TPM2_PLUGIN} /tmp/plugin.so")
+            rc, out = attach("/etc/h.tab", pw.decode() + "\\n")
+            assert rc == 1 and "v: LUKS2 token 0 systemd-tpm2 (no plugin) " \
+                "could not be used: libcryptsetup has no plugin for its " \
+                f"type in {TOKEN_DIR}" in out and "; headless: no " \
+                "passphrase is asked" in out, out
+            not_mapped()
+            vm.sh(f"mv /tmp/plugin.so {TPM2_PLUGIN}")
+
+            # 4. TPM2+PIN, the PIN through the password agent
+            out = vm.sh(f"PASSWORD='{pw.decode()}' NEWPIN='{pin}' "
+                        f"{CRYPTENROLL} --wipe-slot=tpm2 --tpm2-device=auto "
+                        "--tpm2-with-pin=yes --tpm2-pcrs=16 /dev/vda 2>&1",
+                        timeout=300)
+            vm.sh("mkdir -p /run/systemd/system /run/systemd/ask-password")
+            rc, out = vm.run(f"""
+set +e
+printf '%s\\n' 0000 '{pin}' | {AGENT} --count 2 --timeout 120 > /tmp/ag 2>&1 &
+a=$!
+{BIN} --tresortab /etc/v.tab --timeout 120 attach v < /dev/null 2>&1
+echo "rc=$?"
+wait $a; echo "agent-rc=$?"
+cat /tmp/ag
+""", timeout=300)
+            assert "rc=0" in out and "agent-rc=0" in out, out
+            # --wipe-slot=tpm2 removed token 0; the new one is token 1
+            for w in ("Message=Please enter the LUKS2 token PIN (token "
+                      "1 systemd-tpm2) for disk /dev/vda (v)",
+                      "Id=tresor-unlock-pin:v",
+                      "v: wrong token PIN (attempt 1 of 2)",
+                      "v: volume key from LUKS2 token 1 systemd-tpm2",
+                      "v: /dev/vda opened on xts(tresor)"):
+                assert w in out, f"{w!r} not in:\n{out}"
+            assert "Please enter passphrase" not in out, out
+            opened_right()
+            vm.sh("rm -rf /run/systemd")
+            rc, out = attach("/etc/h.tab", pw.decode() + "\\n")
+            assert rc == 1 and "needs a PIN; headless: no passphrase is " \
+                "asked" in out, out
+            pin_line = [ln for ln in out.splitlines() if "needs a PIN" in ln][0]
+            not_mapped()
+            vm.poweroff()
+    finally:
+        tpm.stop()
+    ctx.note(f"TPM gone: '{tpm_gone.split(': ', 2)[-1]}'; PCR changed: "
+             f"'{pcr_line.split(': ', 2)[-1]}'; headless PIN token: "
+             f"'{pin_line.split(': ', 2)[-1]}'")
