@@ -642,7 +642,7 @@ int unit_verify(struct unit *u)
 	int r;
 
 	if (u->kind == UNIT_KIND_LIBVIRT)
-		return 0;	/* checked by the started hook */
+		return libvirt_unit_check_running(u);
 	r = sd1_main_pid(m->bus, u->sd_path, &pid);
 	if (r < 0)
 		return r;

@@ -25,10 +25,12 @@
  * See docs/libvirt-design.md for libvirt's side (v9.0.0 line numbers).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,7 @@
 #include "ramcrypt.h"
 #include "rc-kernel.h"
 #include "rc-macro.h"
+#include "rc-qemu.h"
 #include "ramcryptd.h"
 
 #define QEMU_CONF "/etc/libvirt/qemu.conf"
@@ -1249,6 +1252,158 @@ void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
 		if (st.oldest_plaintext_age_ms > *oldest)
 			*oldest = st.oldest_plaintext_age_ms;
 	}
+}
+
+/*
+ * The domain's QEMU: a qemu-system-* process whose -name says guest=<domain>
+ * (libvirt doubles a ',' in the name), in the domain's machine scope for a
+ * system domain (no user can move a process there), or owned by the
+ * session's user outside machine.slice for a session domain. 0: none.
+ */
+static bool qemu_guest_name_is(const char *val, const char *domain)
+{
+	const char *g = NULL, *p;
+	size_t i = 0;
+
+	if (strncmp(val, "guest=", 6) == 0)
+		g = val + 6;
+	else if (!strchr(val, '='))
+		g = val;
+	else if ((p = strstr(val, ",guest=")))
+		g = p + 7;
+	if (!g)
+		return false;
+	for (; *g; g++) {
+		if (*g == ',') {
+			if (g[1] != ',')
+				break;	/* the next option */
+			g++;
+		}
+		if (domain[i++] != *g)
+			return false;
+	}
+	return domain[i] == '\0';
+}
+
+static pid_t find_domain_qemu(const struct unit *u)
+{
+	struct manager *m = u->m;
+	_cleanup_closedir_ DIR *proc = NULL;
+	_cleanup_free_ char *procdir = NULL;
+	struct dirent *de;
+
+	if (rc_path(m->root, "proc", &procdir) < 0)
+		return 0;
+	proc = opendir(procdir);
+	while (proc && (de = readdir(proc))) {
+		_cleanup_free_ char *cmd = NULL, *cg = NULL;
+		char rel[64], *a, *end;
+		long pid = strtol(de->d_name, &end, 10);
+		bool named = false, is_qemu;
+		size_t len;
+
+		if (pid <= 0 || *end)
+			continue;
+		snprintf(rel, sizeof(rel), "proc/%ld/cmdline", pid);
+		if (rc_read_full(m->root, rel, &cmd, &len) < 0 || !len)
+			continue;
+		a = strrchr(cmd, '/');
+		a = a ? a + 1 : cmd;
+		is_qemu = strncmp(a, "qemu-system-", 12) == 0 ||
+			  strcmp(a, "qemu-kvm") == 0 || strcmp(a, "kvm") == 0;
+		for (a = cmd; is_qemu && a < cmd + len; a += strlen(a) + 1)
+			if (strcmp(a, "-name") == 0 && a + strlen(a) + 1 < cmd + len &&
+			    qemu_guest_name_is(a + strlen(a) + 1, u->domain)) {
+				named = true;
+				break;
+			}
+		if (!named)
+			continue;
+		snprintf(rel, sizeof(rel), "proc/%ld/cgroup", pid);
+		if (rc_read_string(m->root, rel, &cg) < 0)
+			continue;
+		if (!u->session) {
+			const char *hit = strstr(cg, u->name);
+			size_t nl = strlen(u->name);
+
+			if (hit && hit > cg && hit[-1] == '/' &&
+			    (hit[nl] == '/' || hit[nl] == '\0' || hit[nl] == '\n'))
+				return (pid_t)pid;
+		} else {
+			struct stat st;
+			char path[4200];
+
+			snprintf(path, sizeof(path), "%s/proc/%ld", procdir, pid);
+			if (!strstr(cg, "/machine.slice/") && stat(path, &st) == 0 &&
+			    st.st_uid == u->session_uid)
+				return (pid_t)pid;
+		}
+	}
+	return 0;
+}
+
+/*
+ * After the start: the running QEMU, as services are checked (rc-qemu.c):
+ * its RAM must still be on ramcryptfs and nothing else, which catches guest
+ * RAM added later (a memory-backend-ram over QMP, a hotplugged DIMM on
+ * anonymous memory), which no hook sees. Unprotected: the domain is
+ * stopped (its scope; a session domain's QEMU is killed), unless
+ * unprotected_action=warn.
+ */
+int libvirt_unit_check_running(struct unit *u)
+{
+	struct manager *m = u->m;
+	struct rc_qemu_result res;
+	pid_t pid;
+	int r;
+
+	if (u->state != UNIT_PROTECTED && u->state != UNIT_UNPROTECTED)
+		return 0;	/* not started yet, or released */
+	pid = find_domain_qemu(u);
+	if (!pid)
+		return 0;	/* starting, stopping, or gone: the hooks say */
+	if (pid != (pid_t)u->main_pid) {
+		u->main_pid = (uint32_t)pid;
+		(void)sd_bus_emit_properties_changed(m->bus, u->path,
+						     RC_UNIT_IFACE, "MainPID", NULL);
+	}
+	r = rc_qemu_check_process(m->root, pid, m->cfg.anonymous_ram_threshold,
+				  &res);
+	if (r < 0 || res.verdict == RC_QEMU_UNKNOWN ||
+	    res.verdict == RC_QEMU_NOT_QEMU ||
+	    (res.verdict == RC_QEMU_UNPROTECTED && res.ramcrypt_pending))
+		return 0;
+	if (res.anonymous_bytes != u->anonymous_bytes) {
+		u->anonymous_bytes = res.anonymous_bytes;
+		(void)sd_bus_emit_properties_changed(m->bus, u->path, RC_UNIT_IFACE,
+						     "AnonymousRAMBytes", NULL);
+	}
+	if (res.verdict == RC_QEMU_PROTECTED)
+		return 0;
+	if (u->state != UNIT_UNPROTECTED)
+		log_err("%s (libvirt domain %s) is UNPROTECTED: %s", u->name,
+			u->domain, res.reason);
+	unit_set_state(u, UNIT_UNPROTECTED, res.reason);
+	if (m->cfg.unprotected_warn || u->stop_requested)
+		return 0;
+	u->stop_requested = true;
+	if (!u->session) {
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+
+		log_err("Stopping %s: a marked domain never runs unprotected (unprotected_action=stop).",
+			u->name);
+		r = sd1_stop_unit(m->bus, u->name, &e);
+		if (r < 0)
+			log_err("%s: cannot stop it: %s", u->name,
+				e.message ? e.message : strerror(-r));
+		sd_bus_error_free(&e);
+	} else {
+		log_err("Killing QEMU (PID %d) of %s: a marked domain never runs unprotected (unprotected_action=stop).",
+			(int)pid, u->name);
+		if (kill(pid, SIGKILL) < 0)
+			log_err("%s: cannot kill PID %d: %m", u->name, (int)pid);
+	}
+	return 0;
 }
 
 /* machined's name for the scope, if it differs from the prediction */

@@ -192,6 +192,8 @@ int libvirt_hook(struct manager *m, const struct lv_caller *c,
 int libvirt_rediscover(struct manager *m);
 int libvirt_unit_verify(struct unit *u, uint64_t *bytes, char *why,
 			size_t len);
+/* The running QEMU of a started domain, checked as services are */
+int libvirt_unit_check_running(struct unit *u);
 void libvirt_unit_stats(const struct unit *u, uint32_t *regions,
 			uint64_t *bytes, uint64_t *plaintext, uint64_t *faults,
 			uint64_t *evictions, uint64_t *oldest);

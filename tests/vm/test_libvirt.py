@@ -285,15 +285,18 @@ def check_dump(ctx, vm, host, rid, what):
     return len(found)
 
 
-def destroy_domain(ctx, vm, host, dom, dump=True):
-    """virsh destroy: QEMU gone, its memory directory and region gone, (with
+def destroy_domain(ctx, vm, host, dom, dump=True, by_ramcryptd=False):
+    """virsh destroy (or, by_ramcryptd, ramcryptd stopping the domain's
+    scope itself): QEMU gone, its memory directory and region gone, (with
     dump) no guest page left in a RAM dump."""
     t0 = time.monotonic()
-    vm.sh(f"virsh -c qemu:///system destroy {shlex.quote(dom['name'])}",
-          timeout=300)
+    if not by_ramcryptd:
+        vm.sh(f"virsh -c qemu:///system destroy {shlex.quote(dom['name'])}",
+              timeout=300)
     secs = time.monotonic() - t0
     left = kv(vm.sh(f"""
-for i in $(seq 100); do kill -0 {dom['pid']} 2>/dev/null || break; sleep 0.2; done
+for i in $(seq 300); do kill -0 {dom['pid']} 2>/dev/null || break; sleep 0.2; done
+for i in $(seq 100); do [ -e {dom['dir']} ] || break; sleep 0.2; done
 echo "alive=$(kill -0 {dom['pid']} 2>/dev/null && echo yes || echo no)"
 echo "state=$(virsh -c qemu:///system domstate {dom['name']})"
 echo "dir=$(test -e {dom['dir']} && echo yes || echo no)"
@@ -353,8 +356,9 @@ def marked_domain(ctx, vm, host):
     hook before QEMU runs (its RAM file is a region whose policy came from
     the directory: the window was in force from the first fault), is a
     unit object on the bus named after its machine scope, keeps its
-    plaintext within its window, survives a restart of ramcryptd, and is
-    released at virsh destroy."""
+    plaintext within its window, survives a restart of ramcryptd, is
+    checked running as services are (guest RAM added over QMP outside
+    ramcryptfs: ramcryptd stops it), and is released when it stops."""
     since = vm.sh("date +%s").strip()
     dom = start_domain(ctx, vm, domain_xml(MARKED, host.set_id, MARKER),
                        name=MARKED)
@@ -389,7 +393,26 @@ def marked_domain(ctx, vm, host):
                  f"{scope}: protected: {GUEST_MB} MiB of guest RAM",
                  f"Rediscovered libvirt domain {MARKED}"):
         assert line in log, f"{line!r} not in ramcryptd's log:\n{log}"
-    destroy_domain(ctx, vm, host, dom)
+    # ramcryptd checks the running QEMU as it checks services: it finds
+    # it (MainPID) and its RAM on ramcryptfs ...
+    pid = vm.sh(f"for i in $(seq 50); do p=$(busctl get-property {BUS} "
+                f"{u['Path']} org.ramcrypt.RamCrypt1.Unit MainPID | "
+                f"cut -d' ' -f2); [ \"$p\" = {dom['pid']} ] && break; "
+                f"sleep 0.2; done; echo $p")
+    assert pid == str(dom["pid"]), (pid, dom["pid"])
+    # ... and guest RAM added at runtime outside it (QMP object_add of a
+    # memory-backend-ram: anonymous memory, no hook runs) makes it stop
+    # the domain's scope
+    vm.sh(f"virsh -c qemu:///system qemu-monitor-command {MARKED} --hmp "
+          f"'object_add memory-backend-ram,id=hot0,size=256M'")
+    destroy_domain(ctx, vm, host, dom, by_ramcryptd=True)
+    log = vm.sh(f"journalctl -q --no-pager -o cat -u ramcryptd "
+                f"--since=@{since}")
+    for line in (f"{scope} (libvirt domain {MARKED}) is UNPROTECTED: "
+                 f"process {dom['pid']} has an anonymous block of 256.0 MiB",
+                 f"Stopping {scope}: a marked domain never runs "
+                 f"unprotected"):
+        assert line in log, f"{line!r} not in ramcryptd's log:\n{log}"
     assert bus_units(vm) == {}, "the domain is still on the bus"
     assert not vm.sh("ls /run/ramcrypt/ | grep '^libvirt-' || true").strip()
 
