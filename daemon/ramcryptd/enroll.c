@@ -733,11 +733,7 @@ int unit_verify(struct unit *u)
 				 u->cgroup, m->cfg.verify_grace_ms);
 		}
 	}
-	if (best.anonymous_bytes != u->anonymous_bytes) {
-		u->anonymous_bytes = best.anonymous_bytes;
-		(void)sd_bus_emit_properties_changed(m->bus, u->path, RC_UNIT_IFACE,
-						     "AnonymousRAMBytes", NULL);
-	}
+	unit_set_anonymous_bytes(u, best.anonymous_bytes);
 	if (best.verdict == RC_QEMU_PROTECTED) {
 		if (u->state != UNIT_PROTECTED)
 			log_info("%s: protected: %" PRIu64 " MiB of guest RAM on ramcrypt, drives bypass the page cache%s.",
@@ -749,22 +745,36 @@ int unit_verify(struct unit *u)
 	if (u->state != UNIT_UNPROTECTED)
 		log_err("%s is UNPROTECTED: %s", u->name, best.reason);
 	unit_set_state(u, UNIT_UNPROTECTED, best.reason);
-	if (m->cfg.unprotected_warn) {
-		return 0;
-	}
-	if (!u->stop_requested) {
-		sd_bus_error e = SD_BUS_ERROR_NULL;
-
-		u->stop_requested = true;
-		log_err("Stopping %s: a marked unit never runs unprotected (unprotected_action=stop).",
-			u->name);
-		r = sd1_stop_unit(m->bus, u->name, &e);
-		if (r < 0)
-			log_err("%s: cannot stop it: %s", u->name,
-				e.message ? e.message : strerror(-r));
-		sd_bus_error_free(&e);
-	}
+	unit_stop_unprotected(u, "unit");
 	return 0;
+}
+
+void unit_set_anonymous_bytes(struct unit *u, uint64_t bytes)
+{
+	if (bytes == u->anonymous_bytes)
+		return;
+	u->anonymous_bytes = bytes;
+	(void)sd_bus_emit_properties_changed(u->m->bus, u->path, RC_UNIT_IFACE,
+					     "AnonymousRAMBytes", NULL);
+}
+
+/* unprotected_action=stop: stop the systemd unit @u->name, once */
+void unit_stop_unprotected(struct unit *u, const char *what)
+{
+	struct manager *m = u->m;
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	int r;
+
+	if (m->cfg.unprotected_warn || u->stop_requested)
+		return;
+	u->stop_requested = true;
+	log_err("Stopping %s: a marked %s never runs unprotected (unprotected_action=stop).",
+		u->name, what);
+	r = sd1_stop_unit(m->bus, u->name, &e);
+	if (r < 0)
+		log_err("%s: cannot stop it: %s", u->name,
+			e.message ? e.message : strerror(-r));
+	sd_bus_error_free(&e);
 }
 
 void manager_verify_all(struct manager *m)

@@ -1373,36 +1373,25 @@ int libvirt_unit_check_running(struct unit *u)
 	    res.verdict == RC_QEMU_NOT_QEMU ||
 	    (res.verdict == RC_QEMU_UNPROTECTED && res.ramcrypt_pending))
 		return 0;
-	if (res.anonymous_bytes != u->anonymous_bytes) {
-		u->anonymous_bytes = res.anonymous_bytes;
-		(void)sd_bus_emit_properties_changed(m->bus, u->path, RC_UNIT_IFACE,
-						     "AnonymousRAMBytes", NULL);
-	}
+	unit_set_anonymous_bytes(u, res.anonymous_bytes);
 	if (res.verdict == RC_QEMU_PROTECTED)
 		return 0;
 	if (u->state != UNIT_UNPROTECTED)
 		log_err("%s (libvirt domain %s) is UNPROTECTED: %s", u->name,
 			u->domain, res.reason);
 	unit_set_state(u, UNIT_UNPROTECTED, res.reason);
+	if (!u->session) {
+		unit_stop_unprotected(u, "domain");	/* its machine scope */
+		return 0;
+	}
+	/* a session domain has no scope: its QEMU goes */
 	if (m->cfg.unprotected_warn || u->stop_requested)
 		return 0;
 	u->stop_requested = true;
-	if (!u->session) {
-		sd_bus_error e = SD_BUS_ERROR_NULL;
-
-		log_err("Stopping %s: a marked domain never runs unprotected (unprotected_action=stop).",
-			u->name);
-		r = sd1_stop_unit(m->bus, u->name, &e);
-		if (r < 0)
-			log_err("%s: cannot stop it: %s", u->name,
-				e.message ? e.message : strerror(-r));
-		sd_bus_error_free(&e);
-	} else {
-		log_err("Killing QEMU (PID %d) of %s: a marked domain never runs unprotected (unprotected_action=stop).",
-			(int)pid, u->name);
-		if (kill(pid, SIGKILL) < 0)
-			log_err("%s: cannot kill PID %d: %m", u->name, (int)pid);
-	}
+	log_err("Killing QEMU (PID %d) of %s: a marked domain never runs unprotected (unprotected_action=stop).",
+		(int)pid, u->name);
+	if (kill(pid, SIGKILL) < 0)
+		log_err("%s: cannot kill PID %d: %m", u->name, (int)pid);
 	return 0;
 }
 

@@ -170,6 +170,9 @@ struct unit *unit_new(struct manager *m, const char *name,
 void unit_link(struct manager *m, struct unit *u);
 void unit_unlink(struct manager *m, struct unit *u);
 int unit_verify(struct unit *u);
+void unit_set_anonymous_bytes(struct unit *u, uint64_t bytes);
+/* unprotected_action=stop: stop the unit (@what: "unit", "domain"), once */
+void unit_stop_unprotected(struct unit *u, const char *what);
 void manager_verify_all(struct manager *m);
 int manager_rediscover(struct manager *m);
 void manager_taken_cpus(struct manager *m, struct rc_cpuset *ret);
