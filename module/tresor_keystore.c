@@ -737,6 +737,20 @@ static ssize_t implementation_show(struct kobject *kobj,
 	return sysfs_emit(buf, "%s\n", tresor_best_impl()->name);
 }
 
+/* A cpulist written to sysfs file @attr; -EINVAL and a log line if bad */
+int tresor_parse_cpulist(const char *attr, const char *buf,
+			 struct cpumask *mask)
+{
+	int ret = cpulist_parse(buf, mask);
+
+	if (ret) {
+		pr_err_ratelimited("%s: '%.*s' is no list of existing CPUs (%d)\n",
+				   attr, (int)strcspn(buf, "\n"), buf, ret);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * Root writes a cpulist ("0-2,5"): the same as TRESOR_IOC_SET_HOLDERS.
  * CAP_SYS_ADMIN is checked here too, whatever the file's mode says.
@@ -751,14 +765,9 @@ static ssize_t holders_store(struct kobject *kobj, struct kobj_attribute *attr,
 		return -EPERM;
 	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
 		return -ENOMEM;
-	ret = cpulist_parse(buf, mask);
-	if (ret) {
-		pr_err_ratelimited("holders: '%.*s' is no list of existing CPUs (%d)\n",
-				   (int)strcspn(buf, "\n"), buf, ret);
-		ret = -EINVAL;
-	} else {
+	ret = tresor_parse_cpulist("holders", buf, mask);
+	if (!ret)
 		ret = tresor_set_holders(mask);
-	}
 	free_cpumask_var(mask);
 	return ret ? ret : count;
 }

@@ -48,6 +48,10 @@ int tresor_bpslots_reserve(unsigned int cpu);
 bool tresor_bpslots_owned(unsigned int cpu);
 void tresor_bpslots_release_all(void);
 
+/* A cpulist written to sysfs file @attr; -EINVAL and a log line if bad */
+int tresor_parse_cpulist(const char *attr, const char *buf,
+			 struct cpumask *mask);
+
 extern const struct attribute_group tresor_status_group;
 
 /* TRESOR_TRANSIT_BEGIN/END (tresor_asm.h) and tresor_nmi_scrub() */

@@ -217,13 +217,9 @@ static ssize_t poll_cpus_store(struct kobject *kobj,
 		return -EPERM;
 	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
 		return -ENOMEM;
-	ret = cpulist_parse(buf, mask);
-	if (ret) {
-		pr_err_ratelimited("poll_cpus: '%.*s' is no list of existing CPUs (%d)\n",
-				   (int)strcspn(buf, "\n"), buf, ret);
-		ret = -EINVAL;
+	ret = tresor_parse_cpulist("poll_cpus", buf, mask);
+	if (ret)
 		goto out;
-	}
 	mutex_lock(&tresor_poll_lock);
 	if (!cpumask_empty(mask) && !tresor_poll_registered) {
 		ret = smpboot_register_percpu_thread(&tresor_poll_threads);
