@@ -310,6 +310,17 @@ static void fd(const char *root, int pid, int n, const char *target,
 	put(root, rel, info);
 }
 
+/* proc() with the process's mountinfo (where its ramcryptfs mounts are) */
+static void proc_mounts(const char *root, int pid, const char *cmdline,
+			size_t cmdlen, const char *maps, const char *mountinfo)
+{
+	char rel[64];
+
+	proc(root, pid, cmdline, cmdlen, maps);
+	snprintf(rel, sizeof(rel), "proc/%d/mountinfo", pid);
+	put(root, rel, mountinfo);
+}
+
 #define CMD(s) s, sizeof(s) - 1
 #define GOOD_CMD CMD(Q "\0-machine\0q35,memory-backend=ram0\0-object\0memory-backend-file,id=ram0,size=1G,mem-path=/dev/ramcrypt,share=on\0-drive\0file=/vm/d.img,cache=none\0-vga\0none\0")
 #define RC_MAP "7f0000000000-7f0040000000 rw-s 00000000 00:05 412    /dev/ramcrypt\n"
@@ -366,11 +377,7 @@ static void test_process_adhoc(void)
 #define RCFS_MOUNTINFO "22 1 0:21 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n" \
 		"40 22 0:45 / /run/ramcryptfs rw,nosuid,nodev shared:20 - ramcryptfs ramcryptfs rw\n"
 #define RCFS_MAP "7f0000000000-7f0002000000 rw-s 00000000 00:2d 17   /run/ramcryptfs/libvirt/qemu/1-rcvm/qemu_back_mem.pc.ram.XYZ (deleted)\n"
-		char rel[64];
-
-		proc(root, 120, RCFS_CMD, RCFS_MAP);
-		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 120);
-		put(root, rel, RCFS_MOUNTINFO);
+		proc_mounts(root, 120, RCFS_CMD, RCFS_MAP, RCFS_MOUNTINFO);
 		CHECK(rc_qemu_check_process(root, 120, 0, &res) == 0 &&
 		      res.verdict == RC_QEMU_PROTECTED, "ramcryptfs: %s",
 		      res.reason);
@@ -381,35 +388,31 @@ static void test_process_adhoc(void)
 
 		/* same mem-path, but the mapping is on another device (the
 		 * file system there is not ramcryptfs after all) */
-		proc(root, 121, RCFS_CMD,
-		     "7f0000000000-7f0002000000 rw-s 00000000 00:2e 17   /run/ramcryptfs/libvirt/qemu/1-rcvm/x (deleted)\n");
-		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 121);
-		put(root, rel, RCFS_MOUNTINFO);
+		proc_mounts(root, 121, RCFS_CMD,
+			    "7f0000000000-7f0002000000 rw-s 00000000 00:2e 17   /run/ramcryptfs/libvirt/qemu/1-rcvm/x (deleted)\n",
+			    RCFS_MOUNTINFO);
 		CHECK(rc_qemu_check_process(root, 121, 0, &res) == 0 &&
 		      res.verdict == RC_QEMU_UNPROTECTED, "rcfs other dev");
 		CHECK_CONTAINS(res.reason, "has no mapping of /dev/ramcrypt or a ramcryptfs file");
 
 		/* mountinfo without ramcryptfs: the mem-path is refused */
-		proc(root, 122, RCFS_CMD, RCFS_MAP);
-		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 122);
-		put(root, rel, "22 1 0:21 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n");
+		proc_mounts(root, 122, RCFS_CMD, RCFS_MAP,
+			    "22 1 0:21 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n");
 		CHECK(rc_qemu_check_process(root, 122, 0, &res) == 0 &&
 		      res.verdict == RC_QEMU_UNPROTECTED, "no rcfs mount");
 		CHECK_CONTAINS(res.reason, "memory backend 'pc.ram' maps '/run/ramcryptfs/libvirt/qemu/1-rcvm', not /dev/ramcrypt or a file on ramcryptfs");
 
 		/* a path that only starts like the mount point */
-		proc(root, 123, CMD(Q "\0-machine\0pc,memory-backend=m\0-object\0memory-backend-file,id=m,size=32M,mem-path=/run/ramcryptfsX/m,share=on\0-vga\0none\0"), RCFS_MAP);
-		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 123);
-		put(root, rel, RCFS_MOUNTINFO);
+		proc_mounts(root, 123, CMD(Q "\0-machine\0pc,memory-backend=m\0-object\0memory-backend-file,id=m,size=32M,mem-path=/run/ramcryptfsX/m,share=on\0-vga\0none\0"), RCFS_MAP,
+			    RCFS_MOUNTINFO);
 		CHECK(rc_qemu_check_process(root, 123, 0, &res) == 0 &&
 		      res.verdict == RC_QEMU_UNPROTECTED, "prefix only");
 		CHECK_CONTAINS(res.reason, "maps '/run/ramcryptfsX/m'");
 
 		/* hot-plugged anonymous RAM beside it, as for /dev/ramcrypt */
-		proc(root, 124, RCFS_CMD, RCFS_MAP
-		     "7f1000000000-7f1020000000 rw-p 00000000 00:00 0 \n");
-		snprintf(rel, sizeof(rel), "proc/%d/mountinfo", 124);
-		put(root, rel, RCFS_MOUNTINFO);
+		proc_mounts(root, 124, RCFS_CMD, RCFS_MAP
+			    "7f1000000000-7f1020000000 rw-p 00000000 00:00 0 \n",
+			    RCFS_MOUNTINFO);
 		CHECK(rc_qemu_check_process(root, 124, 0, &res) == 0 &&
 		      res.verdict == RC_QEMU_UNPROTECTED, "rcfs hot-plug");
 		CHECK_CONTAINS(res.reason, "guest RAM outside ramcrypt (a memory backend added at runtime?)");
