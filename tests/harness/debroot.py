@@ -9,12 +9,12 @@ initramfs inside the root, as `update-initramfs` / `dracut` would on a host.
 """
 import contextlib
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from .kernels import REPO, cache_dir, prune_stale
+from .kernels import (REPO, build_lock, cache_dir, private_tmp,
+                      prune_stale)
 from .log import log
 
 SUITE = "bookworm"
@@ -109,11 +109,17 @@ def stage1(release, generator):
     d = cache_dir() / "debroot"
     d.mkdir(exist_ok=True)
     tar = d / f"{SUITE}-{generator}-{release}-{_stage1_key(release, generator)}.tar.zst"
-    if tar.exists():
-        tar.touch()
-        return tar
-    prune_stale(d.glob(f"{SUITE}-{generator}-{release}-*.tar.zst"))
-    root = d / f"build-{tar.name.split('.tar')[0]}-{os.getpid()}"
+    with build_lock(tar):
+        if tar.exists():
+            tar.touch()
+            return tar
+        prune_stale(d.glob(f"{SUITE}-{generator}-{release}-*.tar.zst"))
+        _build_stage1(tar, release, generator)
+    return tar
+
+
+def _build_stage1(tar, release, generator):
+    root = private_tmp(tar.with_name("build-" + tar.name.split(".tar")[0]))
     subprocess.run(["rm", "-rf", str(root)], check=True)
     log(f"debootstrap {SUITE} for {generator} ({release}), once")
     _run(["debootstrap", "--variant=minbase",
@@ -136,12 +142,11 @@ def stage1(release, generator):
                " && rm -rf /var/lib/apt/lists/*"
                f" && rm -f /boot/initrd.img-{release}",
                env={"INITRD": "No"})
-    tmp = tar.with_name(f"{tar.name}.{os.getpid()}.tmp")
+    tmp = private_tmp(tar)
     _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-cf",
           str(tmp), "."])
     tmp.rename(tar)
     subprocess.run(["rm", "-rf", str(root)], check=True)
-    return tar
 
 
 def layer(release, generator, pkgs, name, version="1"):
@@ -156,11 +161,17 @@ def layer(release, generator, pkgs, name, version="1"):
     d = cache_dir() / "debroot"
     stem = f"{name}-{SUITE}-{generator}-{release}"
     tar = d / f"{stem}-{h.hexdigest()[:12]}.tar.zst"
-    if tar.exists():
-        tar.touch()
-        return tar
-    prune_stale(d.glob(f"{stem}-*.tar.zst"))
-    root = d / f"build-{tar.name.split('.tar')[0]}-{os.getpid()}"
+    with build_lock(tar):
+        if tar.exists():
+            tar.touch()
+            return tar
+        prune_stale(d.glob(f"{stem}-*.tar.zst"))
+        _build_layer(tar, base, release, generator, pkgs, name)
+    return tar
+
+
+def _build_layer(tar, base, release, generator, pkgs, name):
+    root = private_tmp(tar.with_name("build-" + tar.name.split(".tar")[0]))
     subprocess.run(["rm", "-rf", str(root)], check=True)
     root.mkdir(parents=True)
     log(f"{name} root layer for {generator} ({release}), once: "
@@ -173,12 +184,11 @@ def layer(release, generator, pkgs, name, version="1"):
                + " && apt-get clean && rm -rf /var/lib/apt/lists/*"
                f" && rm -f /boot/initrd.img-{release}",
                env={"INITRD": "No"})
-    tmp = tar.with_name(f"{tar.name}.{os.getpid()}.tmp")
+    tmp = private_tmp(tar)
     _run(["tar", "--zstd", "--numeric-owner", "-C", str(root), "-cf",
           str(tmp), "."])
     tmp.rename(tar)
     subprocess.run(["rm", "-rf", str(root)], check=True)
-    return tar
 
 
 class DebianSystem:

@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +71,28 @@ def resolve_kernels():
         log(f"kernel {pinned} is gone from the archive, using {newer}")
         rels.append(newer)
     return rels
+
+
+_build_locks = {}
+_build_locks_guard = threading.Lock()
+
+
+def build_lock(product):
+    """A lock for building the cached product at this path: the runner's
+    threads (6.1 and 6.12 side by side) may want the same product at the
+    same moment (the .debs, a root layer); the second waits and then finds
+    it built instead of building it again. Other processes (a CI clone,
+    another checkout) are kept apart by private_tmp() names."""
+    with _build_locks_guard:
+        return _build_locks.setdefault(str(product), threading.Lock())
+
+
+def private_tmp(product):
+    """The private name a product is built under before it is renamed into
+    place: unique per process and thread."""
+    product = Path(product)
+    return product.with_name(
+        f"{product.name}.{os.getpid()}-{threading.get_ident()}.tmp")
 
 
 def prune_stale(paths, max_idle_s=86400, rmtree=False):
@@ -142,12 +165,16 @@ class Kernel:
         # same time, and must never replace the .ko files a run is using.
         digest = _tree_digest(REPO / "module")
         out = self.dir / f"module-build-{digest}"
+        with build_lock(out):
+            return self._build_modules(out)
+
+    def _build_modules(self, out):
         log_file = out / "build.log"
         if all((out / f"{m}.ko").exists() for m in OUR_MODULES):
             out.touch()
             return out, _warnings(log_file.read_text())
         prune_stale(self.dir.glob("module-build-*"), rmtree=True)
-        tmp = self.dir / f"module-build-{digest}.{os.getpid()}.tmp"
+        tmp = private_tmp(out)
         subprocess.run(["rm", "-rf", str(tmp)], check=True)
         subprocess.run(["cp", "-r", str(REPO / "module"), str(tmp)], check=True)
         r = subprocess.run(["make", "-C", str(tmp), "KVER=" + self.release,
@@ -189,11 +216,17 @@ def build_test_kmods(kernel):
     # Per source digest, renamed into place (see Kernel.build_modules).
     digest = _tree_digest(src)
     out = kernel.dir / f"kmod-build-{digest}"
-    if (out / "build.ok").exists():
-        out.touch()
-        return out
-    prune_stale(kernel.dir.glob("kmod-build-*"), rmtree=True)
-    tmp = kernel.dir / f"kmod-build-{digest}.{os.getpid()}.tmp"
+    with build_lock(out):
+        if (out / "build.ok").exists():
+            out.touch()
+            return out
+        prune_stale(kernel.dir.glob("kmod-build-*"), rmtree=True)
+        _build_test_kmods(kernel, src, out)
+    return out
+
+
+def _build_test_kmods(kernel, src, out):
+    tmp = private_tmp(out)
     subprocess.run(["rm", "-rf", str(tmp)], check=True)
     subprocess.run(["cp", "-r", str(src), str(tmp)], check=True)
     r = subprocess.run(["make", "-C", str(kernel.build_dir), f"M={tmp}",
@@ -207,4 +240,3 @@ def build_test_kmods(kernel):
         tmp.rename(out)
     except OSError:  # another run finished the same sources first
         subprocess.run(["rm", "-rf", str(tmp)], check=True)
-    return out

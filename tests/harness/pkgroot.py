@@ -8,13 +8,13 @@ the root kernel's headers and linux-headers-amd64, dbus, the libraries), so
 a test's apt sees only the local repository: the install, upgrade and purge
 run offline and resolve ramcrypt-dkms from ramcrypt-host's Depends.
 """
-import os
 import re
 import shutil
 import subprocess
 
 from .debroot import DebianSystem, _run, chroot, chroot_mounts
-from .kernels import REPO, cache_dir, prune_stale
+from .kernels import (REPO, build_lock, cache_dir, private_tmp,
+                      prune_stale)
 from .log import log
 
 PKGS = ("ramcrypt-host", "ramcrypt-dkms")
@@ -102,30 +102,12 @@ def build_debs(version=None):
     d = cache_dir() / "debs"
     d.mkdir(exist_ok=True)
     out = d / f"{_source_digest(commit)}-{ver}"
-    if (out / "build.ok").exists():
-        out.touch()
-    else:
-        prune_stale(d.glob("*-*"), rmtree=True)
-        tmp = d / f"{out.name}.{os.getpid()}.tmp"
-        subprocess.run(["rm", "-rf", str(tmp)], check=True)
-        src = _export(commit, tmp / "src" / "ramcrypt-host")
-        if version:
-            _bump(src, version)
-        log(f"dpkg-buildpackage of ramcrypt-host {ver} ({commit[:12]})")
-        r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"],
-                           cwd=src, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(
-                f"dpkg-buildpackage ({ver}) failed:\n"
-                + "\n".join((r.stdout + r.stderr).splitlines()[-30:]))
-        for deb in (tmp / "src").glob("*.deb"):
-            deb.rename(tmp / deb.name)
-        shutil.rmtree(tmp / "src")
-        (tmp / "build.ok").write_text("")
-        try:
-            tmp.rename(out)
-        except OSError:  # another run built the same sources first
-            subprocess.run(["rm", "-rf", str(tmp)], check=True)
+    with build_lock(out):
+        if (out / "build.ok").exists():
+            out.touch()
+        else:
+            prune_stale(d.glob("*-*"), rmtree=True)
+            _build_debs(commit, ver, version, out)
     debs = {}
     for name in PKGS:
         found = sorted(out.glob(f"{name}_{ver}-*.deb"))
@@ -133,6 +115,29 @@ def build_debs(version=None):
             raise RuntimeError(f"{name} {ver}: built {found}")
         debs[name] = found[0]
     return debs
+
+
+def _build_debs(commit, ver, version, out):
+    tmp = private_tmp(out)
+    subprocess.run(["rm", "-rf", str(tmp)], check=True)
+    src = _export(commit, tmp / "src" / "ramcrypt-host")
+    if version:
+        _bump(src, version)
+    log(f"dpkg-buildpackage of ramcrypt-host {ver} ({commit[:12]})")
+    r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"],
+                       cwd=src, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(
+            f"dpkg-buildpackage ({ver}) failed:\n"
+            + "\n".join((r.stdout + r.stderr).splitlines()[-30:]))
+    for deb in (tmp / "src").glob("*.deb"):
+        deb.rename(tmp / deb.name)
+    shutil.rmtree(tmp / "src")
+    (tmp / "build.ok").write_text("")
+    try:
+        tmp.rename(out)
+    except OSError:  # another run built the same sources first
+        subprocess.run(["rm", "-rf", str(tmp)], check=True)
 
 
 def deb_files(deb):

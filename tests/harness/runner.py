@@ -1,7 +1,6 @@
 """Runs unit tests and VM tests, prints one line per test and the totals."""
 import collections
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
@@ -233,7 +232,7 @@ def prepare_kernel(results, release, args):
             # (helpers, a CI clone): drop only what nobody used for a day.
             kernels.prune_stale(k.dir.glob("initrd-*.cpio"))
             log(f"building base initramfs for {release}")
-            tmp = base.with_name(f"{base.name}.{os.getpid()}.tmp")
+            tmp = kernels.private_tmp(base)
             initramfs.build_base(k, module_dir, tmp)
             tmp.rename(base)
         base.touch()
