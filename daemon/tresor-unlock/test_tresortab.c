@@ -164,7 +164,8 @@ static void test_tokens(void)
 	tresor_entry_free(&e);
 	r = parse("root /dev/vda none headless=yes,headless=no,"
 		  "fido2-device=auto", &e, err);
-	CHECK(r == 1 && !(e.flags & TT_HEADLESS) && e.token_timeout_ms == 0,
+	CHECK(r == 1 && !(e.flags & TT_HEADLESS) &&
+	      e.token_timeout_ms == TT_DEFAULT_TOKEN_TIMEOUT_MS,
 	      "headless=no: '%s' %x", err, e.flags);
 	CHECK(tt_token_type(&e) && !strcmp(tt_token_type(&e), "systemd-fido2"),
 	      "fido2 token type");

@@ -287,6 +287,7 @@ int tresortab_parse_line(const char *line, unsigned int lineno,
 	e->line = lineno;
 	e->tries = TT_DEFAULT_TRIES;
 	e->device_timeout_ms = TT_DEFAULT_DEVICE_TIMEOUT_MS;
+	e->token_timeout_ms = TT_DEFAULT_TOKEN_TIMEOUT_MS;
 
 	if (!valid_name(name)) {
 		seterr(err, errlen, fname, lineno,

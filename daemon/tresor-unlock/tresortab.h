@@ -34,6 +34,7 @@ enum tt_dev_kind { TT_DEV_PATH, TT_DEV_UUID, TT_DEV_PARTUUID };
 
 #define TT_DEFAULT_TRIES		3
 #define TT_DEFAULT_DEVICE_TIMEOUT_MS	90000U
+#define TT_DEFAULT_TOKEN_TIMEOUT_MS	30000U	/* systemd-cryptsetup's */
 
 struct tresor_entry {
 	unsigned int line;		/* line number in the file */

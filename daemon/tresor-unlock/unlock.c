@@ -589,6 +589,37 @@ static int token_once(struct crypt_device *cd, const char *type,
 	return r < 0 ? r : 0;
 }
 
+#define TPM2_DEVICE	"/dev/tpmrm0"	/* where the TPM2 plugin's TCTI looks */
+#define TPM2_ACPI_TABLE	"/sys/firmware/acpi/tables/TPM2"
+
+/*
+ * A TPM2 token while the firmware announces a TPM2 chip (its ACPI TPM2
+ * table) whose device is not there yet (its driver still loading, early
+ * in the initramfs): wait for the device for token-timeout=, as
+ * systemd-cryptsetup does. The TPM2 plugin itself does not wait: it
+ * fails at once, and the passphrase would be asked on a host whose TPM
+ * was only a moment late. Without a TPM2 in the firmware nothing is
+ * waited for (systemd waits there too unless booted by EFI).
+ */
+static void wait_tpm2_device(const struct tresor_entry *e, const char *type,
+			     const char *list)
+{
+	long long end = now_ms() + e->token_timeout_ms;
+
+	if ((type && strcmp(type, "systemd-tpm2")) ||
+	    !strstr(list, "systemd-tpm2") || !e->token_timeout_ms ||
+	    !access(TPM2_DEVICE, F_OK) || access(TPM2_ACPI_TABLE, F_OK))
+		return;
+	lmsg(LOG_INFO, e->name, "the firmware has a TPM2 chip but %s is not "
+	     "there; waiting up to %s for it (token-timeout=)", TPM2_DEVICE,
+	     secs(e->token_timeout_ms));
+	while (access(TPM2_DEVICE, F_OK) && now_ms() < end)
+		sleep_ms(250);
+	if (access(TPM2_DEVICE, F_OK))
+		lmsg(LOG_WARNING, e->name, "no %s after %s", TPM2_DEVICE,
+		     secs(e->token_timeout_ms));
+}
+
 /*
  * Open the volume with its LUKS2 tokens (systemd-cryptenroll's TPM2,
  * FIDO2, PKCS#11 through libcryptsetup's token plugins): 0 with the key in
@@ -596,8 +627,8 @@ static int token_once(struct crypt_device *cd, const char *type,
  * tokens or the entry is headless: the passphrase is asked next unless
  * headless); -1 when asking for the PIN failed. A token that needs a PIN
  * (-ENOANO) gets one asked like a passphrase (tries= attempts; none when
- * headless). A token whose device is missing (-EAGAIN) is tried again
- * for token-timeout=.
+ * headless). A token whose device is missing (-EAGAIN, or a late TPM2:
+ * wait_tpm2_device()) is tried again for token-timeout=.
  */
 static int open_by_token(struct crypt_device *cd,
 			 const struct tresor_entry *e,
@@ -608,7 +639,7 @@ static int open_by_token(struct crypt_device *cd,
 	int headless = !!(e->flags & TT_HEADLESS);
 	const char *then = headless ? "headless: no passphrase is asked" :
 		"asking for the passphrase";
-	long long end = now_ms() + e->token_timeout_ms;
+	long long end;
 	char list[400], prompt[1024], id[200], why[400];
 	struct ask_opts ask = *ask0;
 	int r, told = 0, attempt, n;
@@ -622,6 +653,8 @@ static int open_by_token(struct crypt_device *cd,
 			    "headless: no passphrase is asked", path);
 		return 1;
 	}
+	end = now_ms() + e->token_timeout_ms;	/* for both waits */
+	wait_tpm2_device(e, type, list);
 	for (;;) {
 		r = token_once(cd, type, NULL, 0, vk);
 		if (r != -EAGAIN || now_ms() >= end)

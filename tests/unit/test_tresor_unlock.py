@@ -120,6 +120,7 @@ def test_tresor_boot_scripts():
     shells = [("bash", dracut / "module-setup.sh"),
               ("sh", dracut / "parse-tresor.sh"),
               ("sh", dracut / "tresor-unlock.sh"),
+              ("sh", dracut / "tresor-timeout.sh"),
               ("sh", itools / "hooks" / "tresor"),
               ("sh", itools / "scripts" / "local-top" / "tresor"),
               ("sh", itools / "scripts" / "local-block" / "tresor"),

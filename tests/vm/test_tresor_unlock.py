@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from harness import luks, memsearch
+from harness.swtpm import SoftTPM
 from harness.guest import (LIVEPATCH, LOAD_TRESOR, load_showregs_livepatch,
                            masked_key_args)
 from harness.initramfs import _ldd_libs
@@ -873,55 +874,17 @@ def pcr16_extend_cmd():
         (0x182).to_bytes(4, "big") + body
 
 
-class SoftTPM:
-    """swtpm on the host, for one VM: qemu_args attach it as a TPM TIS
-    device (a fresh TPM2 state in the work dir)."""
-
-    def __init__(self, ctx):
-        self.state = ctx.workdir / "tpm-state"
-        self.state.mkdir(exist_ok=True)
-        self.sock = ctx.workdir / "swtpm.sock"
-        self.proc = subprocess.Popen(
-            ["swtpm", "socket", "--tpm2", "--tpmstate",
-             f"dir={self.state}", "--ctrl",
-             f"type=unixio,path={self.sock}",
-             "--log", f"file={ctx.workdir / 'swtpm.log'},level=1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while not self.sock.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("swtpm did not start: " +
-                                   (ctx.workdir / "swtpm.log").read_text(
-                                       errors="replace")[-500:]
-                                   if (ctx.workdir / "swtpm.log").exists()
-                                   else "no log")
-            time.sleep(0.05)
-
-    def qemu_args(self):
-        return ["-chardev", f"socket,id=chrtpm,path={self.sock}",
-                "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-                "-device", "tpm-tis,tpmdev=tpm0"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @vm_test(timeout=900)
 def test_tresor_unlock_tpm2(ctx):
     """Issue 15, tokens: a LUKS2 volume enrolled in the guest with
     `systemd-cryptenroll --tpm2-device=auto --tpm2-pcrs=16` on a software
     TPM (swtpm on the host, QEMU tpm-tis) opens with no passphrase input
     (the passphrase fd is empty), reads back right, and its table is
-    capi:xts(tresor) with the zero key. The TPM hidden: one line, then the
+    capi:xts(tresor) with the zero key. The TPM hidden (its ACPI table
+    still there): waited for token-timeout=, one line, then the
     passphrase is asked; headless: the line, and it fails without reading
-    the passphrase. PCR 16 extended (the PCR policy no longer holds): the
+    the passphrase; a TPM 3 s late is waited for (default 30s) and opens
+    it. PCR 16 extended (the PCR policy no longer holds): the
     same. TPM2+PIN (`--tpm2-with-pin=yes`): the PIN asked through the
     password agent (prompt names the token PIN), a wrong PIN counted,
     the right one opens."""
@@ -945,7 +908,9 @@ def test_tresor_unlock_tpm2(ctx):
     files[AGENT] = SRC / "bin" / "test-ask-agent"
     files["/etc/pcr16.bin"] = pcr16_extend_cmd()
     files["/etc/v.tab"] = b"v /dev/vda none tries=2\n"
-    files["/etc/h.tab"] = b"v /dev/vda none headless,tpm2-device=auto\n"
+    files["/etc/h.tab"] = \
+        b"v /dev/vda none headless,tpm2-device=auto,token-timeout=2s\n"
+    files["/etc/g.tab"] = b"v /dev/vda none tries=2,token-timeout=2s\n"
     tpm = SoftTPM(ctx)
     try:
         with ctx.boot(disks=[img], extra_files=files,
@@ -987,16 +952,39 @@ def test_tresor_unlock_tpm2(ctx):
             assert "passphrase" not in out, out
             opened_right()
 
-            # 2. the TPM gone: one line, then the passphrase; headless
-            # fails with the line and reads no passphrase
+            # 2. the TPM gone (its ACPI table still there: the firmware
+            # has one): waited for token-timeout=2s, one line, then the
+            # passphrase; headless fails with the line and reads no
+            # passphrase
+            assert "acpi-tpm2" in vm.sh(
+                "test -e /sys/firmware/acpi/tables/TPM2 && echo acpi-tpm2"
+                " || true"), "no ACPI TPM2 table: the wait is not tested"
             vm.sh("mkdir -p /dev/gone && mv /dev/tpm0 /dev/tpmrm0 /dev/gone/")
-            rc, out = attach("/etc/v.tab", pw.decode() + "\\n")
+            rc, out = attach("/etc/g.tab", pw.decode() + "\\n")
             assert rc == 0, out
+            assert "v: the firmware has a TPM2 chip but /dev/tpmrm0 is not " \
+                "there; waiting up to 2s for it (token-timeout=)" in out \
+                and "v: no /dev/tpmrm0 after 2s" in out, out
             gone = [ln for ln in out.splitlines()
                     if "v: LUKS2 token 0 systemd-tpm2" in ln]
             assert len(gone) == 1 and gone[0].endswith(
                 "; asking for the passphrase"), out
             assert "v: /dev/vda opened on xts(tresor)" in out, out
+            opened_right()
+            # a TPM late by 3 s (its driver still loading): the default
+            # token-timeout (30s) waits for it, and it opens, unasked
+            rc, out = vm.run(f"""
+set +e
+(sleep 3; mv /dev/gone/tpm0 /dev/gone/tpmrm0 /dev/) &
+{BIN} --tresortab /etc/v.tab --passphrase-fd 0 attach v < /dev/null 2>&1
+echo "rc=$?"
+wait
+mv /dev/tpm0 /dev/tpmrm0 /dev/gone/
+""", timeout=300)
+            assert "rc=0" in out and "waiting up to 30s for it " \
+                "(token-timeout=)" in out and "v: volume key from LUKS2 " \
+                "token 0 systemd-tpm2" in out and "passphrase" not in out, \
+                out
             opened_right()
             rc, out = attach("/etc/h.tab", pw.decode() + "\\n")
             assert rc == 1 and "; headless: no passphrase is asked" in out \
