@@ -19,6 +19,7 @@ import uuid
 from harness import luks, memsearch, slowness
 from harness.debroot import DebianSystem
 from harness.registry import vm_test
+from harness.swtpm import SoftTPM
 from harness.vm import GuestError
 
 ROOT_MB = 640           # ext4 payload of the root disk
@@ -28,10 +29,16 @@ MIRROR_AT_MB = 64       # where the scratch disk carries its LUKS image
 DATA_MB = 16            # ext4 payload of the key-file disk
 HDR_MB = 16             # LUKS2 header area (cryptsetup's default offset)
 MEMBER_MB = HDR_MB + MIRROR_MB + 2  # md 1.0: superblock at the end
+ROOT_MEMBER_MB = HDR_MB + ROOT_MB + 2
 # argon2id as a host admin would have it, but small enough for TCG
 ARGON = ("--pbkdf", "argon2id", "--pbkdf-memory", "65536",
          "--pbkdf-parallel", "1", "--pbkdf-force-iterations", "4")
 PROMPT = r"Please enter passphrase for disk [^\n]*\(root\)"
+TOKEN_OPENED = r"root: volume key from LUKS2 token 0 systemd-tpm2"
+# what the root's initramfs needs for a systemd-tpm2 token (systemd's
+# TPM2 code dlopen()s them; Debian's systemd only Suggests them)
+TSS2_PKGS = ["libtss2-esys-3.0.2-0", "libtss2-rc0", "libtss2-mu0",
+             "libtss2-tcti-device0"]
 BOOT_APPEND = "root=/dev/mapper/root rw"
 # Files compared byte for byte: as built on the host, as read through
 # xts(tresor) in the booted system, as read through stock cryptsetup.
@@ -51,7 +58,8 @@ def human_pause():
 class Host:
     """The disks and secrets of one test host."""
 
-    def __init__(self, ctx, generator, extra_pkgs=None, mirror=False):
+    def __init__(self, ctx, generator, extra_pkgs=None, mirror=False,
+                 md_root=False, second=False, tpm=False):
         self.ctx = ctx
         self.key = os.urandom(32)
         self.passphrase = "pp-" + os.urandom(9).hex()
@@ -82,6 +90,35 @@ class Host:
             for m in self.member_imgs:
                 with open(m, "wb") as f:
                     f.truncate(MEMBER_MB << 20)
+        # second: a passphrase volume with the same volume key (its
+        # keyslot's passphrase is another one), attached only to
+        # run_boot's boots. "auto": the initramfs opens it after the root
+        # with the run's key, without a second prompt (issue 15, one
+        # prompt). "noauto": the booted system's unit asks for it through
+        # systemd's password agents, and systemd-tty-ask-password-agent
+        # (as an admin over SSH) answers.
+        assert second in (False, "auto", "noauto"), second
+        self.second = second
+        self.second_img = ctx.workdir / "second.img"
+        self.second_uuid = str(uuid.uuid4())
+        self.second_marker = "second-" + os.urandom(12).hex()
+        self.second_passphrase = "other-" + os.urandom(9).hex()
+        # tpm: a software TPM 2.0 in every boot (one TPM: its state is
+        # kept between boots); the first boot enrolls it in the root's
+        # header (md_root_create)
+        self.tpm = tpm
+        self.softtpm = None
+        # md_root: the root's LUKS image also on an md RAID1 (metadata
+        # 1.0) of /dev/vdd and /dev/vde, booted degraded (issue 15.4)
+        self.md_root = md_root
+        self.md_uuid = ":".join(os.urandom(4).hex() for _ in range(4))
+        self.root_member_imgs = []
+        if md_root:
+            self.root_member_imgs = [ctx.workdir / f"root-member{i}.img"
+                                     for i in (1, 2)]
+            for m in self.root_member_imgs:
+                with open(m, "wb") as f:
+                    f.truncate(ROOT_MEMBER_MB << 20)
 
     def build(self):
         s = self.system
@@ -105,7 +142,10 @@ class Host:
                 "nofail,x-systemd.device-timeout=30min\n"
                 f"root UUID={self.root_uuid} none tries=3\n"
                 "data /dev/vdb /root/keys/data.key\n"
-                "bad /dev/vdb /etc/tresor/wrong.key\n")
+                "bad /dev/vdb /etc/tresor/wrong.key\n"
+                + (f"second UUID={self.second_uuid} none "
+                   f"{'nofail' if self.second == 'auto' else 'noauto'}\n"
+                   if self.second else ""))
         # under /root: tresor-unlock.service must read it through its
         # ProtectHome=read-only (ProtectHome=yes hid it)
         s.write("/root/keys/data.key", self.datakey, 0o400)
@@ -114,6 +154,12 @@ class Host:
         s.write("/etc/ramcrypt-test-marker", self.marker + "\n")
         (s.root / "data").mkdir(exist_ok=True)
         (s.root / "bad").mkdir(exist_ok=True)
+        if self.md_root:
+            # as `mdadm --detail --scan` would write it once the array
+            # exists (the first boot creates it with this UUID)
+            s.write("/etc/mdadm/mdadm.conf",
+                    "HOMEHOST <system>\nMAILADDR root\n"
+                    f"ARRAY /dev/md/root metadata=1.0 UUID={self.md_uuid}\n")
         self.initramfs_log = s.make_initramfs()
         if s.generator == "dracut":
             # dracut without systemd in the initramfs: the initqueue hook
@@ -130,6 +176,13 @@ class Host:
                         None, luks.PBKDF_FAST)
         self._luks_disk(self.root_img, ROOT_MB, self.passphrase.encode(),
                         s.root, self.root_uuid, ARGON)
+        if self.second:
+            tree = self.ctx.workdir / "second-tree"
+            tree.mkdir()
+            (tree / "marker").write_text(self.second_marker + "\n")
+            self._luks_disk(self.second_img, DATA_MB,
+                            self.second_passphrase.encode(), tree,
+                            self.second_uuid, luks.PBKDF_FAST)
         if self.mirror:
             tree = self.ctx.workdir / "mirror-tree"
             tree.mkdir()
@@ -141,6 +194,11 @@ class Host:
                 f.seek(MIRROR_AT_MB << 20)
                 f.write(img.read_bytes())
             img.unlink()
+
+    def stop_tpm(self):
+        if self.softtpm:
+            self.softtpm.stop()
+            self.softtpm = None
 
     def tree_hash(self):
         """TREE_HASH computed on the host over the root as built."""
@@ -166,16 +224,21 @@ class Host:
             luks.encrypt_payload(img, self.key, offset, 4096, src)
         plain.unlink()
 
-    def boot(self, name, append="", initrd=None, **opts):
+    def boot(self, name, append="", initrd=None, disks=None, **opts):
+        if self.tpm:
+            self.stop_tpm()
+            self.softtpm = SoftTPM(self.ctx)
+            opts["qemu_args"] = self.softtpm.qemu_args()
         vm = self.ctx.boot(name, kernel=self.system,
                            initrd=initrd or self.system.initrd,
                            mem_mb=1024,
-                           disks=[self.root_img, self.data_img,
-                                  self.scratch_img] + self.member_imgs,
+                           disks=disks or [self.root_img, self.data_img,
+                                           self.scratch_img]
+                           + self.member_imgs + self.root_member_imgs,
                            append=BOOT_APPEND + " " + append,
                            boot_timeout=900, agent_tty="ttyS1", **opts)
         vm.secrets += [self.key.hex(), self.passphrase,
-                       self.datakey.decode()]
+                       self.datakey.decode(), self.second_passphrase]
         return vm
 
 
@@ -264,7 +327,12 @@ echo "key_loaded=$(cat /sys/kernel/tresor/key_loaded)"
 def run_boot(ctx, host, generator, initrd=None, after=None):
     """Boot, unlock the root at the prompt, check the booted system; then
     after(vm), if given, still in the booted system."""
-    vm = host.boot("boot-" + generator.replace(" ", "-"), initrd=initrd)
+    disks = None
+    if host.second:
+        disks = [host.root_img, host.data_img, host.scratch_img] + \
+            host.member_imgs + host.root_member_imgs + [host.second_img]
+    vm = host.boot("boot-" + generator.replace(" ", "-"), initrd=initrd,
+                   disks=disks)
     try:
         m = vm.wait_console(PROMPT, 900, what="the passphrase prompt")
         assert host.passphrase not in vm.console_text(), "passphrase echoed"
@@ -286,7 +354,19 @@ cat /data/marker
 dmsetup table root
 dmsetup table data
 systemctl is-active tresor-unlock.service
-""" + NOFAIL_SH.replace("@PARTUUID@", host.absent_partuuid) + """
+""" + ("" if host.second != "noauto" else f"""
+systemctl start --no-block tresor-unlock@second.service
+timeout {slowness.secs(120)} sh -c 'until ls /run/systemd/ask-password/ask.* >/dev/null 2>&1; do sleep 1; done'
+echo "ask-message=$(grep -h '^Message=' /run/systemd/ask-password/ask.*)"
+printf '%s\\n' '{host.second_passphrase}' |
+  script -qec 'systemd-tty-ask-password-agent --query' /dev/null >/dev/null
+timeout {slowness.secs(120)} sh -c 'until systemctl is-active -q tresor-unlock@second.service; do sleep 1; done'
+echo "second-unit=$(systemctl is-active tresor-unlock@second.service)"
+""") + ("" if not host.second else """
+echo "second-table=$(dmsetup table second)"
+mkdir -p /mnt/second && mount -o ro /dev/mapper/second /mnt/second &&
+  cat /mnt/second/marker && umount /mnt/second
+""") + NOFAIL_SH.replace("@PARTUUID@", host.absent_partuuid) + """
 echo written-by-boot > /var/lib/ramcrypt-test-written
 sync
 echo "tree=$(cd / && """ + TREE_HASH + """)"
@@ -314,12 +394,33 @@ setpriv --reuid=rc-other --regid=rc-other --init-groups \
         tree = re.search(r"tree=(\w+)", out).group(1)
         assert tree == host.tree_sha, \
             "files read through xts(tresor) differ from the image built"
-        tables = [ln for ln in lines if " crypt " in ln]
+        tables = [ln for ln in lines if " crypt " in ln and
+                  not ln.startswith("second-table=")]
         assert len(tables) == 2 and all(
             "capi:xts(tresor)-plain64" in ln for ln in tables), out
         assert "passphrase for disk /dev/vdb" not in vm.console_text(), \
             "the key-file disk asked for a passphrase"
         check_nofail_failure(ctx, vm, out, start)
+        if host.second:
+            assert host.second_marker in out, f"second volume: {out}"
+            assert "capi:xts(tresor)-plain64" in re.search(
+                r"second-table=([^\n]*)", out).group(1), out
+        if host.second == "auto":
+            # one prompt: the second volume opened with the run's key
+            prompts = re.findall(r"Please enter passphrase for disk "
+                                 r"[^\n]*\((\w+)\)", vm.console_text())
+            assert prompts == ["root"], f"prompts: {prompts}"
+            ctx.note("one prompt: the second passphrase volume opened "
+                     "with the root's volume key, not asked for")
+        elif host.second == "noauto":
+            assert "second-unit=active" in out and re.search(
+                r"ask-message=Message=Please enter passphrase for disk "
+                r"[^\n]*\(second\)", out), out
+            assert host.second_passphrase not in vm.console_text(), \
+                "the second passphrase reached the console"
+            ctx.note("booted system: tresor-unlock@second asked through "
+                     "systemd's agents, systemd-tty-ask-password-agent "
+                     "--query (on a pty, as over SSH) answered")
         assert "ramcrypt-node=kvm:660" in out, out
         assert "kvm-user-open=ok" in out, out
         assert "other-user-open=ok" not in out and \
@@ -464,6 +565,103 @@ journalctl -b -q -o cat -u tresor-unlock@mirror.service | grep mirror
     return after
 
 
+def md_root_create(ctx, host):
+    """after() for the first initramfs-tools boot: the admin's md RAID1
+    (metadata 1.0: data from offset 0, superblock at the end) of the blank
+    /dev/vdd and /dev/vde, with the UUID the root's mdadm.conf (and so
+    its initramfs) names. The host then writes the root's LUKS image into
+    the members (md_root_fill), as if the root had been on the array from
+    the start."""
+    def after(vm):
+        out = vm.sh(f"""
+mdadm --create /dev/md/root --metadata=1.0 --level=1 --raid-devices=2 \
+  --assume-clean --run --uuid={host.md_uuid} /dev/vdd /dev/vde 2>&1 &&
+  echo md-created
+udevadm settle
+echo "md-bytes=$(blockdev --getsize64 /dev/md/root)"
+mdadm --detail /dev/md/root | grep -i -e uuid -e 'raid devices'
+mdadm --stop /dev/md/root 2>&1
+""" + ("" if not host.tpm else f"""
+PASSWORD='{host.passphrase}' systemd-cryptenroll --tpm2-device=auto \
+  --tpm2-pcrs=16 /dev/vda 2>&1 && echo tpm-enrolled
+"""), timeout=600)
+        assert "md-created" in out and host.md_uuid in out, out
+        assert not host.tpm or "tpm-enrolled" in out, out
+        size = int(re.search(r"md-bytes=(\d+)", out).group(1))
+        assert size >= (HDR_MB + ROOT_MB) << 20, \
+            f"array of {size} bytes, the root image is larger: {out}"
+    return after
+
+
+def md_root_fill(host):
+    """The root's LUKS image (as the first boot left it) into both
+    members at offset 0, in the array's data area."""
+    data = host.root_img.read_bytes()
+    for m in host.root_member_imgs:
+        with open(m, "r+b") as f:
+            f.write(data)
+
+
+def run_md_root_boot(ctx, host):
+    """Issue 15.4: the root's LUKS volume on an md RAID1 that one member
+    short, so it exists only once mdadm's local-block script starts it
+    degraded (after 2/3 of ROOTDELAY), long after local-top/tresor gave
+    up waiting: local-block/tresor opens it then, through the array, the
+    member never mapped. vda is a blank disk so that no other copy of
+    the root's LUKS UUID is there."""
+    blank = ctx.workdir / "blank.img"
+    with open(blank, "wb") as f:
+        f.truncate(1 << 20)
+    vm = host.boot("boot-md-root", disks=[
+        blank, host.data_img, host.scratch_img, host.root_member_imgs[0]])
+    try:
+        if host.tpm:
+            m = vm.wait_console(TOKEN_OPENED, 900, what="the root opened "
+                                "by its TPM2 token on the degraded array")
+        else:
+            m = vm.wait_console(PROMPT, 900, what="the passphrase prompt "
+                                "of the root on the degraded array")
+            human_pause()
+            vm.type_console(host.passphrase + "\n")
+        vm.wait_ready()
+        if host.tpm:
+            assert not re.search(PROMPT, vm.console_text()), \
+                "a passphrase was asked with the TPM2 token there"
+        out = vm.sh("""
+cat /etc/ramcrypt-test-marker
+echo "source=$(findmnt -n -o SOURCE /)"
+echo "root-deps=$(dmsetup deps -o devname root)"
+echo "root-table=$(dmsetup table root)"
+echo "vdd-holders=$(ls /sys/class/block/vdd/holders | tr '\n' ' ')"
+grep -A1 '^md' /proc/mdstat | tr '\n' ' '; echo
+echo "key_loaded=$(cat /sys/kernel/tresor/key_loaded)"
+""", timeout=300)
+        assert out.splitlines()[0] == host.marker, out
+        assert "source=/dev/mapper/root" in out, out
+        deps = re.search(r"root-deps=([^\n]*)", out).group(1)
+        assert re.search(r"\(md\d+\)", deps), \
+            f"root not mapped on the md array: {out}"
+        h = re.search(r"vdd-holders=([^\n]*)", out).group(1).strip()
+        assert re.fullmatch(r"md\d+", h), f"vdd held by {h!r}: {out}"
+        assert "[2/1]" in out, f"array not degraded (1 of 2): {out}"
+        assert "capi:xts(tresor)-plain64" in out and "key_loaded=1" in out, \
+            out
+        # the prompt came from the local-block stage, after mdadm's
+        assert "Begin: Running /scripts/local-block" in \
+            vm.console_text()[:m.start()], \
+            "the prompt came before any local-block run"
+        check_dump_clean(ctx, vm, host, "md-root")
+        how = "its TPM2 token (no prompt)" if host.tpm else \
+            "the passphrase"
+        ctx.note(f"initramfs-tools, root on a degraded md RAID1 (1.0) "
+                 f"started by mdadm's local-block: opened with {how} by "
+                 f"local-block/tresor on {deps.split(':')[-1].strip()}, "
+                 "dump clean")
+        vm.poweroff(timeout=300)
+    finally:
+        vm.close()
+
+
 # Where each generator gives up on a missing root device, and its shell:
 # (kernel options, console text once the shell is there, key to press).
 # The guest's own limit is wall time under TCG: it is scaled by this run's
@@ -571,29 +769,55 @@ def test_boot_dracut_unlock(ctx):
     /etc/crypttab lines; that image boots the same way with no
     systemd-cryptsetup@ unit run; the same with dracut's initqueue hook
     (an initramfs without systemd); then stock cryptsetup opens the same
-    disk. The hostonly image and the md RAID1 (the second and third boot)
-    are the 6.1 run's only: they test dracut, systemd and md of the one
-    Debian root, not the kernel, and take ~8 minutes under TCG."""
-    hostonly = ctx.kernel.short == "6.1"
-    host = Host(ctx, "dracut", mirror=hostonly,
-                extra_pkgs=["cryptsetup", "mdadm"] if hostonly else None)
+    disk. Only the boot at the prompt and the stock open are run on both
+    kernels: the wrong passphrases, the hostonly image, the md RAID1 and
+    the initramfs without systemd test dracut, systemd, md and
+    tresor-unlock of the one Debian root, not the kernel, and take ~8
+    minutes under TCG, so they are the 6.1 run's only."""
+    full = ctx.kernel.short == "6.1"
+    host = Host(ctx, "dracut", mirror=full,
+                second="noauto" if full else False,
+                extra_pkgs=["cryptsetup", "mdadm"] if full else None)
     host.build()
-    run_wrong_passphrase(ctx, host, "dracut")
-    if hostonly:
+    if full:
+        run_wrong_passphrase(ctx, host, "dracut")
         run_boot(ctx, host, "dracut", after=hostonly_rebuild(ctx, host))
         run_boot(ctx, host, "dracut hostonly", host.initrd_hostonly,
                  after=hostonly_checks(ctx, host))
+        run_boot(ctx, host, "dracut without systemd", host.initrd_nosystemd)
     else:
         run_boot(ctx, host, "dracut")
-    run_boot(ctx, host, "dracut without systemd", host.initrd_nosystemd)
     stock_open_matches(ctx, host)
 
 
 @vm_test(timeout=2400, est=280)
 def test_boot_initramfs_tools_unlock(ctx):
-    """initramfs-tools (busybox, no systemd in the initramfs): the same."""
-    host = Host(ctx, "initramfs-tools")
+    """initramfs-tools (busybox, no systemd in the initramfs): the same,
+    with a second passphrase volume opened unasked (one prompt); then,
+    enrolled in a software TPM2 in that system, the root on a degraded md
+    RAID1 that only mdadm's local-block script starts: local-block/tresor
+    opens it with its TPM2 token (the token plugin and the tss2 libraries
+    in the initramfs), no prompt, dump clean. As for dracut, the wrong
+    passphrases, the second volume, the TPM and the md root are the 6.1
+    run's only (initramfs-tools, mdadm and tresor-unlock of the one
+    Debian root, not the kernel)."""
+    full = ctx.kernel.short == "6.1"
+    host = Host(ctx, "initramfs-tools", md_root=full, tpm=full,
+                second="auto" if full else False,
+                extra_pkgs=["mdadm"] + TSS2_PKGS if full else None)
+    try:
+        _initramfs_tools_boots(ctx, host, full)
+    finally:
+        host.stop_tpm()
+
+
+def _initramfs_tools_boots(ctx, host, full):
     host.build()
-    run_wrong_passphrase(ctx, host, "initramfs-tools")
-    run_boot(ctx, host, "initramfs-tools")
+    if full:
+        run_wrong_passphrase(ctx, host, "initramfs-tools")
+    run_boot(ctx, host, "initramfs-tools",
+             after=md_root_create(ctx, host) if full else None)
+    if full:
+        md_root_fill(host)
+        run_md_root_boot(ctx, host)
     stock_open_matches(ctx, host)
