@@ -144,50 +144,6 @@ static int ask_helper(char *const argv[], unsigned int timeout_ms,
 	return r ? -1 : 0;
 }
 
-static int have_program(const char *name)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-	const char *p, *e;
-
-	if (!path)
-		path = "/usr/sbin:/usr/bin:/sbin:/bin";
-	for (p = path; *p; p = *e ? e + 1 : e) {
-		e = strchrnul(p, ':');
-		if (snprintf(buf, sizeof(buf), "%.*s/%s", (int)(e - p), p,
-			     name) < (int)sizeof(buf) && access(buf, X_OK) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-static int plymouth_running(void)
-{
-	pid_t pid;
-	int status;
-
-	if (!have_program("plymouth"))
-		return 0;
-	pid = fork();
-	if (pid < 0)
-		return 0;
-	if (pid == 0) {
-		int fd = open("/dev/null", O_RDWR);
-
-		if (fd >= 0) {
-			dup2(fd, 0);
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("plymouth", "plymouth", "--ping", (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-
 static int systemd_running(void)
 {
 	struct stat st;

@@ -17,4 +17,11 @@ void err_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lvl_printf(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * 1 if plymouth runs (plymouth --ping). Warnings and errors above also go
+ * to its message line (plymouth display-message), as Debian's initramfs
+ * message() does, so a failed unlock is not hidden behind the splash.
+ */
+int plymouth_running(void);
+
 #endif

@@ -110,6 +110,55 @@ def test_tresor_unlock_journal_priorities():
 
 
 @unit_test()
+def test_tresor_unlock_plymouth_messages():
+    """Behind a boot splash (plymouth answers --ping), warnings and errors
+    also go to plymouth's message line (`plymouth display-message
+    --text=...`, as Debian's initramfs message() does); info lines do not;
+    without a running plymouth (--ping fails) nothing is sent. A fake
+    plymouth in PATH records its arguments. Plain and ASan+UBSan."""
+    import tempfile
+    r = subprocess.run(["make", "-s", "-C", str(SRC), "bin/tresor-unlock",
+                        "bin/tresor-unlock_asan"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    for exe in (SRC / "bin" / "tresor-unlock",
+                SRC / "bin" / "tresor-unlock_asan"):
+        with tempfile.TemporaryDirectory() as d:
+            d = Path(d)
+            (d / "bin").mkdir()
+            fake = d / "bin" / "plymouth"
+            fake.write_text('#!/bin/sh\necho "$*" >> "$PLYLOG"\n'
+                            '[ "$1" = --ping ] && exit "$PING_RC"\n'
+                            'exit 0\n')
+            fake.chmod(0o755)
+            bad, ghost = d / "bad.tab", d / "ghost.tab"
+            bad.write_text("root /dev/vda none frobnicate\n")
+            ghost.write_text("ghost PARTUUID=0badc0de-01 none\n")
+            cases = (([f"--tresortab={bad}", "check"], "0",
+                      [f"display-message --text=tresor-unlock: {bad}:1: "
+                       "unknown option 'frobnicate'"]),
+                     ([f"--tresortab={ghost}", "--initramfs",
+                       "--device-wait", "1", "open"], "0", []),
+                     ([f"--tresortab={bad}", "check"], "1", []))
+            for args, ping_rc, want in cases:
+                log = d / "ply.log"
+                log.unlink(missing_ok=True)
+                env = dict(os.environ, PLYLOG=str(log), PING_RC=ping_rc,
+                           PATH=f"{d / 'bin'}:{os.environ['PATH']}")
+                p = subprocess.run([str(exe)] + args, capture_output=True,
+                                   text=True, env=env, timeout=60)
+                sent = [ln for ln in (log.read_text().splitlines()
+                                      if log.exists() else [])
+                        if ln.startswith("display-message")]
+                assert len(sent) == len(want) and all(
+                    s.startswith(w) for s, w in zip(sent, want)), \
+                    f"{exe.name} {args} ping={ping_rc}: sent {sent}, " \
+                    f"want {want}; stderr:\n{p.stderr}"
+    print("    error -> plymouth display-message; info and no plymouth: "
+          "nothing sent (plain and ASan+UBSan)")
+
+
+@unit_test()
 def test_tresor_boot_scripts():
     """dracut 90tresor and the initramfs-tools hook/local-top script parse
     (sh -n / bash -n), have the entry points their generator calls, and
