@@ -318,6 +318,7 @@ def test_tresor_unlock_refusals(ctx):
         "diff /dev/vdd none x-systemd.device-timeout=5s\n"
         f"held UUID={uuid_held.upper()} none x-systemd.device-timeout=20s\n"
         f"absent UUID={absent} none x-systemd.device-timeout=3s\n"
+        f"member UUID={uuid_held} none x-systemd.device-timeout=3s\n"
         ).encode()
     files["/etc/bad.tab"] = b"# ok\ngood /dev/vda none tries=3,frobnicate\n"
     with ctx.boot(disks=[good, cbc, x512, diff, held],
@@ -397,6 +398,20 @@ printf '%s' '{pw.decode()}' | DM_DISABLE_UDEV=1 cryptsetup open \
         got = vm.sh("sha256sum /dev/mapper/held").split()[0]
         assert got == hashlib.sha256(data_h).hexdigest(), \
             "held: content differs from what the host wrote"
+        # a member whose holder does not show the volume (an md array
+        # that is not started yet, a multipath map; here dm-linear from
+        # sector 8): never mapped, the volume is waited for instead
+        vm.sh(f"{BIN} detach held && DM_DISABLE_UDEV=1 dmsetup remove lin"
+              f" && DM_DISABLE_UDEV=1 dmsetup create hold --table "
+              f"'0 {sectors - 8} linear /dev/vde 8' && dmsetup mknodes hold")
+        rc, out = unlock("open member", pw.decode() + "\n")
+        assert rc == 1 and f"member: device UUID={uuid_held} did not " \
+            "appear within 3s" in out and "opened" not in out, out
+        maps = vm.sh("dmsetup ls")
+        holders = vm.sh("ls /sys/class/block/vde/holders").split()
+        assert "member" not in maps and len(holders) == 1, \
+            f"the member was mapped: {maps}, vde held by {holders}"
+        vm.sh("DM_DISABLE_UDEV=1 dmsetup remove hold")
         # an absent disk: one "waiting" line, one timeout line in seconds
         rc, out = unlock("open absent")
         lines = [ln for ln in out.splitlines() if ln.strip()]
@@ -419,7 +434,8 @@ printf '%s' '{pw.decode()}' | DM_DISABLE_UDEV=1 cryptsetup open \
              "passphrases, aes-cbc-essiv, 512-bit XTS, unknown option, "
              "different volume key; dumps after the refusals and after the "
              "key comparison: no key; UUID= (upper case) under a dm holder "
-             "opened through the holder; absent disk: 2 lines")
+             "opened through the holder, never a held member whose holder "
+             "does not show it; absent disk: 2 lines")
 
 
 @vm_test(timeout=900)
