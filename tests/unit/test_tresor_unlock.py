@@ -56,6 +56,15 @@ def test_tresor_unlock_check_names_bad_option():
             r.stdout + r.stderr
 
 
+def plain_and_asan():
+    """tresor-unlock built plain and with ASan+UBSan (make -s): both paths."""
+    r = subprocess.run(["make", "-s", "-C", str(SRC), "bin/tresor-unlock",
+                        "bin/tresor-unlock_asan"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    return (SRC / "bin" / "tresor-unlock", SRC / "bin" / "tresor-unlock_asan")
+
+
 @unit_test()
 def test_tresor_unlock_journal_priorities():
     """Messages carry journald's <N> level prefix when stderr is the
@@ -65,12 +74,7 @@ def test_tresor_unlock_journal_priorities():
     notice <5>; a device left for later is info <6>. On a file or terminal
     that JOURNAL_STREAM does not name: no prefix. Plain and ASan+UBSan."""
     import tempfile
-    r = subprocess.run(["make", "-s", "-C", str(SRC), "bin/tresor-unlock",
-                        "bin/tresor-unlock_asan"], capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-    for exe in (SRC / "bin" / "tresor-unlock",
-                SRC / "bin" / "tresor-unlock_asan"):
+    for exe in plain_and_asan():
         with tempfile.TemporaryDirectory() as d:
             bad, ghost = Path(d) / "bad.tab", Path(d) / "ghost.tab"
             bad.write_text("root /dev/vda none frobnicate\n")
@@ -117,12 +121,7 @@ def test_tresor_unlock_plymouth_messages():
     without a running plymouth (--ping fails) nothing is sent. A fake
     plymouth in PATH records its arguments. Plain and ASan+UBSan."""
     import tempfile
-    r = subprocess.run(["make", "-s", "-C", str(SRC), "bin/tresor-unlock",
-                        "bin/tresor-unlock_asan"], capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-    for exe in (SRC / "bin" / "tresor-unlock",
-                SRC / "bin" / "tresor-unlock_asan"):
+    for exe in plain_and_asan():
         with tempfile.TemporaryDirectory() as d:
             d = Path(d)
             (d / "bin").mkdir()

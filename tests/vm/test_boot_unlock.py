@@ -55,6 +55,15 @@ def human_pause():
     time.sleep(2)
 
 
+def blank_pair(ctx, stem, mb):
+    """Two blank disk images of mb MiB (the members of an md RAID1)."""
+    imgs = [ctx.workdir / f"{stem}{i}.img" for i in (1, 2)]
+    for m in imgs:
+        with open(m, "wb") as f:
+            f.truncate(mb << 20)
+    return imgs
+
+
 class Host:
     """The disks and secrets of one test host."""
 
@@ -83,13 +92,8 @@ class Host:
         self.mirror = mirror
         self.mirror_uuid = str(uuid.uuid4())
         self.mirror_marker = "mirror-" + os.urandom(12).hex()
-        self.member_imgs = []
-        if mirror:
-            self.member_imgs = [ctx.workdir / f"member{i}.img"
-                                for i in (1, 2)]
-            for m in self.member_imgs:
-                with open(m, "wb") as f:
-                    f.truncate(MEMBER_MB << 20)
+        self.member_imgs = blank_pair(ctx, "member", MEMBER_MB) \
+            if mirror else []
         # second: a passphrase volume with the same volume key (its
         # keyslot's passphrase is another one), attached only to
         # run_boot's boots. "auto": the initramfs opens it after the root
@@ -112,13 +116,8 @@ class Host:
         # 1.0) of /dev/vdd and /dev/vde, booted degraded (issue 15.4)
         self.md_root = md_root
         self.md_uuid = ":".join(os.urandom(4).hex() for _ in range(4))
-        self.root_member_imgs = []
-        if md_root:
-            self.root_member_imgs = [ctx.workdir / f"root-member{i}.img"
-                                     for i in (1, 2)]
-            for m in self.root_member_imgs:
-                with open(m, "wb") as f:
-                    f.truncate(ROOT_MEMBER_MB << 20)
+        self.root_member_imgs = blank_pair(ctx, "root-member",
+                                           ROOT_MEMBER_MB) if md_root else []
 
     def build(self):
         s = self.system
