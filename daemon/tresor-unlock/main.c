@@ -33,7 +33,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: tresor-unlock [OPTIONS] [open [NAME...]]\n"
 "       tresor-unlock [OPTIONS] attach NAME\n"
-"       tresor-unlock [OPTIONS] detach NAME\n"
+"       tresor-unlock [OPTIONS] detach|close NAME\n"
+"       tresor-unlock [OPTIONS] status [NAME...]\n"
 "       tresor-unlock [OPTIONS] check\n"
 "       tresor-unlock [OPTIONS] format [--volume-key-from NAME|DEVICE]\n"
 "                     [--sector-size N] [--key-file FILE] [--force] DEVICE\n"
@@ -44,7 +45,10 @@ static void usage(FILE *f)
 "without 'noauto' is opened. 'attach NAME' opens one entry and fails when\n"
 "it fails, 'nofail' or not (tresor-unlock@NAME.service, made by\n"
 "tresor-generator, runs it). 'detach NAME' removes the mapping NAME if it\n"
-"is a TRESOR one (the unit's ExecStop=); the host key stays loaded.\n"
+"is a TRESOR one (the unit's ExecStop=; 'close' is the same); the host\n"
+"key stays loaded. 'status' says whether the key is loaded and, for each\n"
+"entry, whether it is mapped on xts(tresor) (exit 0), not at all (4) or\n"
+"by another mapping with its key in RAM (1).\n"
 "'open' asks one passphrase for all entries that share the host key.\n"
 "\n"
 "options:\n"
@@ -69,6 +73,7 @@ static void usage(FILE *f)
 "                           volume's header, that the root NAME has no key\n"
 "                           file (with --initramfs) and that no volume is\n"
 "                           in FILE too; print 'uuid NAME UUID' lines\n"
+"      --debug              libcryptsetup's debug messages\n"
 "  -h, --help               show this help\n"
 "      --version            show the version\n");
 }
@@ -76,7 +81,7 @@ static void usage(FILE *f)
 enum { OPT_TAB = 256, OPT_FD, OPT_CONSOLE, OPT_TIMEOUT, OPT_VKFROM,
        OPT_SS, OPT_KEYFILE, OPT_FORCE, OPT_PBKDF, OPT_ITER,
        OPT_INITRAMFS, OPT_VERSION, OPT_ROOT, OPT_CRYPTTAB,
-       OPT_PRINT_UUIDS, OPT_DEVICE_WAIT, OPT_ONCE };
+       OPT_PRINT_UUIDS, OPT_DEVICE_WAIT, OPT_ONCE, OPT_DEBUG };
 
 static const struct option longopts[] = {
 	{ "tresortab", required_argument, NULL, OPT_TAB },
@@ -97,6 +102,7 @@ static const struct option longopts[] = {
 	{ "print-uuids", no_argument, NULL, OPT_PRINT_UUIDS },
 	{ "device-wait", required_argument, NULL, OPT_DEVICE_WAIT },
 	{ "once", no_argument, NULL, OPT_ONCE },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -241,6 +247,9 @@ int main(int argc, char **argv)
 		case OPT_PRINT_UUIDS:
 			co.print_uuids = 1;
 			break;
+		case OPT_DEBUG:
+			unlock_debug();
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -264,11 +273,13 @@ int main(int argc, char **argv)
 		if (strcmp(argv[optind], "open") &&
 		    strcmp(argv[optind], "attach") &&
 		    strcmp(argv[optind], "detach") &&
+		    strcmp(argv[optind], "close") &&
+		    strcmp(argv[optind], "status") &&
 		    strcmp(argv[optind], "check") &&
 		    strcmp(argv[optind], "format"))
 			return usage_error("unknown command '%s' (open, attach, "
-					   "detach, check or format)",
-					   argv[optind]);
+					   "detach, close, status, check or "
+					   "format)", argv[optind]);
 		cmd = argv[optind++];
 	}
 	if (!strcmp(cmd, "attach") && optind != argc - 1) {
@@ -276,10 +287,11 @@ int main(int argc, char **argv)
 			"NAME\n" TRY_HELP);
 		return 2;
 	}
-	if (!strcmp(cmd, "detach")) {
+	/* close: cryptsetup's word for it */
+	if (!strcmp(cmd, "detach") || !strcmp(cmd, "close")) {
 		if (optind != argc - 1) {
-			err_printf("tresor-unlock: detach needs exactly "
-				"one NAME\n" TRY_HELP);
+			err_printf("tresor-unlock: %s needs exactly one NAME\n"
+				TRY_HELP, cmd);
 			return 2;
 		}
 		/* no table needed: the mapping tells whether it is ours
@@ -311,6 +323,37 @@ int main(int argc, char **argv)
 	if (tresortab_load(tabpath, &tab, err, sizeof(err))) {
 		err_printf("tresor-unlock: %s\n", err);
 		return 2;
+	}
+	if (!strcmp(cmd, "status")) {
+		int worst;
+
+		for (i = optind; i < (size_t)argc; i++) {
+			if (!tresortab_find(&tab, argv[i])) {
+				err_printf("tresor-unlock: no entry '%s' in "
+					"%s\n", argv[i], tabpath);
+				tresortab_free(&tab);
+				return 2;
+			}
+		}
+		unlock_init();
+		status_key(uo.tresor_dev);
+		worst = 0;
+		for (i = 0; i < tab.n; i++) {
+			const struct tresor_entry *e = &tab.entries[i];
+			int wanted = optind == argc, j, r;
+
+			for (j = optind; j < argc; j++)
+				if (!strcmp(argv[j], e->name))
+					wanted = 1;
+			if (!wanted)
+				continue;
+			r = status_entry(e);
+			/* a foreign mapping (1) outranks an inactive one (4) */
+			if (r == 1 || (r == 4 && worst == 0))
+				worst = r;
+		}
+		tresortab_free(&tab);
+		return worst;
 	}
 	if (!strcmp(cmd, "check")) {
 		int errs = 0;

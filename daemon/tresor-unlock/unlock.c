@@ -176,11 +176,16 @@ lmsg(int level, const char *name, const char *fmt, ...)
 	va_end(ap);
 }
 
+static int debug;	/* --debug */
+
 static void cs_log(int level, const char *m, void *usrptr)
 {
 	(void)usrptr;
 	if (level == CRYPT_LOG_ERROR)
 		err_printf("tresor-unlock: cryptsetup: %s", m);
+	else if (level == CRYPT_LOG_DEBUG && debug)
+		/* as cryptsetup --debug prints them */
+		lvl_printf(LOG_DEBUG, "# %s\n", m);
 }
 
 void unlock_init(void)
@@ -1088,7 +1093,9 @@ static int dm_active(const char *name)
  * -1: another mapping of that name (a message names it: with a stock
  * key-in-RAM mapping the protection is gone, so it never counts as done).
  */
-static int dm_check_existing(const char *name, int detach)
+enum { DM_CHECK_OPEN, DM_CHECK_DETACH, DM_CHECK_QUIET };
+
+static int dm_check_existing(const char *name, int why)
 {
 	struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
 	struct dm_info info;
@@ -1139,7 +1146,9 @@ static int dm_check_existing(const char *name, int detach)
 	if (!strcmp(what, "crypt"))
 		snprintf(what + strlen(what), sizeof(what) - strlen(what),
 			 " %s", cipher);
-	if (detach)
+	if (why == DM_CHECK_QUIET)
+		;
+	else if (why == DM_CHECK_DETACH)
 		msg(name, "%s/%s is not a TRESOR mapping (DM UUID '%s', %d "
 		    "target%s, table '%s'%s); refusing to detach it (if it is "
 		    "meant: cryptsetup close %s)", dm_dir(), name,
@@ -1458,7 +1467,7 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 	const char *tdev = o->tresor_dev ? o->tresor_dev : TRESOR_DEVICE_PATH;
 	int loaded = 0, r = -1, lock = -1;
 
-	r = dm_check_existing(e->name, 0);
+	r = dm_check_existing(e->name, DM_CHECK_OPEN);
 	if (r > 0) {
 		lmsg(LOG_NOTICE, e->name, "already active on xts(tresor), nothing to do");
 		return 0;
@@ -1484,7 +1493,7 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 	 * so a key this run loaded and clears again after a failed mapping
 	 * is never one that another run has just checked and maps on. */
 	lock = unlock_lock(e->name);
-	r = dm_check_existing(e->name, 0);	/* opened meanwhile by another run */
+	r = dm_check_existing(e->name, DM_CHECK_OPEN);	/* opened meanwhile by another run */
 	if (r) {
 		crypt_safe_free(vk);
 		vk = NULL;
@@ -1538,7 +1547,7 @@ int detach_mapping(const char *name)
 	char path[PATH_MAX];
 	int r, err;
 
-	r = dm_check_existing(name, 1);
+	r = dm_check_existing(name, DM_CHECK_DETACH);
 	if (r < 0)
 		return -1;
 	if (r == 0) {
@@ -1575,6 +1584,60 @@ int detach_mapping(const char *name)
 out:
 	dm_task_destroy(dmt);
 	return r;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+/*
+ * `status`: whether tresor.ko holds a key (one line on stdout); 0 if it
+ * does, 1 if not (or tresor.ko is not loaded).
+ */
+int status_key(const char *tresor_dev)
+{
+	const char *dev = tresor_dev ? tresor_dev : TRESOR_DEVICE_PATH;
+	int r = tresor_key_loaded(dev);
+
+	if (r < 0)
+		printf("key: tresor.ko is not loaded (no %s)\n", dev);
+	else
+		printf("key: %s\n", r ? "loaded in the CPU debug registers" :
+		       "not loaded");
+	return r > 0 ? 0 : 1;
+}
+
+/*
+ * `status NAME`: one line on stdout, as cryptsetup status says whether a
+ * mapping is active. 0: active and ours (on xts(tresor)); 4: not active
+ * (cryptsetup's exit status for that); 1: a mapping of that name that is
+ * not a TRESOR one (its key is in RAM).
+ */
+int status_entry(const struct tresor_entry *e)
+{
+	char desc[300], path[PATH_MAX];
+	int r = dm_check_existing(e->name, DM_CHECK_QUIET);
+	const char *dev = try_resolve(e, path, sizeof(path)) ? path :
+		"not present";
+
+	dev_desc(e, desc, sizeof(desc));
+	if (r > 0) {
+		printf("%s: active on %s as %s/%s (%s: %s)\n", e->name,
+		       TRESOR_CIPHER_SPEC, dm_dir(), e->name, desc, dev);
+		return 0;
+	}
+	if (r == 0) {
+		printf("%s: inactive (%s: %s)\n", e->name, desc, dev);
+		return 4;
+	}
+	printf("%s: %s/%s is active but NOT a TRESOR mapping: its key is in "
+	       "RAM (%s: %s)\n", e->name, dm_dir(), e->name, desc, dev);
+	return 1;
+}
+
+/* --debug: libcryptsetup's debug messages (never key material) */
+void unlock_debug(void)
+{
+	debug = 1;
+	crypt_set_debug_level(CRYPT_DEBUG_ALL);
 }
 
 /* ---- format ------------------------------------------------------------ */

@@ -48,6 +48,14 @@ void unlock_done(void);
  * 0, or -1 with a message naming a foreign mapping. */
 int detach_mapping(const char *name);
 
+/* `status`: the key (0 loaded, 1 not) and one entry's mapping (0 active
+ * on xts(tresor), 4 inactive, 1 a foreign mapping), a line each. */
+int status_key(const char *tresor_dev);
+int status_entry(const struct tresor_entry *e);
+
+/* --debug: libcryptsetup's debug messages on. */
+void unlock_debug(void);
+
 /* Unlock one tresortab entry; 0 on success, -1 with a message printed. */
 int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o);
 

@@ -305,7 +305,7 @@ def test_tresor_unlock_cli_errors():
              (["-x"], "invalid option '-x'"),
              (["--timeout"], "option '--timeout' requires an argument"),
              (["--timeout", "soon"], "invalid --timeout 'soon'"),
-             (["root"], "unknown command 'root' (open, attach, detach, check or format)"),
+             (["root"], "unknown command 'root' (open, attach, detach, close, status, check or format)"),
              (["check", "extra"], "check takes no argument: 'extra'")]
     for args, want in cases:
         r = subprocess.run([str(BIN), *args], capture_output=True,

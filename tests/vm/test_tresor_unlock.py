@@ -361,6 +361,10 @@ printf '%s' '{pw.decode()}' | DM_DISABLE_UDEV=1 cryptsetup open \
         assert "already active" not in out, out
         assert vm.sh("cat /sys/kernel/tresor/key_loaded") == "0", \
             "a key is loaded"
+        rc, out = vm.run(f"{BIN} status good 2>&1", timeout=60)
+        assert rc == 1 and "key: not loaded" in out and "good: " \
+            "/dev/mapper/good is active but NOT a TRESOR mapping: its key " \
+            "is in RAM" in out, out
         vm.sh("DM_DISABLE_UDEV=1 cryptsetup close good")
         rc, out = unlock("--tresortab /etc/bad.tab")
         assert rc == 2 and "/etc/bad.tab:2: unknown option 'frobnicate'" \
@@ -385,6 +389,19 @@ printf '%s' '{pw.decode()}' | DM_DISABLE_UDEV=1 cryptsetup open \
         dump1 = vm.dump_ram(ctx.workdir / "dump1.raw")
         rc, out = unlock("open good")
         assert rc == 0 and "already active on xts(tresor)" in out, out
+        # status (cryptsetup's exit codes: 0 active, 4 inactive)
+        rc, out = vm.run(f"{BIN} status good 2>&1", timeout=60)
+        assert rc == 0 and "key: loaded in the CPU debug registers" in out \
+            and "good: active on capi:xts(tresor)-plain64 as " \
+            "/dev/mapper/good (/dev/vda: /dev/vda)" in out, out
+        rc, out = vm.run(f"{BIN} status good cbc 2>&1", timeout=60)
+        assert rc == 4 and "cbc: inactive (/dev/vdb: /dev/vdb)" in out, out
+        rc, out = vm.run(f"{BIN} status nosuch 2>&1", timeout=60)
+        assert rc == 2 and "no entry 'nosuch'" in out, out
+        # --debug: libcryptsetup's debug lines
+        rc, out = vm.run(f"{BIN} --debug --print-uuids check 2>&1",
+                         timeout=120)
+        assert "# Allocating context for crypt device /dev/vda" in out, out
         # issue 15.2: the member under a holder is never mapped; the
         # holder (dm-linear here, an md array on a host) is
         sectors = (DISK_MB << 20) // 512
@@ -401,7 +418,7 @@ printf '%s' '{pw.decode()}' | DM_DISABLE_UDEV=1 cryptsetup open \
         # a member whose holder does not show the volume (an md array
         # that is not started yet, a multipath map; here dm-linear from
         # sector 8): never mapped, the volume is waited for instead
-        vm.sh(f"{BIN} detach held && DM_DISABLE_UDEV=1 dmsetup remove lin"
+        vm.sh(f"{BIN} close held && DM_DISABLE_UDEV=1 dmsetup remove lin"
               f" && DM_DISABLE_UDEV=1 dmsetup create hold --table "
               f"'0 {sectors - 8} linear /dev/vde 8' && dmsetup mknodes hold")
         rc, out = unlock("open member", pw.decode() + "\n")
