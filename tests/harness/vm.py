@@ -284,6 +284,26 @@ class VM:
         self.proc.stdin.write(text.encode())
         self.proc.stdin.flush()
 
+    def type_serial1(self, text):
+        """Raw input on ttyS1 (agent_tty="ttyS1"), for a shell the guest
+        runs there before its agent starts: the boot tests' stand-in for
+        an SSH session into the initramfs (dropbear-initramfs)."""
+        if self._agent_sock is None:
+            raise GuestError("type_serial1 needs the agent on ttyS1")
+        self._agent_sock.sendall(text.encode())
+
+    def wait_serial1(self, pattern, timeout, what):
+        """The first ttyS1 line that matches pattern (re.search)."""
+        i = self._wait_line(0, lambda ln: re.search(pattern, ln), timeout,
+                            what)
+        with self._cond:
+            return self._lines[i]
+
+    def serial1_text(self):
+        """Every complete line ttyS1 printed so far."""
+        with self._cond:
+            return "\n".join(self._lines)
+
     def _agent_write(self, data):
         if self._agent_sock is not None:
             self._agent_sock.sendall(data)

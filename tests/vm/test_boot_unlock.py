@@ -153,6 +153,9 @@ class Host:
         s.write("/etc/ramcrypt-test-marker", self.marker + "\n")
         (s.root / "data").mkdir(exist_ok=True)
         (s.root / "bad").mkdir(exist_ok=True)
+        if s.generator == "initramfs-tools":
+            s.write("/etc/initramfs-tools/scripts/init-premount/"
+                    "rc-test-ssh", SSH_STANDIN, 0o755)
         if self.md_root:
             # as `mdadm --detail --scan` would write it once the array
             # exists (the first boot creates it with this UUID)
@@ -323,20 +326,63 @@ echo "key_loaded=$(cat /sys/kernel/tresor/key_loaded)"
              "mapping detached, root still mapped (key stays loaded)")
 
 
-def run_boot(ctx, host, generator, initrd=None, after=None):
-    """Boot, unlock the root at the prompt, check the booted system; then
-    after(vm), if given, still in the booted system."""
+# initramfs-tools, test only: with rc.test.ssh on the kernel command
+# line, a shell on ttyS1 in the initramfs, where an admin would have one
+# over SSH from dropbear-initramfs (before the booted system's agent).
+SSH_STANDIN = """#!/bin/sh
+PREREQ=""
+prereqs()
+{
+	echo "$PREREQ"
+}
+case "$1" in
+prereqs)
+	prereqs
+	exit 0
+	;;
+esac
+grep -qw rc.test.ssh /proc/cmdline || exit 0
+sh -i < /dev/ttyS1 > /dev/ttyS1 2>&1 &
+exit 0
+"""
+
+
+def answer_by_cryptroot_unlock(vm, host):
+    """The passphrase through Debian's passfifo: `cryptroot-unlock` run in
+    the initramfs shell on ttyS1 (SSH_STANDIN), as over
+    dropbear-initramfs; nothing is typed on the console. The terminal
+    echoes nothing of it."""
+    vm.type_serial1("cryptroot-unlock; echo @@UNLOCKED rc=$?\n")
+    human_pause()
+    vm.type_serial1(host.passphrase + "\n")
+    vm.wait_serial1(r"^@@UNLOCKED rc=0", 600, "cryptroot-unlock's success")
+    vm.type_serial1("exit\n")
+    text = vm.serial1_text()
+    assert "Please unlock disk root" in text, text
+    assert host.passphrase not in text, "cryptroot-unlock echoed it"
+
+
+def run_boot(ctx, host, generator, initrd=None, after=None,
+             answer="console"):
+    """Boot, unlock the root at the prompt (answer: "console", typed
+    there, or "cryptroot-unlock", see answer_by_cryptroot_unlock), check
+    the booted system; then after(vm), if given, still in the booted
+    system."""
     disks = None
     if host.second:
         disks = [host.root_img, host.data_img, host.scratch_img] + \
             host.member_imgs + host.root_member_imgs + [host.second_img]
     vm = host.boot("boot-" + generator.replace(" ", "-"), initrd=initrd,
-                   disks=disks)
+                   disks=disks,
+                   append="rc.test.ssh" if answer != "console" else "")
     try:
         m = vm.wait_console(PROMPT, 900, what="the passphrase prompt")
         assert host.passphrase not in vm.console_text(), "passphrase echoed"
-        human_pause()
-        vm.type_console(host.passphrase + "\n")
+        if answer == "console":
+            human_pause()
+            vm.type_console(host.passphrase + "\n")
+        else:
+            answer_by_cryptroot_unlock(vm, host)
         vm.wait_ready()
         start = m.end()
         out = vm.sh("""
@@ -428,7 +474,8 @@ setpriv --reuid=rc-other --regid=rc-other --init-groups \
         if after:
             after(vm)
         check_unit_stop(ctx, vm)
-        ctx.note(f"{generator}: root unlocked at the prompt, data disk by "
+        ctx.note(f"{generator}: root unlocked at the prompt ({answer}), "
+                 "data disk by "
                  "key file, key on CPUs " + vh + "; RAM dump: no key "
                  "schedule, no K1/K2, no passphrase")
         vm.poweroff(timeout=300)
@@ -815,7 +862,8 @@ def _initramfs_tools_boots(ctx, host, full):
     if full:
         run_wrong_passphrase(ctx, host, "initramfs-tools")
     run_boot(ctx, host, "initramfs-tools",
-             after=md_root_create(ctx, host) if full else None)
+             after=md_root_create(ctx, host) if full else None,
+             answer="cryptroot-unlock" if full else "console")
     if full:
         md_root_fill(host)
         run_md_root_boot(ctx, host)
