@@ -57,7 +57,7 @@ install:
 		LIBEXECDIR=$(LIBDIR)/ramcrypt
 	install -D -m 0755 -t $(DESTDIR)$(DRACUTDIR) \
 		dracut/90tresor/module-setup.sh dracut/90tresor/parse-tresor.sh \
-		dracut/90tresor/tresor-unlock.sh dracut/90tresor/tresor-timeout.sh
+		dracut/90tresor/tresor-unlock.sh dracut/90tresor/tresor-emergency.sh
 	install -m 0644 -t $(DESTDIR)$(DRACUTDIR) \
 		dracut/90tresor/tresor-unlock.service
 	install -D -m 0755 initramfs-tools/hooks/tresor \

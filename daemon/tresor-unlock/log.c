@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * log.c - journal priorities for tresor-unlock's messages, and plymouth:
- * behind a boot splash, warnings and errors also go to plymouth's message
- * line, as Debian's initramfs message() does.
+ * behind a boot splash, the last warning or error also goes to plymouth's
+ * message line at exit, as Debian's initramfs message() shows its lines.
  */
 #define _GNU_SOURCE
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,26 +64,26 @@ static int have_program(const char *name)
 	return 0;
 }
 
-/* argv run with stdin/stdout/stderr on /dev/null: its exit status, or -1 */
+/*
+ * argv run with stdin/stdout/stderr on /dev/null: its exit status, or -1.
+ * posix_spawnp (vfork-like: no copy of this process's pages) and only
+ * from log_flush_plymouth(), never while a passphrase or key is live.
+ */
 static int run_quiet(char *const argv[])
 {
+	posix_spawn_file_actions_t fa;
 	pid_t pid;
-	int status;
+	int status, r;
 
-	pid = fork();
-	if (pid < 0)
+	if (posix_spawn_file_actions_init(&fa))
 		return -1;
-	if (pid == 0) {
-		int fd = open("/dev/null", O_RDWR);
-
-		if (fd >= 0) {
-			dup2(fd, 0);
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+	posix_spawn_file_actions_adddup2(&fa, 0, 1);
+	posix_spawn_file_actions_adddup2(&fa, 0, 2);
+	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r)
+		return -1;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -1;
@@ -96,32 +97,64 @@ int plymouth_running(void)
 	return have_program("plymouth") && run_quiet(argv) == 0;
 }
 
-/* one line on plymouth's message line (the splash hides the console) */
-static void plymouth_message(const char *fmt, va_list ap)
+/*
+ * The last warning or error line, for plymouth's message line. Lines are
+ * only collected here; log_flush_plymouth() sends the last one at exit,
+ * after the key buffers, the stack and the vector registers were wiped
+ * (a fork while they are live copies them).
+ */
+static char ply_line[1024];	/* the line being written */
+static size_t ply_len;
+static char ply_msg[1024];	/* the last complete one */
+
+static void ply_collect(const char *text)
 {
-	char text[1024], arg[1040];
-	char *argv[] = { "plymouth", "display-message", arg, NULL };
+	const char *p = text, *nl;
 	size_t n;
 
-	if (!plymouth_running())
+	while (*p) {
+		nl = strchr(p, '\n');
+		n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n > sizeof(ply_line) - 1 - ply_len)
+			n = sizeof(ply_line) - 1 - ply_len;
+		memcpy(ply_line + ply_len, p, n);
+		ply_len += n;
+		ply_line[ply_len] = '\0';
+		if (!nl)
+			break;
+		/* "Try '... --help'" after a usage error says nothing there */
+		if (ply_len && strncmp(ply_line, "Try '", 5))
+			memcpy(ply_msg, ply_line, ply_len + 1);
+		ply_len = 0;
+		p = nl + 1;
+	}
+}
+
+void log_flush_plymouth(void)
+{
+	char arg[sizeof(ply_msg) + 8];
+	char *argv[] = { "plymouth", "display-message", arg, NULL };
+
+	if (!ply_msg[0])
 		return;
-	vsnprintf(text, sizeof(text), fmt, ap);
-	n = strlen(text);
-	while (n && text[n - 1] == '\n')
-		text[--n] = '\0';
-	snprintf(arg, sizeof(arg), "--text=%s", text);
-	run_quiet(argv);
+	snprintf(arg, sizeof(arg), "--text=%s", ply_msg);
+	ply_msg[0] = '\0';
+	if (plymouth_running())
+		run_quiet(argv);
 }
 
 static void vlog(int level, const char *fmt, va_list ap)
 {
+	char text[1024];
 	va_list aq;
 
 	va_copy(aq, ap);
 	fputs(log_prefix(level), stderr);
 	vfprintf(stderr, fmt, ap);
-	if (level <= LOG_WARNING)
-		plymouth_message(fmt, aq);
+	if (level <= LOG_WARNING) {
+		vsnprintf(text, sizeof(text), fmt, aq);
+		ply_collect(text);
+	}
 	va_end(aq);
 }
 

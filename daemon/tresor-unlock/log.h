@@ -18,10 +18,16 @@ void lvl_printf(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /*
- * 1 if plymouth runs (plymouth --ping). Warnings and errors above also go
- * to its message line (plymouth display-message), as Debian's initramfs
- * message() does, so a failed unlock is not hidden behind the splash.
+ * 1 if plymouth runs (plymouth --ping).
  */
 int plymouth_running(void);
+
+/*
+ * Send the last warning or error line printed above to plymouth's message
+ * line (plymouth display-message), if plymouth runs, so a failed unlock
+ * is not hidden behind the splash. Called at exit (atexit), after key
+ * material is wiped: it spawns processes.
+ */
+void log_flush_plymouth(void);
 
 #endif

@@ -4,7 +4,8 @@
  *
  *   tresor-unlock [OPTIONS] [open [NAME...]]   unlock tresortab entries
  *   tresor-unlock [OPTIONS] attach NAME        unlock one (a systemd unit's)
- *   tresor-unlock [OPTIONS] detach NAME        remove its TRESOR mapping
+ *   tresor-unlock [OPTIONS] detach|close NAME  remove its TRESOR mapping
+ *   tresor-unlock [OPTIONS] status [NAME...]   key and mappings
  *   tresor-unlock [OPTIONS] check              parse tresortab only
  *   tresor-unlock [OPTIONS] format [--volume-key-from NAME|DEVICE]
  *                 [--sector-size N] [--key-file F] [--force] DEVICE
@@ -133,9 +134,10 @@ static int bad_arg(const char *opt, const char *val)
 
 static int usage_error(const char *fmt, const char *what)
 {
-	err_printf("tresor-unlock: ");
-	fprintf(stderr, fmt, what);	/* the rest of err_printf's line */
-	fprintf(stderr, "\n" TRY_HELP);
+	char m[512];
+
+	snprintf(m, sizeof(m), fmt, what);
+	err_printf("tresor-unlock: %s\n" TRY_HELP, m);
 	return 2;
 }
 
@@ -182,6 +184,7 @@ int main(int argc, char **argv)
 	size_t i;
 
 	prctl(PR_SET_DUMPABLE, 0);
+	atexit(log_flush_plymouth);	/* after finish() wiped the key */
 	opterr = 0;	/* our own one-line errors */
 	/* options may come before or after the subcommand (GNU permutation) */
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -336,6 +339,13 @@ int main(int argc, char **argv)
 			}
 		}
 		unlock_init();
+		/* a failing device-mapper would read as "inactive" */
+		if (!dm_usable()) {
+			err_printf("tresor-unlock: status: cannot use the "
+				"device-mapper (root only; dm_mod loaded?)\n");
+			tresortab_free(&tab);
+			return 1;
+		}
 		status_key(uo.tresor_dev);
 		worst = 0;
 		for (i = 0; i < tab.n; i++) {

@@ -146,11 +146,12 @@ void unlock_done(void)
 
 static void vmsg(int level, const char *name, const char *fmt, va_list ap)
 {
-	fprintf(stderr, "%stresor-unlock: ", log_prefix(level));
-	if (name)
-		fprintf(stderr, "%s: ", name);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	char text[2048];
+
+	vsnprintf(text, sizeof(text), fmt, ap);
+	/* one line through log.c: the journal prefix, and plymouth */
+	lvl_printf(level, "tresor-unlock: %s%s%s\n", name ? name : "",
+		   name ? ": " : "", text);
 }
 
 /* an error (journal priority err) */
@@ -184,8 +185,8 @@ static void cs_log(int level, const char *m, void *usrptr)
 	if (level == CRYPT_LOG_ERROR)
 		err_printf("tresor-unlock: cryptsetup: %s", m);
 	else if (level == CRYPT_LOG_DEBUG && debug)
-		/* as cryptsetup --debug prints them */
-		lvl_printf(LOG_DEBUG, "# %s\n", m);
+		/* as cryptsetup --debug prints them (m ends in a newline) */
+		lvl_printf(LOG_DEBUG, "# %.*s\n", (int)strcspn(m, "\n"), m);
 }
 
 void unlock_init(void)
@@ -232,11 +233,25 @@ static const char *secs(unsigned int ms)
 	return buf[i];
 }
 
+/*
+ * A block device with a size: an md array assembled but not started (an
+ * inactive member set, size 0) is not there yet, or --once would spend
+ * its one try on it.
+ */
 static int is_blockdev(const char *path)
 {
 	struct stat st;
+	uint64_t size = 0;
+	int fd, ok;
 
-	return stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+	if (stat(path, &st) || !S_ISBLK(st.st_mode))
+		return 0;
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ok = ioctl(fd, BLKGETSIZE64, &size) == 0 && size > 0;
+	close(fd);
+	return ok;
 }
 
 static int uuid_eq(const char *a, const char *b)
@@ -612,7 +627,8 @@ static void wait_tpm2_device(const struct tresor_entry *e, const char *type,
 	long long end = now_ms() + e->token_timeout_ms;
 
 	if ((type && strcmp(type, "systemd-tpm2")) ||
-	    !strstr(list, "systemd-tpm2") || !e->token_timeout_ms ||
+	    !strstr(list, "systemd-tpm2") ||
+	    strstr(list, "systemd-tpm2 (no plugin)") || !e->token_timeout_ms ||
 	    !access(TPM2_DEVICE, F_OK) || access(TPM2_ACPI_TABLE, F_OK))
 		return;
 	lmsg(LOG_INFO, e->name, "the firmware has a TPM2 chip but %s is not "
@@ -623,6 +639,22 @@ static void wait_tpm2_device(const struct tresor_entry *e, const char *type,
 	if (access(TPM2_DEVICE, F_OK))
 		lmsg(LOG_WARNING, e->name, "no %s after %s", TPM2_DEVICE,
 		     secs(e->token_timeout_ms));
+}
+
+/*
+ * Is a token device worth waiting for (-EAGAIN: not here)? systemd's TPM2
+ * plugin says -EAGAIN when there is no TPM2 device at all: on a host
+ * whose firmware has no TPM2 either, none will come (wait_tpm2_device()
+ * waited already where one may). A FIDO2 key or PKCS#11 token may be
+ * plugged in any time.
+ */
+static int token_device_may_come(const char *type, const char *list)
+{
+	if (type && !strcmp(type, "systemd-tpm2"))
+		return !access(TPM2_ACPI_TABLE, F_OK);
+	if (strstr(list, "systemd-fido2") || strstr(list, "systemd-pkcs11"))
+		return 1;
+	return !access(TPM2_ACPI_TABLE, F_OK);
 }
 
 /*
@@ -662,7 +694,8 @@ static int open_by_token(struct crypt_device *cd,
 	wait_tpm2_device(e, type, list);
 	for (;;) {
 		r = token_once(cd, type, NULL, 0, vk);
-		if (r != -EAGAIN || now_ms() >= end)
+		if (r != -EAGAIN || now_ms() >= end ||
+		    !token_device_may_come(type, list))
 			break;
 		if (!told) {
 			lmsg(LOG_INFO, e->name, "waiting up to %s for the "
@@ -1087,13 +1120,15 @@ static int dm_active(const char *name)
 	return r;
 }
 
+/* why dm_check_existing() asks: its message (none when quiet) */
+enum { DM_CHECK_OPEN, DM_CHECK_DETACH, DM_CHECK_QUIET };
+
 /*
  * Is a dm device called name active, and is it ours? 0: no such device;
  * 1: ours (DM UUID CRYPT-TRESOR-..., one crypt target on capi:xts(tresor));
  * -1: another mapping of that name (a message names it: with a stock
  * key-in-RAM mapping the protection is gone, so it never counts as done).
  */
-enum { DM_CHECK_OPEN, DM_CHECK_DETACH, DM_CHECK_QUIET };
 
 static int dm_check_existing(const char *name, int why)
 {
@@ -1146,16 +1181,14 @@ static int dm_check_existing(const char *name, int why)
 	if (!strcmp(what, "crypt"))
 		snprintf(what + strlen(what), sizeof(what) - strlen(what),
 			 " %s", cipher);
-	if (why == DM_CHECK_QUIET)
-		;
-	else if (why == DM_CHECK_DETACH)
+	if (why == DM_CHECK_DETACH)
 		msg(name, "%s/%s is not a TRESOR mapping (DM UUID '%s', %d "
 		    "target%s, table '%s'%s); refusing to detach it (if it is "
 		    "meant: cryptsetup close %s)", dm_dir(), name,
 		    uuid && *uuid ? uuid : "", ntargets,
 		    ntargets == 1 ? "" : "s", what,
 		    ntargets > 1 ? ", ..." : "", name);
-	else
+	else if (why == DM_CHECK_OPEN)
 		msg(name, "%s/%s exists but is not a TRESOR mapping (DM UUID "
 		    "'%s', %d target%s, table '%s'%s); refusing to take it as "
 		    "unlocked. If it is a stock dm-crypt mapping its key is in "
@@ -1493,7 +1526,8 @@ int unlock_entry(const struct tresor_entry *e, const struct unlock_opts *o)
 	 * so a key this run loaded and clears again after a failed mapping
 	 * is never one that another run has just checked and maps on. */
 	lock = unlock_lock(e->name);
-	r = dm_check_existing(e->name, DM_CHECK_OPEN);	/* opened meanwhile by another run */
+	/* opened meanwhile by another run? */
+	r = dm_check_existing(e->name, DM_CHECK_OPEN);
 	if (r) {
 		crypt_safe_free(vk);
 		vk = NULL;
@@ -1597,7 +1631,10 @@ int status_key(const char *tresor_dev)
 	const char *dev = tresor_dev ? tresor_dev : TRESOR_DEVICE_PATH;
 	int r = tresor_key_loaded(dev);
 
-	if (r < 0)
+	if (r < 0 && errno != ENOENT && errno != ENXIO && errno != ENODEV)
+		printf("key: cannot ask tresor.ko (%s: %s)\n", dev,
+		       strerror(errno));
+	else if (r < 0)
 		printf("key: tresor.ko is not loaded (no %s)\n", dev);
 	else
 		printf("key: %s\n", r ? "loaded in the CPU debug registers" :
@@ -1631,6 +1668,14 @@ int status_entry(const struct tresor_entry *e)
 	printf("%s: %s/%s is active but NOT a TRESOR mapping: its key is in "
 	       "RAM (%s: %s)\n", e->name, dm_dir(), e->name, desc, dev);
 	return 1;
+}
+
+/* 1 if the device-mapper answers (its driver version) */
+int dm_usable(void)
+{
+	char v[64];
+
+	return dm_driver_version(v, sizeof(v));
 }
 
 /* --debug: libcryptsetup's debug messages (never key material) */

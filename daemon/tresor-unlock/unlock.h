@@ -52,6 +52,8 @@ int detach_mapping(const char *name);
  * on xts(tresor), 4 inactive, 1 a foreign mapping), a line each. */
 int status_key(const char *tresor_dev);
 int status_entry(const struct tresor_entry *e);
+/* 1 if the device-mapper answers (root, dm_mod loaded). */
+int dm_usable(void);
 
 /* --debug: libcryptsetup's debug messages on. */
 void unlock_debug(void);

@@ -7,7 +7,7 @@
 # tresor-unlock@NAME.service per volume (as in the booted system); without
 # it, an initqueue/settled hook polls: tresor-unlock --initramfs --once
 # --device-wait 0 open on every pass (volumes on arrays assembled later in
-# the queue open when they appear), and a timeout hook names what is missing.
+# the queue open when they appear), and an emergency hook names what is missing.
 # Key files named in tresortab are NOT copied into the (unencrypted)
 # initramfs; entries with a key file fall back to the passphrase when the
 # file is not there (keyfile-timeout=), else the booted system opens them.
@@ -201,7 +201,7 @@ install() {
     else
         inst_hook cmdline 30 "$moddir/parse-tresor.sh"
         inst_hook initqueue/settled 30 "$moddir/tresor-unlock.sh"
-        inst_hook initqueue/timeout 30 "$moddir/tresor-timeout.sh"
+        inst_hook emergency 50 "$moddir/tresor-emergency.sh"
     fi
     dracut_need_initqueue
 }

@@ -6,7 +6,7 @@
 # for none (--device-wait 0): a volume on an md array or an LVM volume
 # that the queue assembles later (a degraded array is started only after
 # 2/3 of rd.retry) opens on a later pass, where a wait here would hold up
-# that very assembly. Once the queue gives up, the timeout hook says which
+# that very assembly. If the boot gives up, the emergency hook says which
 # volumes never appeared.
 [ -e /tmp/tresor.skip ] && return 0 2>/dev/null
 [ -f /etc/tresortab ] || return 0 2>/dev/null

@@ -115,11 +115,13 @@ def test_tresor_unlock_journal_priorities():
 
 @unit_test()
 def test_tresor_unlock_plymouth_messages():
-    """Behind a boot splash (plymouth answers --ping), warnings and errors
-    also go to plymouth's message line (`plymouth display-message
-    --text=...`, as Debian's initramfs message() does); info lines do not;
-    without a running plymouth (--ping fails) nothing is sent. A fake
-    plymouth in PATH records its arguments. Plain and ASan+UBSan."""
+    """Behind a boot splash (plymouth answers --ping), the last warning
+    or error goes to plymouth's message line at exit (`plymouth
+    display-message --text=...`, as Debian's initramfs message() shows
+    its lines), a table error and an unlock error alike, a usage error
+    without its "Try '--help'" line; info lines do not; without a running
+    plymouth (--ping fails) nothing is sent. A fake plymouth in PATH
+    records its arguments. Plain and ASan+UBSan."""
     import tempfile
     for exe in plain_and_asan():
         with tempfile.TemporaryDirectory() as d:
@@ -131,11 +133,20 @@ def test_tresor_unlock_plymouth_messages():
                             'exit 0\n')
             fake.chmod(0o755)
             bad, ghost = d / "bad.tab", d / "ghost.tab"
+            gone = d / "gone.tab"
             bad.write_text("root /dev/vda none frobnicate\n")
             ghost.write_text("ghost PARTUUID=0badc0de-01 none\n")
+            gone.write_text("gone PARTUUID=0badc0de-02 none "
+                            "x-systemd.device-timeout=1s\n")
             cases = (([f"--tresortab={bad}", "check"], "0",
                       [f"display-message --text=tresor-unlock: {bad}:1: "
                        "unknown option 'frobnicate'"]),
+                     ([f"--tresortab={gone}", "open"], "0",
+                      ["display-message --text=tresor-unlock: gone: device "
+                       "PARTUUID=0badc0de-02 did not appear within 1s"]),
+                     (["frob"], "0",
+                      ["display-message --text=tresor-unlock: unknown "
+                       "command 'frob' (open, attach,"]),
                      ([f"--tresortab={ghost}", "--initramfs",
                        "--device-wait", "1", "open"], "0", []),
                      ([f"--tresortab={bad}", "check"], "1", []))
@@ -168,7 +179,7 @@ def test_tresor_boot_scripts():
     shells = [("bash", dracut / "module-setup.sh"),
               ("sh", dracut / "parse-tresor.sh"),
               ("sh", dracut / "tresor-unlock.sh"),
-              ("sh", dracut / "tresor-timeout.sh"),
+              ("sh", dracut / "tresor-emergency.sh"),
               ("sh", itools / "hooks" / "tresor"),
               ("sh", itools / "scripts" / "local-top" / "tresor"),
               ("sh", itools / "scripts" / "local-block" / "tresor"),
