@@ -160,6 +160,29 @@ static int first_try(const char *name)
 	return errno != EEXIST;
 }
 
+/* 1 if name is one of the NAMEs argv[from..argc) */
+static int named(const char *name, int from, int argc, char **argv)
+{
+	int j;
+
+	for (j = from; j < argc; j++)
+		if (!strcmp(argv[j], name))
+			return 1;
+	return 0;
+}
+
+/* The first of the NAMEs argv[from..argc) that is not in tab, or NULL */
+static const char *unknown_name(const struct tresortab *tab, int from,
+				int argc, char **argv)
+{
+	int j;
+
+	for (j = from; j < argc; j++)
+		if (!tresortab_find(tab, argv[j]))
+			return argv[j];
+	return NULL;
+}
+
 static int finish(int rc)
 {
 	unlock_done();	/* the host key kept for the run */
@@ -327,17 +350,16 @@ int main(int argc, char **argv)
 		err_printf("tresor-unlock: %s\n", err);
 		return 2;
 	}
+	if ((!strcmp(cmd, "status") || !strcmp(cmd, "open")) &&
+	    unknown_name(&tab, optind, argc, argv)) {
+		err_printf("tresor-unlock: no entry '%s' in %s\n",
+			unknown_name(&tab, optind, argc, argv), tabpath);
+		tresortab_free(&tab);
+		return 2;
+	}
 	if (!strcmp(cmd, "status")) {
 		int worst;
 
-		for (i = optind; i < (size_t)argc; i++) {
-			if (!tresortab_find(&tab, argv[i])) {
-				err_printf("tresor-unlock: no entry '%s' in "
-					"%s\n", argv[i], tabpath);
-				tresortab_free(&tab);
-				return 2;
-			}
-		}
 		unlock_init();
 		/* a failing device-mapper would read as "inactive" */
 		if (!dm_usable()) {
@@ -350,12 +372,9 @@ int main(int argc, char **argv)
 		worst = 0;
 		for (i = 0; i < tab.n; i++) {
 			const struct tresor_entry *e = &tab.entries[i];
-			int wanted = optind == argc, j, r;
+			int r;
 
-			for (j = optind; j < argc; j++)
-				if (!strcmp(argv[j], e->name))
-					wanted = 1;
-			if (!wanted)
+			if (optind < argc && !named(e->name, optind, argc, argv))
 				continue;
 			r = status_entry(e);
 			/* a foreign mapping (1) outranks an inactive one (4) */
@@ -409,23 +428,12 @@ int main(int argc, char **argv)
 	}
 	/* one passphrase for every entry of this run that shares the key */
 	uo.keep_key = 1;
-	for (i = optind; i < (size_t)argc; i++) {
-		if (!tresortab_find(&tab, argv[i])) {
-			err_printf("tresor-unlock: no entry '%s' in %s\n",
-				argv[i], tabpath);
-			tresortab_free(&tab);
-			return 2;
-		}
-	}
 	for (i = 0; i < tab.n; i++) {
 		const struct tresor_entry *e = &tab.entries[i];
-		int wanted = optind == argc ? !(e->flags & TT_NOAUTO) : 0;
-		int j;
 
-		for (j = optind; j < argc; j++)
-			if (!strcmp(argv[j], e->name))
-				wanted = 1;
-		if (!wanted)
+		/* without NAMEs every entry but noauto ones */
+		if (optind == argc ? (e->flags & TT_NOAUTO) :
+		    !named(e->name, optind, argc, argv))
 			continue;
 		/* --device-wait 0 polls (every second): no message */
 		if (initramfs && e->keyfile && !e->keyfile_timeout_ms &&
