@@ -197,6 +197,12 @@ class Host:
                 f.write(img.read_bytes())
             img.unlink()
 
+    def disks(self):
+        """The disks of a boot: vda root, vdb data, vdc scratch, then the
+        md members of the mirror and of the root, if any."""
+        return [self.root_img, self.data_img, self.scratch_img] + \
+            self.member_imgs + self.root_member_imgs
+
     def stop_tpm(self):
         if self.softtpm:
             self.softtpm.stop()
@@ -234,9 +240,7 @@ class Host:
         vm = self.ctx.boot(name, kernel=self.system,
                            initrd=initrd or self.system.initrd,
                            mem_mb=1024,
-                           disks=disks or [self.root_img, self.data_img,
-                                           self.scratch_img]
-                           + self.member_imgs + self.root_member_imgs,
+                           disks=disks or self.disks(),
                            append=BOOT_APPEND + " " + append,
                            boot_timeout=900, agent_tty="ttyS1", **opts)
         vm.secrets += [self.key.hex(), self.passphrase,
@@ -370,10 +374,7 @@ def run_boot(ctx, host, generator, initrd=None, after=None,
     there, or "cryptroot-unlock", see answer_by_cryptroot_unlock), check
     the booted system; then after(vm), if given, still in the booted
     system."""
-    disks = None
-    if host.second:
-        disks = [host.root_img, host.data_img, host.scratch_img] + \
-            host.member_imgs + host.root_member_imgs + [host.second_img]
+    disks = host.disks() + [host.second_img] if host.second else None
     vm = host.boot("boot-" + generator.replace(" ", "-"), initrd=initrd,
                    disks=disks,
                    append="rc.test.ssh" if answer != "console" else "")
